@@ -1,0 +1,62 @@
+# Kconfig-driven Docker registry mirror. Every target is a thin call into
+# the Python CLI (python3 -m mirror ...); `make help` lists them.
+
+PYTHON ?= $(if $(wildcard .venv/bin/python3),.venv/bin/python3,python3)
+MIRROR := $(PYTHON) -m mirror
+KCONFIG_CONFIG ?= .config
+EXTRA_VARS ?= extra_vars.yaml
+export KCONFIG_CONFIG
+
+.DEFAULT_GOAL := help
+.PHONY: help menuconfig oldconfig olddefconfig defconfig savedefconfig check \
+	mirror docker-mirror docker-mirror-pull docker-mirror-status deps test
+
+help: ## Show this list of targets
+	@awk 'BEGIN {FS = ":.*## "} /^[^ \t#:]+:.*## / {sub(/\$$\(EXTRA_VARS\)/, "extra_vars.yaml", $$1); \
+		printf "  %-22s - %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+menuconfig: ## Choose mirror options in a text menu
+	@$(MIRROR) config menuconfig
+
+oldconfig: ## Update .config, asking about new options
+	@$(MIRROR) config oldconfig
+
+olddefconfig: ## Update .config, taking defaults for new options
+	@$(MIRROR) config olddefconfig
+
+defconfig: defconfig-default ## Make a .config with every option at its default
+
+defconfig-%: ## Make a .config from defconfigs/NAME
+	@$(MIRROR) config defconfig $*
+
+savedefconfig: $(KCONFIG_CONFIG) ## Save the minimal configuration to ./defconfig
+	@$(MIRROR) config savedefconfig --out defconfig
+
+# Regenerated whenever .config changes, for Ansible-style workflows.
+$(EXTRA_VARS): $(KCONFIG_CONFIG) ## Write the .config as Ansible variables
+	@$(MIRROR) extra-vars --out $@
+
+check: $(KCONFIG_CONFIG) ## Validate .config
+	@$(MIRROR) check
+
+mirror: $(EXTRA_VARS) ## Set up every enabled mirror (the Docker mirror included)
+	@$(MIRROR) mirror
+
+docker-mirror: $(EXTRA_VARS) ## Set up the Docker registry mirror and its refresh
+	@$(MIRROR) docker-mirror
+
+docker-mirror-pull: $(EXTRA_VARS) ## Warm the mirror with the images to keep, now
+	@$(MIRROR) pull
+
+docker-mirror-status: $(EXTRA_VARS) ## Show what the mirror holds and whether it answers
+	@$(MIRROR) status
+
+deps: ## Install what the mirror needs (apt packages, .venv, Docker engine)
+	@bash scripts/install-deps.sh
+
+test: ## Run the test suite
+	@$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+$(KCONFIG_CONFIG):
+	@echo "No $(KCONFIG_CONFIG) yet: run 'make defconfig' (defaults) or 'make menuconfig' first." >&2
+	@exit 2

@@ -1,0 +1,50 @@
+"""Kconfig preprocessor functions: host probes for auto-detection.
+
+kconfiglib imports this module and silently ignores an ImportError raised
+inside it, which would turn every probe into "" (and every detected default
+into n) without a word. So a failed import is re-raised as RuntimeError, and
+the Kconfig tree itself checks that these functions were registered.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from mirror import probes
+except ImportError as err:  # kconfiglib would swallow this one
+    raise RuntimeError(f"kconfig/kconfigfunctions.py: cannot import the probes: {err}") from err
+
+
+def _yn(value: bool) -> str:
+    return "y" if value else "n"
+
+
+def _loaded(kconf, name):
+    return "y"
+
+
+def _dir_exists(kconf, name, path=""):
+    return _yn(probes.directory_exists(path or "/mirror/docker"))
+
+
+def _registry_answers(kconf, name, address=""):
+    host, port = probes.split_address(address or "127.0.0.1:5000")
+    return _yn(probes.registry_answers(host, port))
+
+
+def _docker_answers(kconf, name, sock_path=""):
+    return _yn(probes.docker_engine_answers(sock_path or probes.DOCKER_SOCKET))
+
+
+def _systemd_pid1(kconf, name):
+    return _yn(probes.systemd_is_pid1())
+
+
+functions = {
+    "docker-mirror-probes-loaded": (_loaded, 0, 0),
+    "docker-mirror-dir-exists": (_dir_exists, 0, 1),
+    "docker-mirror-registry-answers": (_registry_answers, 0, 1),
+    "docker-engine-answers": (_docker_answers, 0, 1),
+    "systemd-is-pid1": (_systemd_pid1, 0, 0),
+}

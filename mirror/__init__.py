@@ -1,0 +1,1 @@
+"""Kconfig-driven Docker registry mirror."""

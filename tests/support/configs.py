@@ -1,0 +1,74 @@
+"""Making .config files for tests, through the real Kconfig tools."""
+
+import os
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from mirror.kconfig import ROOT
+
+
+def run_mirror(*args, config=None, env=None, check=True, **kwargs) -> subprocess.CompletedProcess:
+    """`python3 -m mirror ARGS` from the repo root, as make runs it."""
+    argv = [sys.executable, "-m", "mirror"]
+    if config is not None:
+        argv += ["--config", str(config)]
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([*argv, *args], cwd=ROOT, env=full_env, capture_output=True,
+                            text=True, timeout=60, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"mirror {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+# Probes pointed at places that hold nothing, so results do not depend on the host.
+QUIET_PROBES = {"DOCKER_MIRROR_PROBE_PATH": "/nonexistent/docker-mirror",
+                "DOCKER_MIRROR_PROBE_ADDRESS": "127.0.0.1:1"}
+
+
+@lru_cache(maxsize=None)
+def defconfig_text(name: str = "default", tmp_root: str = "/tmp") -> str:
+    path = Path(tmp_root) / f"docker-mirror-test-{os.getpid()}-{name}.config"
+    run_mirror("config", "defconfig", name, config=path, env=QUIET_PROBES)
+    text = path.read_text()
+    path.unlink()
+    Path(f"{path}.old").unlink(missing_ok=True)
+    return text
+
+
+def quote(value: str) -> str:
+    """A .config string literal, escaped as kconfiglib writes it."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_line(symbol: str, value) -> str:
+    if value is True:
+        return f"CONFIG_{symbol}=y"
+    if value is False:
+        return f"# CONFIG_{symbol} is not set"
+    if isinstance(value, int):
+        return f"CONFIG_{symbol}={value}"
+    return f"CONFIG_{symbol}={quote(value)}"
+
+
+def write_config(path, base: str = "default", olddefconfig: bool = False, **overrides) -> Path:
+    """A defconfig's .config with symbols replaced or added.
+
+    With olddefconfig, Kconfig then fills in what the overrides made visible
+    (and drops what they hid), as `make olddefconfig` would.
+    """
+    text = defconfig_text(base)
+    for symbol, value in overrides.items():
+        line = config_line(symbol, value)
+        pattern = re.compile(rf"^(CONFIG_{symbol}=.*|# CONFIG_{symbol} is not set)$", re.M)
+        text, found = pattern.subn(lambda _: line, text)
+        if not found:
+            text += line + "\n"
+    path = Path(path)
+    path.write_text(text)
+    if olddefconfig:
+        run_mirror("config", "olddefconfig", config=path, env=QUIET_PROBES)
+    return path

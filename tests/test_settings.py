@@ -1,0 +1,211 @@
+"""Settings: every rejected input names its symbol, value, line and what is allowed."""
+
+import re
+
+import pytest
+
+from mirror import settings
+from mirror.errors import ConfigError, NotConfiguredError
+from support.configs import run_mirror, write_config
+
+GOOD_BCRYPT = "alice:$2y$05$" + "a" * 53
+
+
+def load(tmp_path, olddefconfig=False, **overrides):
+    return settings.load(write_config(tmp_path / ".config", olddefconfig=olddefconfig, **overrides))
+
+
+def rejected(tmp_path, **overrides) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **overrides)
+    return caught.value
+
+
+def line_of(tmp_path, symbol) -> int:
+    lines = (tmp_path / ".config").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.startswith(f"CONFIG_{symbol}="))
+
+
+def test_defaults(tmp_path):
+    s = load(tmp_path)
+    assert (s.enabled, s.install, s.use, s.pull_through) == (True, True, True, True)
+    assert (s.path, s.port, s.bind_address) == ("/mirror/docker", 5000, "127.0.0.1")
+    assert [(u.registry, u.port, u.remote_url) for u in s.upstreams] == \
+        [("docker.io", 5000, "https://registry-1.docker.io")]
+    assert s.storage == settings.Storage("filesystem", "/mirror/docker/registry")
+    assert s.registry_image == "docker.io/library/registry:2"
+    assert "docker.io/minio/minio:RELEASE.2023-03-20T20-16-18Z" in s.warm_images
+    assert (s.refresh_on_calendar, s.log_retention_days) == ("*-*-* 02:00:00", 30)
+    with pytest.raises(Exception):
+        s.port = 1  # immutable
+
+
+def test_other_upstreams_take_consecutive_ports(tmp_path):
+    s = load(tmp_path, olddefconfig=True, DOCKER_MIRROR_PORT=6000, DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_QUAY=True,
+             DOCKER_MIRROR_K8S=True, DOCKER_MIRROR_CUSTOM=True,
+             DOCKER_MIRROR_CUSTOM_REGISTRY="Registry.Example.com:8443",
+             DOCKER_MIRROR_CUSTOM_REMOTE_URL="https://registry.example.com:8443",
+             DOCKER_MIRROR_QUAY_PORT=7000)
+    assert {u.registry: u.port for u in s.upstreams} == {
+        "docker.io": 6000, "ghcr.io": 6001, "quay.io": 7000, "registry.k8s.io": 6003,
+        "registry.example.com:8443": 6004}
+
+
+def test_error_names_symbol_value_file_and_line(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_PORT=70000)
+    line = line_of(tmp_path, "DOCKER_MIRROR_PORT")
+    assert str(err) == (f"CONFIG_DOCKER_MIRROR_PORT=70000 ({tmp_path}/.config:{line}): "
+                        "must be an integer from 1 to 65535")
+
+
+@pytest.mark.parametrize("symbol, value, allowed", [
+    ("DOCKER_MIRROR_PATH", "mirror/docker", "must be an absolute path"),
+    ("DOCKER_MIRROR_PATH", "", "must be an absolute path"),
+    ("DOCKER_MIRROR_PORT", 0, "from 1 to 65535"),
+    ("DOCKER_MIRROR_PORT", "5000", "must be an integer"),
+    ("DOCKER_MIRROR_BIND_ADDRESS", "localhost", "must be an IP address"),
+    ("DOCKER_MIRROR_BIND_ADDRESS", "10.0.0.300", "must be an IP address"),
+    ("DOCKER_MIRROR_DOCKERHUB_REMOTE_URL", "registry-1.docker.io", "http:// or https:// URL"),
+    ("DOCKER_MIRROR_DOCKERHUB_REMOTE_URL", "ftp://registry-1.docker.io", "http:// or https:// URL"),
+    ("DOCKER_MIRROR_DOCKERHUB_REMOTE_URL", "https://host:99999", "valid port"),
+    ("DOCKER_MIRROR_DOCKERHUB_REMOTE_URL", "https:// spaced.example", "http:// or https:// URL"),
+    ("DOCKER_MIRROR_REGISTRY_IMAGE", "Registry:2", "must be lowercase"),
+    ("DOCKER_MIRROR_REGISTRY_IMAGE", "registry:", "tag must be"),
+    ("DOCKER_MIRROR_IMAGE_MINIO_TAG", "bad tag", "valid image reference"),
+    ("DOCKER_MIRROR_IMAGE_MINIO_TAG", "sha256:abc", "sha256:<64 hex digits>"),
+    ("DOCKER_MIRROR_STORAGE_PATH", "relative/registry", "absolute path"),
+    ("DOCKER_MIRROR_LOG_RETENTION_DAYS", 0, "from 1 to 3650"),
+    ("DOCKER_MIRROR_PULL_CONCURRENCY", 65, "from 1 to 64"),
+    ("DOCKER_MIRROR_IMAGES_EXTRA_LIST", "images.txt", "absolute path"),
+    ("ENABLE_DOCKER_MIRROR", "y", "must be y or n"),
+])
+def test_rejected_values(tmp_path, symbol, value, allowed):
+    err = rejected(tmp_path, **{symbol: value})
+    assert err.symbol == f"CONFIG_{symbol}"
+    assert err.value == value
+    assert allowed in str(err)
+    assert f"{tmp_path}/.config:" in str(err)
+
+
+def test_upstream_ports_must_be_distinct(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_QUAY=True,
+                   DOCKER_MIRROR_QUAY_PORT=5001, DOCKER_MIRROR_GHCR_REMOTE_URL="https://ghcr.io",
+                   DOCKER_MIRROR_QUAY_REMOTE_URL="https://quay.io")
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_QUAY_PORT"
+    assert "already used by the ghcr mirror" in str(err)
+
+
+def test_default_port_past_65535_is_rejected(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_PORT=65535, DOCKER_MIRROR_K8S=True,
+                   DOCKER_MIRROR_K8S_REMOTE_URL="https://registry.k8s.io")
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_K8S_PORT"
+    assert "65538" in str(err)
+
+
+def test_custom_registry_needs_a_host_name(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_CUSTOM=True, DOCKER_MIRROR_CUSTOM_REGISTRY="myregistry",
+                   DOCKER_MIRROR_CUSTOM_REMOTE_URL="https://myregistry")
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_CUSTOM_REGISTRY"
+
+
+def test_custom_registry_needs_a_remote_url(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_CUSTOM=True, DOCKER_MIRROR_CUSTOM_REGISTRY="r.example.com")
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_CUSTOM_REMOTE_URL"
+
+
+@pytest.mark.parametrize("missing", ["ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"])
+def test_azure_fields_are_required(tmp_path, missing):
+    fields = {"DOCKER_MIRROR_AZURE_ACCOUNT_NAME": "acct", "DOCKER_MIRROR_AZURE_ACCOUNT_KEY": "c2VjcmV0",
+              "DOCKER_MIRROR_AZURE_CONTAINER": "dockerregistry"}
+    fields[f"DOCKER_MIRROR_AZURE_{missing}"] = ""
+    err = rejected(tmp_path, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
+                   DOCKER_MIRROR_STORAGE_AZURE=True, **fields)
+    assert err.symbol == f"CONFIG_DOCKER_MIRROR_AZURE_{missing}"
+    assert "required with the azure storage backend" in str(err)
+
+
+def test_azure_storage_and_secrets_stay_out_of_repr(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_STORAGE_FILESYSTEM=False, DOCKER_MIRROR_STORAGE_AZURE=True,
+             DOCKER_MIRROR_AZURE_ACCOUNT_NAME="acct", DOCKER_MIRROR_AZURE_ACCOUNT_KEY="TOPSECRETKEY",
+             DOCKER_MIRROR_DOCKERHUB_USERNAME="bob", DOCKER_MIRROR_DOCKERHUB_PASSWORD="hunter2pass")
+    assert s.storage.backend == "azure" and s.storage.azure_container == "dockerregistry"
+    assert s.storage.azure_account_key == "TOPSECRETKEY"
+    assert "TOPSECRETKEY" not in repr(s) and "hunter2pass" not in repr(s)
+
+
+def test_htpasswd_bcrypt_accepted(tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(GOOD_BCRYPT + "\n")
+    s = load(tmp_path, DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd))
+    assert s.htpasswd_path == str(htpasswd)
+
+
+@pytest.mark.parametrize("entry, kind", [
+    ("bob:$apr1$abcdefgh$0123456789abcdefghijkl", "md5"),
+    ("bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "sha1"),
+    ("bob:plaintextpassword", "plain"),
+    ("bob:abJnggxhB/yWI", "crypt"),
+])
+def test_htpasswd_non_bcrypt_rejected_without_leaking_the_hash(tmp_path, entry, kind):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(GOOD_BCRYPT + "\n" + entry + "\n")
+    err = rejected(tmp_path, DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd))
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_HTPASSWD_PATH"
+    assert "line 2 (user 'bob') is not a bcrypt entry" in str(err)
+    assert entry.split(":", 1)[1] not in str(err)
+
+
+def test_htpasswd_missing_file(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_HTPASSWD=True,
+                   DOCKER_MIRROR_HTPASSWD_PATH=str(tmp_path / "absent"))
+    assert "readable htpasswd file" in str(err)
+
+
+def test_htpasswd_without_users(tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("# nobody yet\n")
+    err = rejected(tmp_path, DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd))
+    assert "holds no user" in str(err)
+
+
+def test_tls_paths_must_be_absolute(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE="cert.pem",
+                   DOCKER_MIRROR_TLS_KEY="/k.pem")
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_TLS_CERTIFICATE"
+
+
+def test_nfs_clients_required_and_checked(tmp_path):
+    assert rejected(tmp_path, DOCKER_MIRROR_NFS_EXPORT=True).symbol == "CONFIG_DOCKER_MIRROR_NFS_CLIENTS"
+    err = rejected(tmp_path, DOCKER_MIRROR_NFS_EXPORT=True,
+                   DOCKER_MIRROR_NFS_CLIENTS="10.0.0.0/8 *(rw,no_root_squash)")
+    assert err.value == "*(rw,no_root_squash)"
+    ok = load(tmp_path, DOCKER_MIRROR_NFS_EXPORT=True, DOCKER_MIRROR_NFS_CLIENTS="10.0.0.0/8 host.lan")
+    assert ok.nfs_clients == ("10.0.0.0/8", "host.lan")
+
+
+def test_on_calendar_must_be_one_line(tmp_path):
+    err = rejected(tmp_path, DOCKER_MIRROR_REFRESH_ON_CALENDAR="")
+    assert "OnCalendar" in str(err)
+
+
+def test_unreadable_dotconfig_line_names_file_and_line(tmp_path):
+    path = write_config(tmp_path / ".config")
+    with path.open("a") as out:
+        out.write("CONFIG_DOCKER_MIRROR_PORT=5000 # trailing\n")
+    n = len(path.read_text().splitlines())
+    with pytest.raises(Exception, match=re.escape(f"{path}:{n}: cannot read")):
+        settings.load(path)
+
+
+def test_missing_dotconfig_says_how_to_make_one(tmp_path):
+    with pytest.raises(NotConfiguredError, match="make defconfig"):
+        settings.load(tmp_path / ".config")
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    path = write_config(tmp_path / ".config", DOCKER_MIRROR_PORT=99999)
+    result = run_mirror("check", config=path, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: CONFIG_DOCKER_MIRROR_PORT=99999 (")
+    assert "must be an integer from 1 to 65535" in result.stderr
