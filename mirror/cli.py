@@ -7,6 +7,7 @@ a MirrorError into its message and exit code, in one place.
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import dotconfig, extra_vars, kconfig, settings
 from .errors import MirrorError, NotImplementedYet
@@ -42,6 +43,64 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_docker_mirror(args) -> int:
+    from . import install, registry
+    loaded = settings.load(args.config)
+    report = install.docker_mirror(loaded, registry.connect(), boot=args.boot)
+    for upstream in loaded.upstreams:
+        print(f"{upstream.registry}: {report.modes[upstream.key]} mirror on "
+              f"{loaded.bind_address}:{upstream.port} ({report.actions[upstream.key]})")
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from . import refresh, registry, warm
+    loaded = settings.load(args.config)
+    log_path = Path(os.path.abspath(args.log)) if args.log else None
+    echo = print if sys.stdout.isatty() or args.verbose else None
+    return refresh.run(loaded, registry.connect(), log_path=log_path, wait=not args.no_wait,
+                       echo=echo, warm=warm.warm)
+
+
+def cmd_pull(args) -> int:
+    """A forced, blocking refresh, printing as it goes."""
+    from functools import partial
+
+    from . import refresh, registry, warm
+    loaded = settings.load(args.config)
+    extra = []
+    if args.list:
+        found, errors = warm.read_list_file(os.path.abspath(args.list))
+        for error in errors:
+            print(f"skipped: {error}", file=sys.stderr)
+        extra += found
+    return refresh.run(loaded, registry.connect(), wait=not args.no_wait, echo=print,
+                       warm=partial(warm.warm, extra=extra))
+
+
+def cmd_status(args) -> int:
+    import json
+
+    from . import registry, status
+    from .errors import DockerError
+    loaded = settings.load(args.config)
+    try:
+        client = registry.connect()
+    except DockerError:
+        client = None  # still report what the storage tree and ports say
+    doc = status.gather(loaded, client)
+    print(json.dumps(doc, indent=2) if args.json else status.format_text(doc), end="\n")
+    return status.exit_code(doc)
+
+
+def cmd_check_mirror(args) -> int:
+    from . import status
+    text, code = status.check(settings.load(args.config), args.check, args.image)
+    if text is not None:
+        print(text)
+    return code
+
+
 def not_implemented_yet(what: str):
     def command(args) -> int:
         settings.load(args.config)
@@ -66,11 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="validate .config").set_defaults(func=cmd_check)
 
-    for name, what in (("mirror", "set up every enabled mirror"),
-                       ("docker-mirror", "set up the Docker registry mirror"),
-                       ("pull", "warm the mirror with the images to keep"),
-                       ("status", "show what the mirror holds")):
-        commands.add_parser(name, help=what).set_defaults(func=not_implemented_yet(name))
+    for name in ("docker-mirror", "mirror"):
+        setup = commands.add_parser(name, help="set up the Docker registry mirror" if name != "mirror"
+                                    else "set up every enabled mirror (the Docker mirror included)")
+        setup.add_argument("--boot", action="store_true",
+                           help="boot-time run: re-check upstreams, start no refresh")
+        setup.set_defaults(func=cmd_docker_mirror)
+
+    refresh = commands.add_parser("refresh", help="one refresh run (what the timer starts)")
+    refresh.add_argument("--log", help="log file (default: logs/update-<time>.log)")
+    refresh.add_argument("--no-wait", action="store_true",
+                         help="exit at once when another refresh is running")
+    refresh.add_argument("-v", "--verbose", action="store_true", help="also print the log lines")
+    refresh.set_defaults(func=cmd_refresh)
+
+    pull = commands.add_parser("pull", help="warm the mirror with the images to keep, now")
+    pull.add_argument("list", nargs="?", help="a file of more images, one reference per line")
+    pull.add_argument("--no-wait", action="store_true",
+                      help="exit at once when another refresh is running")
+    pull.set_defaults(func=cmd_pull)
+
+    status = commands.add_parser("status", help="show what the mirror holds and whether it answers")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.set_defaults(func=cmd_status)
+
+    check = commands.add_parser("check-mirror", help="kdevops-style checks (check_docker_mirror.sh)")
+    check.add_argument("check", metavar="CHECK",
+                       help="DOCKER_MIRROR_URL, DOCKER_MIRROR_EXISTS, DOCKER_MIRROR_DIR or IMAGE_EXISTS")
+    check.add_argument("image", nargs="?", help="the image, for IMAGE_EXISTS")
+    check.set_defaults(func=cmd_check_mirror)
     return parser
 
 

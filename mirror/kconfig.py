@@ -41,7 +41,8 @@ def run_tool(tool: str, args: list[str], config: str = ".config") -> int:
     module = importlib.import_module(tool)
     sys.argv = [tool, *args]
     try:
-        result = module.main()
+        # menuconfig and oldconfig name their entry point _main() in kconfiglib 14.1.0
+        result = (getattr(module, "main", None) or module._main)()
     except kconfiglib.KconfigError as err:
         raise KconfigToolError(str(err)) from None
     except EnvironmentError as err:  # kconfiglib's own I/O errors: a missing file named by the user

@@ -1,4 +1,10 @@
-"""Rendering generated files from templates/ (pure: reads templates only)."""
+"""Rendering generated files from templates/ (pure: reads templates only).
+
+The text of every generated file lives in templates/; the functions here only
+choose the template and hand it the values. Values that come from the user
+reach the text through the quoting filters below, never raw, so a quote, a
+colon, a `#`, a `%` or a newline cannot change the structure of the file.
+"""
 
 from functools import lru_cache
 from pathlib import Path
@@ -6,7 +12,24 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from . import layout as L
+from .settings import Settings, Upstream
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# Where the container code mounts the host's files inside a registry container.
+CONTAINER_STORAGE = "/var/lib/registry"
+CONTAINER_HTPASSWD = "/auth/htpasswd"
+CONTAINER_TLS_CERT = "/certs/cert.pem"
+CONTAINER_TLS_KEY = "/certs/key.pem"
+
+# distribution 3.x only (proxy.ttl); 2.8 has this same 7 days built in.
+PROXY_TTL = "168h"
+
+HTPASSWD_REALM = "docker-mirror"
+
+# Offset of the loopback debug/metrics port from a mirror's own port.
+DEBUG_PORT_OFFSET = 10000
 
 
 def to_yaml(value) -> str:
@@ -17,6 +40,100 @@ def to_yaml(value) -> str:
     """
     return yaml.safe_dump(value, default_flow_style=False, sort_keys=True,
                           allow_unicode=False, width=float("inf")).rstrip("\n")
+
+
+def yaml_str(value: str) -> str:
+    """A YAML double-quoted scalar holding exactly `value`.
+
+    Everything outside printable ASCII is written as an escape, so the text
+    is plain ASCII and means the same to PyYAML and to the registry's Go YAML
+    parser (both read \\" \\\\ \\xNN \\uNNNN \\UNNNNNNNN in double quotes);
+    nothing is left for a YAML parser to fold, strip or reinterpret.
+    """
+    if not isinstance(value, str):
+        # quoting a number or None would silently turn it into a string
+        raise TypeError(f"yaml_str quotes strings only, not {type(value).__name__}")
+    out = []
+    for char in value:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _unit_safe(value: str) -> str:
+    # A unit file has no escape for a line break, and a trailing backslash
+    # joins the next line: such a value cannot be written, only refused.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or value.endswith("\\"):
+        raise ValueError(f"{value!r} cannot be written into a systemd unit file "
+                         "(control character or trailing backslash)")
+    return value
+
+
+def systemd_value(value: str) -> str:
+    """A unit-file setting value (paths, Description, OnCalendar).
+
+    systemd expands %-specifiers in these settings, so a literal `%` is `%%`.
+    """
+    return _unit_safe(str(value)).replace("%", "%%")
+
+
+_PLAIN_ARG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.,:@+=-")
+
+
+def systemd_arg(value: str) -> str:
+    """One word of an ExecStart= command line, as systemd.service(5) splits it.
+
+    `%` (specifiers) becomes `%%` and `$` (environment expansion) becomes
+    `$$`; a word with anything beyond plain path characters is double-quoted
+    with C-style escapes for `"` and `\\`, so spaces stay inside the word.
+    """
+    return _quote_word(_unit_safe(str(value)).replace("%", "%%").replace("$", "$$"))
+
+
+def systemd_exec(value: str) -> str:
+    """The executable (first word) of an ExecStart= command line.
+
+    Quoted and `%`-escaped like an argument, but systemd does no `$`
+    expansion here, and it refuses an executable path holding a quote or a
+    backslash ("Executable name contains special characters"): refuse it
+    here, where the error can name the path.
+    """
+    value = _unit_safe(str(value))
+    if any(c in value for c in "\"'\\"):
+        raise ValueError(f"systemd cannot run an executable whose path holds a quote or a "
+                         f"backslash: {value!r}")
+    return _quote_word(value.replace("%", "%%"))
+
+
+def _quote_word(value: str) -> str:
+    if value and set(value) <= _PLAIN_ARG:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def exports_path(path: str) -> str:
+    """A path for exports(5): double-quoted, with octal escapes where quotes are not enough.
+
+    exportfs decodes `\\NNN` inside or outside quotes; `"` would end the
+    quoting, `\\` could start an escape, and control characters would end the
+    line, so those are escaped, as exportfs itself writes them.
+    """
+    out = []
+    for char in path:
+        if char in '"\\#' or ord(char) < 0x20 or ord(char) == 0x7F:
+            out.extend(f"\\{byte:03o}" for byte in char.encode())
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 @lru_cache(maxsize=1)
@@ -30,8 +147,68 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["to_yaml"] = to_yaml
+    env.filters["yaml_str"] = yaml_str
+    env.filters["systemd"] = systemd_value
+    env.filters["systemd_arg"] = systemd_arg
+    env.filters["systemd_exec"] = systemd_exec
+    env.filters["exports_path"] = exports_path
     return env
 
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
+
+
+def debug_port(port: int) -> int:
+    """The loopback debug/metrics port of the mirror on `port`."""
+    return port + DEBUG_PORT_OFFSET if port + DEBUG_PORT_OFFSET <= 65535 else port - DEBUG_PORT_OFFSET
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode: str,
+                    http_secret: str) -> str:
+    """The registry's config.yml for the mirror of one upstream, in `mode` (layout.PULL_THROUGH ...)."""
+    if mode not in (L.PULL_THROUGH, L.OFFLINE, L.PLAIN):
+        raise ValueError(f"unknown mirror mode {mode!r}")
+    if major not in (2, 3):
+        raise ValueError(f"unsupported distribution major version {major!r} (2 or 3)")
+    return render(
+        "registry-config.yml.j2",
+        settings=settings, upstream=upstream, storage=settings.storage,
+        proxy=mode == L.PULL_THROUGH, readonly=mode == L.OFFLINE, mode=mode,
+        proxy_ttl=PROXY_TTL if major == 3 else None,
+        # host networking: the container listens on the host's address itself
+        addr=_host_port(settings.bind_address, upstream.port),
+        debug_addr=_host_port("127.0.0.1", debug_port(upstream.port)),
+        http_secret=http_secret, realm=HTPASSWD_REALM,
+        storage_dir=CONTAINER_STORAGE, htpasswd=CONTAINER_HTPASSWD,
+        tls_cert=CONTAINER_TLS_CERT, tls_key=CONTAINER_TLS_KEY,
+    )
+
+
+def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str) -> str:
+    """docker-mirror-update.service: one refresh run, started by the timer."""
+    return render("docker-mirror-update.service.j2", settings=settings, python=python,
+                  workdir=workdir, config_path=config_path)
+
+
+def refresh_timer(settings: Settings) -> str:
+    """docker-mirror-update.timer: starts the refresh at settings.refresh_on_calendar."""
+    return render("docker-mirror-update.timer.j2", settings=settings)
+
+
+def boot_service(settings: Settings, *, python: str, workdir: str, config_path: str) -> str:
+    """docker-mirror.service: brings the mirrors up at boot, read-only where offline."""
+    return render("docker-mirror.service.j2", settings=settings, python=python,
+                  workdir=workdir, config_path=config_path)
+
+
+def nfs_exports(settings: Settings) -> str:
+    """/etc/exports.d/docker-mirror.exports: settings.path read-only to settings.nfs_clients."""
+    if not settings.nfs_clients:
+        # exports(5) reads a path with no client as "every host": never write that
+        raise ValueError("no NFS clients configured (CONFIG_DOCKER_MIRROR_NFS_CLIENTS)")
+    return render("docker-mirror.exports.j2", settings=settings)

@@ -44,6 +44,7 @@ _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$")
 _NFS_CLIENT = re.compile(r"^[A-Za-z0-9*?.:/_\[\]@-]+$")
 
 
@@ -82,6 +83,7 @@ class Settings:
     bind_address: str
     pull_through: bool
     registry_image: str
+    container_prefix: str
     upstreams: tuple[Upstream, ...]
     storage: Storage
     htpasswd_path: str | None
@@ -254,6 +256,11 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", "registry:2")
     registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
 
+    container_prefix = read.str("DOCKER_MIRROR_CONTAINER_PREFIX", "docker-mirror")
+    if not _CONTAINER_NAME.match(container_prefix):
+        read.fail("DOCKER_MIRROR_CONTAINER_PREFIX", container_prefix,
+                  "must be 1-51 letters, digits, '_', '.' or '-', starting with a letter or digit")
+
     htpasswd = None
     if read.bool("DOCKER_MIRROR_HTPASSWD"):
         htpasswd = read.path("DOCKER_MIRROR_HTPASSWD_PATH")
@@ -293,6 +300,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         bind_address=bind,
         pull_through=read.bool("DOCKER_MIRROR_PULL_THROUGH_CACHE"),
         registry_image=registry_image,
+        container_prefix=container_prefix,
         upstreams=_upstreams(read, port),
         storage=_storage(read, path),
         htpasswd_path=htpasswd,

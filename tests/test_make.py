@@ -7,7 +7,7 @@ from mirror.kconfig import ROOT
 
 TARGETS = ["help", "menuconfig", "oldconfig", "olddefconfig", "defconfig", "defconfig-%",
            "savedefconfig", "mirror", "docker-mirror", "docker-mirror-pull",
-           "docker-mirror-status", "deps", "test", "extra_vars.yaml"]
+           "docker-mirror-status", "deps", "test", "extra_vars.yaml", "check"]
 
 
 def make(*args, config, **env):

@@ -33,6 +33,7 @@ class Terminal:
         self.socket = f"mirror-menuconfig-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.session = "menuconfig"
         self.socket_path = ""
+        self.status_file = None
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("TMUX", "TMUX_PANE", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
 
@@ -41,16 +42,27 @@ class Terminal:
                               env=self.env, capture_output=True, text=True, timeout=10,
                               check=check)
 
-    def start(self, command: str, env: dict[str, str]):
-        # remain-on-exit keeps the pane (and what the program printed last,
-        # e.g. a traceback) after the program ends; it is set in the same
-        # command sequence as new-session, so before the program can exit.
-        result = self.tmux("start-server", ";",
-                  "set-option", "-g", "remain-on-exit", "on", ";",
-                  "new-session", "-d", "-s", self.session, "-x", str(COLUMNS), "-y", str(LINES),
-                  "-c", str(ROOT), *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
-                  command, ";",
-                  "display-message", "-p", "#{socket_path}")
+    def start(self, argv: list[str], env: dict[str, str], status_file):
+        """Run argv in the pane; its exit status goes to status_file.
+
+        tmux's own #{pane_dead_status} is not relied on: tmux 3.3a was seen
+        to leave the ended program a zombie now and then, never reaped, so
+        that the status never came. remain-on-exit keeps the pane (and what
+        the program printed last, e.g. a traceback) after it ends; it is set
+        in the same command sequence as new-session, so before the program
+        can end.
+        """
+        self.status_file = status_file
+        script = '"$@"; echo $? > "$STATUS_FILE"'
+        result = self.tmux(
+            "start-server", ";",
+            "set-option", "-g", "remain-on-exit", "on", ";",
+            "new-session", "-d", "-s", self.session, "-x", str(COLUMNS), "-y", str(LINES),
+            "-c", str(ROOT),
+            *(a for k, v in {**env, "STATUS_FILE": str(status_file)}.items()
+              for a in ("-e", f"{k}={v}")),
+            "sh", "-c", script, "sh", *argv, ";",
+            "display-message", "-p", "#{socket_path}")
         self.socket_path = result.stdout.strip()
 
     def screen(self) -> str:
@@ -61,14 +73,20 @@ class Terminal:
 
     def exit_status(self) -> int | None:
         """The program's exit status once it has ended, else None."""
-        result = self.tmux("display-message", "-p", "-t", self.session,
-                           "#{pane_dead} #{pane_dead_status}", check=False)
-        if result.returncode != 0:  # the session is gone altogether
-            return -1
-        dead, _, status = result.stdout.strip().partition(" ")
-        # tmux marks the pane dead when its terminal closes, and learns the
-        # status a moment later, when it reaps the process.
-        return int(status) if dead == "1" and status.strip() else None
+        try:
+            return int(self.status_file.read_text())
+        except (FileNotFoundError, ValueError):  # not ended, or not written yet
+            pass
+        result = self.tmux("display-message", "-p", "-t", self.session, "#{pane_dead}",
+                           check=False)
+        if result.returncode != 0 or result.stdout.strip() == "1":
+            # The shell (or the whole session) is gone. It writes the status
+            # before it ends, so a status missing now will never come.
+            try:
+                return int(self.status_file.read_text())
+            except (FileNotFoundError, ValueError):
+                return -1
+        return None
 
     def keys(self, *keys: str):
         self.tmux("send-keys", "-t", self.session, *keys)
@@ -120,14 +138,16 @@ def terminal():
 
 
 def test_menuconfig_sets_port_and_extra_vars_follow(tmp_path, terminal):
+    repo_config = ROOT / ".config"
+    repo_config_before = repo_config.read_bytes() if repo_config.exists() else None
     config = tmp_path / ".config"
     run_mirror("config", "defconfig", "default", config=config, env=QUIET_PROBES)
     assert "CONFIG_DOCKER_MIRROR_PORT=5000\n" in config.read_text()
 
     # make from the repo root, as a person runs it; TERM set inside the pane
     # because tmux imposes its own.
-    terminal.start("env TERM=xterm-256color make --no-print-directory menuconfig",
-                   {"KCONFIG_CONFIG": str(config), **QUIET_PROBES})
+    terminal.start(["env", "TERM=xterm-256color", "make", "--no-print-directory", "menuconfig"],
+                   {"KCONFIG_CONFIG": str(config), **QUIET_PROBES}, tmp_path / "status")
     terminal.wait_for("Mirror options", "[/] Jump to symbol", what="main menu")
 
     # Jump straight to the symbol (an anchored regex, so no other symbol matches).
@@ -168,3 +188,6 @@ def test_menuconfig_sets_port_and_extra_vars_follow(tmp_path, terminal):
     run_mirror("extra-vars", "--out", str(out), config=config)
     extra = yaml.safe_load(out.read_text())
     assert extra["docker_mirror_port"] == 5123, extra
+
+    # KCONFIG_CONFIG was honoured all the way: the repo's own .config is as it was.
+    assert (repo_config.read_bytes() if repo_config.exists() else None) == repo_config_before

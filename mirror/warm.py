@@ -1,0 +1,328 @@
+"""The cache-warming engine behind `make docker-mirror-pull` and the refresh.
+
+For each image to keep warm, its manifest (and, for a multi-platform index,
+the children of the chosen platforms), config blob and layers are pulled
+through the image's mirror port, so the mirror caches them. Blobs are
+streamed, checked against their digest, and discarded: the mirror keeps the
+copy. A blob already in the mirror's storage is not fetched again, and a
+blob shared by several images is fetched once: never two requests for one
+blob at a time, or the proxy would fetch it upstream twice.
+
+With pull-through off the mirror is a plain registry: images are copied
+into it from their upstreams instead, every platform, digests preserved.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import images
+from . import layout as L
+from . import render
+from .errors import MirrorError
+from .fsutil import atomic_write
+from .regapi import Manifest, RegistryAPI
+from .registry import probe_host
+from .settings import Settings, Upstream
+
+IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
+
+
+class ImageListError(MirrorError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Target:
+    ref: images.ImageRef
+    upstream: Upstream
+    source: str            # where it was listed: Kconfig symbol, file:line, --scan
+
+
+@dataclass
+class Result:
+    reference: str
+    upstream: str
+    digest: str = ""
+    fetched_bytes: int = 0
+    cached_bytes: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def host_platform() -> str:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
+            "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+def read_list_file(path: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(reference, 'file:line') pairs and error lines; '#' starts a comment."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        return [], [f"{path}: cannot read the image list ({err.strerror})"]
+    found, errors = [], []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            images.parse(text)
+            found.append((text, f"{path}:{number}"))
+        except images.InvalidReference as err:
+            errors.append(f"{path}:{number}: {err}")
+    return found, errors
+
+
+def targets(settings: Settings, listed: list[tuple[str, str]]) -> tuple[list[Target], list[str]]:
+    """Normalised, deduplicated targets; references of unmirrored registries are errors."""
+    by_registry = {u.registry: u for u in settings.upstreams}
+    seen: dict[str, Target] = {}
+    errors = []
+    for reference, source in listed:
+        ref = images.parse(reference)
+        upstream = by_registry.get(ref.registry)
+        if upstream is None:
+            errors.append(f"{source}: {reference}: registry {ref.registry} is not mirrored "
+                          f"(mirrored: {', '.join(by_registry)}); enable it in 'make menuconfig'")
+            continue
+        seen.setdefault(str(ref), Target(ref, upstream, source))
+    return list(seen.values()), errors
+
+
+def wanted_images(settings: Settings, extra: list[tuple[str, str]] = ()) -> tuple[list[Target], list[str]]:
+    listed = [(ref, "Kconfig") for ref in settings.warm_images]
+    errors: list[str] = []
+    if settings.extra_image_list:
+        found, errors = read_list_file(settings.extra_image_list)
+        listed += found
+    found_targets, target_errors = targets(settings, [*listed, *extra])
+    return found_targets, errors + target_errors
+
+
+def select_platforms(index: dict, platforms: set[str] | None) -> list[dict]:
+    """Children of an index for `platforms` (None: all); attestation manifests skipped."""
+    chosen = []
+    for child in index.get("manifests", []):
+        plat = child.get("platform") or {}
+        if plat.get("os") == "unknown":  # buildkit attestations, not runnable images
+            continue
+        name = f"{plat.get('os', '')}/{plat.get('architecture', '')}"
+        if platforms is None or name in platforms or \
+                f"{name}/{plat.get('variant', '')}".rstrip("/") in platforms:
+            chosen.append(child)
+    return chosen
+
+
+def blobs_of(manifest: dict) -> list[dict]:
+    return [manifest["config"], *manifest.get("layers", [])] if "config" in manifest else \
+        list(manifest.get("layers", []))
+
+
+class BlobGate:
+    """One fetch per blob and repository in a run, and one request per blob at a time.
+
+    The proxy serves a blob to a repository only once it is linked there, so
+    a blob shared by two repositories is fetched through each; but never
+    concurrently, since two requests for one uncached digest make the proxy
+    go upstream twice and store neither copy reliably.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.futures: dict[tuple, Future] = {}
+        self.digest_locks: dict[tuple, threading.Lock] = {}
+
+    def once(self, key: tuple, pool: ThreadPoolExecutor, fetch) -> tuple[Future, bool]:
+        """The future of the one fetch for `key`, and whether this call started it."""
+        with self.lock:
+            if key in self.futures:
+                return self.futures[key], False
+            future = pool.submit(fetch)
+            self.futures[key] = future
+            return future, True
+
+    def serialized(self, upstream: str, digest: str) -> threading.Lock:
+        with self.lock:
+            return self.digest_locks.setdefault((upstream, digest), threading.Lock())
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    log: callable = print
+    platforms: set[str] | None = None
+    concurrency: int = 4
+    gate: BlobGate = field(default_factory=BlobGate)
+
+    def __post_init__(self):
+        self.layout = L.Layout.of(self.settings)
+        self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
+        scheme = "https" if self.settings.tls_certificate else "http"
+        host = probe_host(self.settings.bind_address)
+        host = f"[{host}]" if ":" in host else host
+        self.mirrors = {u.key: RegistryAPI(f"{scheme}://{host}:{u.port}",
+                                           verify=self.settings.tls_certificate or True)
+                        for u in self.settings.upstreams}
+        self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
+                          for u in self.settings.upstreams}
+
+    def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
+        """True when the mirror can serve the blob for this repository from its own disk."""
+        if self.settings.storage.backend != "filesystem":
+            return False
+        algorithm, hexdigest = digest.split(":", 1)
+        v2 = self.layout.storage_dir(upstream) / "docker/registry/v2"
+        return ((v2 / "repositories" / repository / "_layers" / algorithm / hexdigest / "link").exists()
+                and (v2 / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data").exists())
+
+    # -- pull-through: fetch through the mirror, which keeps the copy
+
+    def _fetch_through(self, upstream: Upstream, repository: str, digest: str) -> int:
+        with self.gate.serialized(upstream.key, digest):
+            if self.in_storage(upstream, repository, digest):
+                return 0  # another image's fetch of the same blob just cached it
+            return self.mirrors[upstream.key].fetch_blob(repository, digest)
+
+    def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
+        upstream, repository, digest = target.upstream, target.ref.repository, descriptor["digest"]
+        if self.in_storage(upstream, repository, digest):
+            with lock:
+                result.cached_bytes += descriptor.get("size", 0)
+            return
+        future, mine = self.gate.once((upstream.key, repository, digest), self.blob_pool,
+                                      lambda: self._fetch_through(upstream, repository, digest))
+        fetched = future.result(timeout=IMAGE_TIMEOUT)
+        with lock:
+            if mine and fetched:
+                result.fetched_bytes += fetched
+            else:
+                result.cached_bytes += descriptor.get("size", 0)
+
+    def _warm_through(self, target: Target, result: Result) -> None:
+        mirror = self.mirrors[target.upstream.key]
+        top = mirror.get_manifest(target.ref.repository, target.ref.reference)
+        result.digest = top.digest
+        manifests = [top]
+        if top.is_index:
+            manifests = [mirror.get_manifest(target.ref.repository, child["digest"])
+                         for child in select_platforms(top.json, self.platforms)]
+            if not manifests:
+                raise MirrorError(f"no manifest for platform(s) {', '.join(sorted(self.platforms or []))}")
+        lock = threading.Lock()
+        descriptors = {d["digest"]: d for m in manifests for d in blobs_of(m.json)}
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image-blobs") as waiters:
+            for waiter in [waiters.submit(self._warm_blob, target, d, result, lock)
+                           for d in descriptors.values()]:
+                waiter.result()
+
+    # -- plain registry: copy from the upstream into the mirror
+
+    def _copy_blob(self, target: Target, descriptor: dict, result: Result) -> None:
+        repository, digest = target.ref.repository, descriptor["digest"]
+        mirror, upstream = self.mirrors[target.upstream.key], self.upstreams[target.upstream.key]
+        if mirror.blob_exists(repository, digest):
+            result.cached_bytes += descriptor.get("size", 0)
+            return
+        with tempfile.TemporaryFile() as spool:
+            size = upstream.fetch_blob(repository, digest, sink=spool.write)
+            spool.seek(0)
+            mirror.upload_blob(repository, digest, spool)
+        result.fetched_bytes += size
+
+    def _copy_manifest(self, target: Target, manifest: Manifest, reference: str, result: Result) -> None:
+        mirror, upstream = self.mirrors[target.upstream.key], self.upstreams[target.upstream.key]
+        if manifest.is_index:
+            # A registry accepts an index only when every child is there: copy all platforms.
+            for child in manifest.json.get("manifests", []):
+                child_manifest = upstream.get_manifest(target.ref.repository, child["digest"])
+                self._copy_manifest(target, child_manifest, child["digest"], result)
+        else:
+            for descriptor in blobs_of(manifest.json):
+                self._copy_blob(target, descriptor, result)
+        mirror.put_manifest(target.ref.repository, reference, manifest)
+
+    def _copy(self, target: Target, result: Result) -> None:
+        upstream = self.upstreams[target.upstream.key]
+        top = upstream.get_manifest(target.ref.repository, target.ref.reference)
+        result.digest = top.digest
+        self._copy_manifest(target, top, target.ref.reference, result)
+
+    def warm_one(self, target: Target) -> Result:
+        result = Result(str(target.ref), target.upstream.registry)
+        start = time.monotonic()
+        try:
+            if self.settings.pull_through:
+                self._warm_through(target, result)
+            else:
+                self._copy(target, result)
+        except MirrorError as err:
+            result.error = str(err)
+        except Exception as err:  # one image's surprise must not stop the others
+            result.error = f"{err.__class__.__name__}: {err}"
+        result.seconds = time.monotonic() - start
+        if result.ok:
+            self.log(f"{result.reference}: ok {result.digest[:19]} fetched {human(result.fetched_bytes)}"
+                     f", cached {human(result.cached_bytes)} in {result.seconds:.1f} s")
+        else:
+            self.log(f"{result.reference}: FAILED: {result.error}")
+        return result
+
+    def run(self, wanted: list[Target]) -> list[Result]:
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
+                return list(pool.map(self.warm_one, wanted))
+        finally:
+            self.blob_pool.shutdown(wait=True)
+
+
+def human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def write_manifest(layout: L.Layout, results: list[Result]) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries = [dict(reference=r.reference, digest=r.digest, upstream=r.upstream,
+                    size=r.fetched_bytes + r.cached_bytes, time=now) for r in results if r.ok]
+    atomic_write(layout.manifest, render.render("manifest.txt.j2", entries=entries))
+
+
+def summary(results: list[Result], errors: list[str]) -> str:
+    rows = [dict(image=r.reference, digest=r.digest[:19] or "-", fetched=human(r.fetched_bytes),
+                 cached=human(r.cached_bytes), seconds=f"{r.seconds:.1f}",
+                 result="ok" if r.ok else "FAILED") for r in results]
+    return render.render("warm-summary.txt.j2", rows=rows, errors=errors,
+                         failed=[r for r in results if not r.ok])
+
+
+def warm(settings: Settings, log=print, extra: list[tuple[str, str]] = ()) -> list[str]:
+    """Warm every image to keep; returns what failed (images and list errors)."""
+    wanted, errors = wanted_images(settings, extra)
+    for error in errors:
+        log(f"skipped: {error}")
+    platforms = None if settings.pull_all_platforms else {host_platform()}
+    engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency)
+    log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
+    results = engine.run(wanted)
+    write_manifest(engine.layout, results)
+    for line in summary(results, errors).splitlines():
+        log(line)
+    return [r.reference for r in results if not r.ok] + errors

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One-shot setup of a fresh Debian/Ubuntu host: system packages, the
+# project's virtualenv, and a running Docker engine.
+#   usage: scripts/install-deps.sh [--no-engine]
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+export PATH="$PATH:/usr/sbin:/sbin"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+start_engine=1
+for arg in "$@"; do
+	case "$arg" in
+	--no-engine) start_engine=0 ;;
+	-h | --help)
+		echo "usage: $0 [--no-engine]"
+		exit 0
+		;;
+	*)
+		echo "$0: unknown option '$arg' (usage: $0 [--no-engine])" >&2
+		exit 2
+		;;
+	esac
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+
+# Run a noisy command silently, but show everything it said if it fails.
+quietly() {
+	local out
+	out=$(mktemp)
+	if ! "$@" >"$out" 2>&1; then
+		cat "$out" >&2
+		rm -f "$out"
+		echo "$0: failed: $*" >&2
+		return 1
+	fi
+	rm -f "$out"
+}
+
+# A package counts as present when what we use from it is there, so a host
+# with Docker's own docker-ce/containerd.io is not pushed onto conflicting
+# Debian packages.
+has() {
+	case "$1" in
+	python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
+	python3-pip) dpkg-query -W -f='${Status}' python3-pip 2>/dev/null | grep -q 'ok installed' ;;
+	docker.io) command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 ;;
+	containerd) command -v ctr >/dev/null 2>&1 ;;
+	*) command -v "$1" >/dev/null 2>&1 ;;
+	esac
+}
+
+missing=()
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git; do
+	has "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "Installing: ${missing[*]}"
+	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q update
+	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q install -y "${missing[@]}"
+fi
+
+if [ ! -x "$ROOT/.venv/bin/python" ]; then
+	echo "Creating $ROOT/.venv"
+	quietly python3 -m venv "$ROOT/.venv"
+fi
+echo "Installing the project into .venv"
+quietly "$ROOT/.venv/bin/pip" install --disable-pip-version-check -q -e "${ROOT}[test]"
+
+if [ "$start_engine" -eq 1 ]; then
+	bash "$ROOT/scripts/start-docker-engine.sh"
+fi
+echo "Dependencies ready."

@@ -1,0 +1,64 @@
+"""Session-wide access to the real Docker engine and local registries."""
+
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+
+from mirror.registry_image import ensure_registry_image
+from support.upstream import UpstreamRegistry
+
+START_ENGINE = Path(__file__).resolve().parent.parent / "scripts" / "start-docker-engine.sh"
+
+
+def _engine_client():
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except docker.errors.DockerException:
+        return None
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    # These tests are about real containers: a missing engine is a failure,
+    # never a skip, or CI would go green without testing anything.
+    client = _engine_client()
+    if client is None:
+        started = subprocess.run(["bash", str(START_ENGINE)], stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=120)
+        client = _engine_client()
+        if client is None:
+            pytest.fail(f"no Docker engine, and {START_ENGINE.name} could not start one "
+                        f"(exit {started.returncode}):\n{started.stdout}{started.stderr}",
+                        pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def registry_image(docker_client):
+    return ensure_registry_image(docker_client, "registry:2")
+
+
+@pytest.fixture
+def make_upstream(tmp_path):
+    """Start plain registries on 127.0.0.1 (`make_upstream("quay")`); all stop at teardown."""
+    started = []
+
+    def make(name: str = "upstream") -> UpstreamRegistry:
+        registry = UpstreamRegistry(tmp_path / name).start()
+        started.append(registry)
+        return registry
+
+    yield make
+    for registry in started:
+        registry.stop()
+
+
+@pytest.fixture
+def upstream(make_upstream):
+    """A started plain registry on 127.0.0.1, stopped at teardown."""
+    return make_upstream()

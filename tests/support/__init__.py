@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real registries, configs and network faults."""

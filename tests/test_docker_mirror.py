@@ -1,0 +1,327 @@
+"""`make docker-mirror` on a real Docker engine, with local upstreams on loopback.
+
+One mirror (Docker Hub + a ghcr.io stand-in) is set up per module and driven
+through the CLI the Make targets call; the tests run in order, each leaving
+the mirror running for the next.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from mirror import layout as L
+from mirror import settings as settings_mod
+from mirror.kconfig import ROOT
+from support.configs import QUIET_PROBES, run_mirror, write_config
+from support.upstream import UpstreamRegistry, free_port, push_image
+
+CONTAINERD = "/var/run/docker/containerd/containerd.sock"
+
+
+class Mirror:
+    """The module's mirror: its .config, its upstreams and the CLI calls on it."""
+
+    def __init__(self, tmp: Path, hub: UpstreamRegistry, ghcr: UpstreamRegistry):
+        self.tmp, self.hub, self.ghcr = tmp, hub, ghcr
+        self.prefix = f"dmtest-{uuid.uuid4().hex[:8]}"
+        self.port, self.ghcr_port = free_port(), free_port()
+        self.config = tmp / ".config"
+        self.configure()
+
+    def configure(self, **overrides):
+        write_config(self.config, olddefconfig=True, DOCKER_MIRROR_PATH=str(self.tmp / "mirror"),
+                     DOCKER_MIRROR_PORT=self.port, DOCKER_MIRROR_CONTAINER_PREFIX=self.prefix,
+                     DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=self.hub.url, DOCKER_MIRROR_GHCR=True,
+                     DOCKER_MIRROR_GHCR_PORT=self.ghcr_port, DOCKER_MIRROR_GHCR_REMOTE_URL=self.ghcr.url,
+                     DOCKER_MIRROR_REFRESH=False, **overrides)
+        self.settings = settings_mod.load(self.config)
+
+    def run(self, *args, check=True):
+        return run_mirror(*args, config=self.config, env=QUIET_PROBES, check=check)
+
+    def setup(self, check=True):
+        return self.run("docker-mirror", check=check)
+
+    def container(self, client, key="dockerhub"):
+        return client.containers.get(f"{self.prefix}-{key}")
+
+    def url(self, port=None):
+        return f"http://127.0.0.1:{port or self.port}"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with UpstreamRegistry(tmp_path_factory.mktemp("hub")) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def ghcr(tmp_path_factory):
+    with UpstreamRegistry(tmp_path_factory.mktemp("ghcr")) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, docker_client, registry_image, hub, ghcr):
+    m = Mirror(tmp_path_factory.mktemp("mirror"), hub, ghcr)
+    m.digests = {
+        "minio": push_image(hub.url, "minio/minio", "RELEASE.2023-03-20T20-16-18Z"),
+        "alpine": push_image(hub.url, "library/alpine", "3.20"),
+        "router": push_image(ghcr.url, "vllm-project/production-stack/router", "latest"),
+    }
+    m.first_setup = m.setup()
+    yield m
+    for container in docker_client.containers.list(all=True, filters={"name": m.prefix}):
+        container.remove(force=True)
+
+
+@pytest.fixture
+def daemon_mirror(docker_client, mirror):
+    """Point the engine's registry-mirrors at the mirror (then restore daemon.json)."""
+    path = Path("/etc/docker/daemon.json")
+    before = path.read_bytes() if path.exists() else None
+    config = json.loads(before or b"{}")
+    config["registry-mirrors"] = [mirror.url()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config))
+    reload_dockerd(docker_client, mirror.url())
+    yield
+    # dockerd keeps its mirrors on reload unless the key is there: reload an
+    # explicit list first, then put the original bytes back.
+    original = json.loads(before or b"{}")
+    path.write_text(json.dumps({**original, "registry-mirrors": original.get("registry-mirrors", [])}))
+    reload_dockerd(docker_client, None)
+    if before is None:
+        path.unlink()
+    else:
+        path.write_bytes(before)
+
+
+def reload_dockerd(client, expected):
+    pid = int(Path("/var/run/docker.pid").read_text())
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        mirrors = client.info()["RegistryConfig"].get("Mirrors") or []
+        if (expected + "/" in mirrors) if expected else mirror_urls_gone(mirrors):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"dockerd did not reload its mirrors: {mirrors}")
+
+
+def mirror_urls_gone(mirrors):
+    return not any(m.startswith("http://127.0.0.1:") for m in mirrors)
+
+
+def repo_digest(client, ref):
+    image = client.images.get(ref)
+    return {d.split("@", 1)[1] for d in image.attrs["RepoDigests"]}
+
+
+def cached(mirror, key, repository, tag):
+    tags = mirror.tmp / "mirror" / "registry" / key / "docker/registry/v2/repositories" / repository
+    return (tags / "_manifests/tags" / tag / "current/link").exists()
+
+
+def remove_image(client, ref):
+    try:
+        client.images.remove(ref, force=True)
+    except Exception:
+        pass
+
+
+def test_setup_creates_layout_and_one_container_per_upstream(mirror, docker_client):
+    result = mirror.first_setup
+    root = mirror.tmp / "mirror"
+    for path in ("registry/dockerhub", "registry/ghcr", "config/config.yml", "config/ghcr.yml",
+                 "images/manifest.txt", "images/archives", "logs"):
+        assert (root / path).exists(), path
+    assert oct((root / "config/config.yml").stat().st_mode & 0o777) == "0o600"
+    for key in ("dockerhub", "ghcr"):
+        container = mirror.container(docker_client, key)
+        assert container.status == "running"
+        assert container.labels[L.LABEL_MODE] == L.PULL_THROUGH
+        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert f"docker.io: pull-through mirror on 127.0.0.1:{mirror.port} (created)" in result.stdout
+
+
+def test_docker_pull_through_registry_mirrors(mirror, docker_client, daemon_mirror):
+    ref = "minio/minio:RELEASE.2023-03-20T20-16-18Z"
+    remove_image(docker_client, ref)
+    docker_client.images.pull(ref)
+    assert repo_digest(docker_client, ref) == {mirror.digests["minio"]}
+    assert cached(mirror, "dockerhub", "minio/minio", "RELEASE.2023-03-20T20-16-18Z")
+    remove_image(docker_client, ref)
+
+
+def test_ctr_pull_of_ghcr_image_through_hosts_dir(mirror, tmp_path):
+    hosts = tmp_path / "certs.d" / "ghcr.io"
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'server = "https://ghcr.io"\n\n[host."{mirror.url(mirror.ghcr_port)}"]\n'
+        '  capabilities = ["pull", "resolve"]\n')
+    ref = "ghcr.io/vllm-project/production-stack/router:latest"
+    ctr = ["ctr", "--address", CONTAINERD, "--namespace", mirror.prefix]
+    try:
+        subprocess.run([*ctr, "image", "pull", "--hosts-dir", str(tmp_path / "certs.d"), ref],
+                       check=True, capture_output=True, timeout=60)
+        listing = subprocess.run([*ctr, "image", "ls"], check=True, capture_output=True, text=True).stdout
+        assert mirror.digests["router"] in listing
+        assert cached(mirror, "ghcr", "vllm-project/production-stack/router", "latest")
+    finally:
+        subprocess.run([*ctr, "image", "rm", ref], capture_output=True)
+
+
+def test_second_run_restarts_nothing_and_is_fast(mirror, docker_client):
+    before = {k: mirror.container(docker_client, k).attrs["State"]["StartedAt"] for k in ("dockerhub", "ghcr")}
+    start = time.monotonic()
+    result = mirror.setup()
+    elapsed = time.monotonic() - start
+    after = {k: mirror.container(docker_client, k).attrs["State"]["StartedAt"] for k in ("dockerhub", "ghcr")}
+    assert after == before
+    assert result.stdout.count("(unchanged)") == 2
+    assert elapsed < 2.0, f"idempotent run took {elapsed:.2f} s"
+
+
+def test_removed_or_exited_container_is_replaced(mirror, docker_client):
+    mirror.container(docker_client, "dockerhub").remove(force=True)
+    mirror.container(docker_client, "ghcr").stop(timeout=1)
+    result = mirror.setup()
+    assert "docker.io: pull-through mirror" in result.stdout and "(created)" in result.stdout
+    assert "ghcr.io: pull-through mirror" in result.stdout and "(restarted)" in result.stdout
+    assert requests.get(mirror.url() + "/v2/", timeout=5).status_code == 200
+
+
+def test_changed_config_recreates_only_that_mirror(mirror, docker_client):
+    hub_id = mirror.container(docker_client, "dockerhub").id
+    mirror.ghcr_port = free_port()
+    mirror.configure()
+    result = mirror.setup()
+    assert "(recreated)" in result.stdout and "(unchanged)" in result.stdout
+    assert mirror.container(docker_client, "dockerhub").id == hub_id
+    assert mirror.container(docker_client, "ghcr").labels[L.LABEL_ADDRESS] == f"127.0.0.1:{mirror.ghcr_port}"
+    assert requests.get(mirror.url(mirror.ghcr_port) + "/v2/", timeout=5).status_code == 200
+
+
+def test_pushes_to_a_pull_through_mirror_are_refused(mirror):
+    upload = requests.post(mirror.url() + "/v2/library/evil/blobs/uploads/", timeout=5)
+    assert upload.status_code in (404, 405)
+    manifest = requests.put(mirror.url() + "/v2/library/evil/manifests/latest", timeout=5,
+                            headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
+                            data=b"{}")
+    assert manifest.status_code >= 400
+
+
+def test_loopback_mirror_is_not_reachable_on_other_addresses(mirror):
+    assert requests.get(mirror.url() + "/v2/", timeout=5).status_code == 200
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.2", mirror.port)) != 0
+
+
+def test_offline_upstream_serves_cache_then_pulls_through_again(mirror, docker_client, daemon_mirror, hub):
+    cached_ref = "minio/minio:RELEASE.2023-03-20T20-16-18Z"
+    docker_client.images.pull(cached_ref)  # cache it while the upstream answers
+    remove_image(docker_client, cached_ref)
+    hub.stop()
+    try:
+        result = mirror.setup()
+        assert "docker.io: offline mirror" in result.stdout
+        container = mirror.container(docker_client, "dockerhub")
+        assert container.labels[L.LABEL_MODE] == L.OFFLINE
+        container.restart(timeout=2)  # as after a reboot with no network
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(mirror.url() + "/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        docker_client.images.pull(cached_ref)
+        assert repo_digest(docker_client, cached_ref) == {mirror.digests["minio"]}
+        status = json.loads(mirror.run("status", "--json").stdout)
+        modes = {u["key"]: u["container"]["mode"] for u in status["upstreams"]}
+        assert modes["dockerhub"] == L.OFFLINE
+    finally:
+        hub.start()
+    result = mirror.setup()
+    assert "docker.io: pull-through mirror" in result.stdout
+    fresh = push_image(hub.url, "library/busybox", "1.36")
+    remove_image(docker_client, "busybox:1.36")
+    docker_client.images.pull("busybox:1.36")
+    assert repo_digest(docker_client, "busybox:1.36") == {fresh}
+    remove_image(docker_client, "busybox:1.36")
+    remove_image(docker_client, cached_ref)
+
+
+def test_status_json_and_checks(mirror):
+    doc = json.loads(mirror.run("status", "--json").stdout)
+    by_key = {u["key"]: u for u in doc["upstreams"]}
+    assert by_key["dockerhub"]["answering"] and by_key["ghcr"]["answering"]
+    assert by_key["dockerhub"]["container"]["state"] == "running"
+    repos = {(c["repository"], c["tag"]) for c in by_key["dockerhub"]["cached"]}
+    assert ("minio/minio", "RELEASE.2023-03-20T20-16-18Z") in repos
+    script = [str(ROOT / "scripts/check_docker_mirror.sh")]
+    env = {**os.environ, "KCONFIG_CONFIG": str(mirror.config)}
+
+    def check(*args):
+        return subprocess.run([*script, *args], env=env, capture_output=True, text=True, timeout=30)
+
+    assert check("DOCKER_MIRROR_URL").stdout.strip() == mirror.url()
+    assert check("DOCKER_MIRROR_EXISTS").stdout.strip() == "true"
+    assert check("DOCKER_MIRROR_DIR").stdout.strip() == str(mirror.tmp / "mirror")
+    assert check("IMAGE_EXISTS", "minio/minio:RELEASE.2023-03-20T20-16-18Z").returncode == 0
+    assert check("IMAGE_EXISTS", "ghcr.io/vllm-project/production-stack/router:latest").returncode == 0
+    assert check("IMAGE_EXISTS", "minio/minio:never-pulled").returncode == 1
+    assert check("IMAGE_EXISTS", "quay.io/coreos/etcd:v3.5.5").returncode == 1
+
+
+def test_status_exits_non_zero_when_a_mirror_is_down(mirror, docker_client):
+    mirror.container(docker_client, "ghcr").stop(timeout=1)
+    result = mirror.run("status", check=False)
+    assert result.returncode != 0
+    assert "ghcr.io" in result.stdout
+    mirror.setup()
+
+
+def test_port_held_by_another_process_is_named_and_nothing_starts(mirror, docker_client, tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        other = Mirror(tmp_path, mirror.hub, mirror.ghcr)
+        other.port = port
+        other.configure()
+        result = other.setup(check=False)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1" in result.stderr and f"(pid {os.getpid()})" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert docker_client.containers.list(all=True, filters={"name": other.prefix}) == []
+
+
+def test_first_setup_starts_a_background_refresh(mirror, docker_client, tmp_path):
+    other = Mirror(tmp_path, mirror.hub, mirror.ghcr)
+    other.configure(DOCKER_MIRROR_REFRESH=True, DOCKER_MIRROR_GHCR=False)
+    try:
+        start = time.monotonic()
+        result = other.setup()
+        assert time.monotonic() - start < 15
+        assert "first refresh started in the background" in result.stdout
+        last = tmp_path / "mirror" / "logs" / "last-refresh.json"
+        deadline = time.monotonic() + 30
+        while not last.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        record = json.loads(last.read_text())
+        assert Path(record["log"]).name.startswith("update-")
+        assert Path(record["log"]).exists()
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"name": other.prefix}):
+            container.remove(force=True)

@@ -1,0 +1,90 @@
+"""describe() tells distribution 2.x from 3.x by what the image runs."""
+
+import io
+import tarfile
+import uuid
+
+import pytest
+
+from mirror.registry_image import (
+    CONFIG_V2, CONFIG_V3, RegistryImageError, build_offline_image, describe,
+    ensure_registry_image,
+)
+from mirror.errors import MirrorError
+
+
+@pytest.fixture
+def fake_image(docker_client):
+    """Import tiny one-file images with the given Dockerfile changes."""
+    made = []
+
+    def make(*changes: str) -> str:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("hello.txt")
+            data = b"not really a registry\n"
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        ref = f"docker-mirror-test/fake-{uuid.uuid4().hex[:12]}:x"
+        repo, tag = ref.rsplit(":", 1)
+        docker_client.api.import_image_from_data(
+            buf.getvalue(), repository=repo, tag=tag,
+            changes=[*changes, "LABEL docker-mirror-test=1"])
+        made.append(ref)
+        return ref
+
+    yield make
+    for ref in made:
+        docker_client.images.remove(ref, force=True)
+
+
+def test_distribution_3_entrypoint_is_major_3(docker_client, fake_image):
+    ref = fake_image(f'ENTRYPOINT ["/bin/registry","serve","{CONFIG_V3}"]')
+    found = describe(docker_client, ref)
+    assert (found.major, found.config_path, found.built_offline) == (3, CONFIG_V3, False)
+    assert found.image_id == docker_client.images.get(ref).id
+
+
+def test_official_style_cmd_names_the_config(docker_client, fake_image):
+    # The official images run /entrypoint.sh with the config path as CMD.
+    ref = fake_image('ENTRYPOINT ["/entrypoint.sh"]', f'CMD ["{CONFIG_V2}"]')
+    assert describe(docker_client, ref).major == 2
+
+
+def test_oci_version_label_of_a_distribution_image(docker_client, fake_image):
+    ref = fake_image('ENTRYPOINT ["/entrypoint.sh"]',
+                     'LABEL org.opencontainers.image.source="https://github.com/distribution/distribution"'
+                     ' org.opencontainers.image.version="3.0.0"')
+    assert describe(docker_client, ref).config_path == CONFIG_V3
+
+
+def test_not_a_registry_is_refused(docker_client, fake_image):
+    ref = fake_image('ENTRYPOINT ["/bin/true"]', 'LABEL org.opencontainers.image.version="2.8.2"')
+    with pytest.raises(MirrorError, match="not a distribution registry image"):
+        describe(docker_client, ref)
+
+
+def test_missing_image_is_a_user_error(docker_client):
+    with pytest.raises(RegistryImageError, match="not present locally"):
+        describe(docker_client, f"docker-mirror-test/absent-{uuid.uuid4().hex}:1")
+
+
+def test_local_wanted_image_is_used_without_pulling(docker_client, fake_image):
+    ref = fake_image(f'ENTRYPOINT ["/bin/registry","serve","{CONFIG_V3}"]')
+    said = []
+    found = ensure_registry_image(docker_client, ref, log=said.append)
+    assert (found.ref, found.major, said) == (ref, 3, [])
+
+
+def test_unpullable_image_falls_back_to_the_offline_build(docker_client, registry_image):
+    # Nothing listens on port 1, so the pull fails at once, as offline.
+    said = []
+    found = ensure_registry_image(docker_client, "127.0.0.1:1/library/registry:2", log=said.append)
+    assert found == registry_image
+    assert found.built_offline and found.ref.endswith("-offline")
+    assert len(said) == 1 and "could not pull 127.0.0.1:1/library/registry:2" in said[0]
+
+
+def test_no_binary_names_the_fix(docker_client):
+    with pytest.raises(RegistryImageError, match="apt-get install docker-registry"):
+        build_offline_image(docker_client, "registry:2", binary="/nonexistent/docker-registry")
