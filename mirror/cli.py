@@ -101,6 +101,14 @@ def cmd_check_mirror(args) -> int:
     return code
 
 
+def cmd_image_url(args) -> int:
+    from . import rewrite
+    for reference in rewrite.mirror_images(args.refs, settings.load(args.config),
+                                           probe=not args.no_probe):
+        print(reference)
+    return 0
+
+
 def not_implemented_yet(what: str):
     def command(args) -> int:
         settings.load(args.config)
@@ -154,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DOCKER_MIRROR_URL, DOCKER_MIRROR_EXISTS, DOCKER_MIRROR_DIR or IMAGE_EXISTS")
     check.add_argument("image", nargs="?", help="the image, for IMAGE_EXISTS")
     check.set_defaults(func=cmd_check_mirror)
+
+    image_url = commands.add_parser(
+        "image-url", help="print each image reference as pulled through the mirror "
+        "(unchanged when not mirrored, disabled or not answering)")
+    image_url.add_argument("refs", nargs="+", metavar="REF", help="an image reference, e.g. minio/minio:latest")
+    image_url.add_argument("--no-probe", action="store_true",
+                           help="rewrite without asking whether the mirror answers")
+    image_url.set_defaults(func=cmd_image_url)
     return parser
 
 

@@ -90,3 +90,32 @@ def systemd_is_pid1() -> bool:
 
 def directory_exists(path: str) -> bool:
     return os.path.isdir(path)
+
+
+def registry_answers_tls(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
+    """registry_answers for a mirror that serves HTTPS (DOCKER_MIRROR_TLS).
+
+    A plain-HTTP probe of a TLS port gets a 400 without the API header, so a
+    TLS mirror would always look down. The certificate is not verified: the
+    question is only whether a registry is there, and the pull that follows
+    checks the certificate as usual. Connect + handshake get `timeout`, the
+    request and answer what is left of it.
+    """
+    import http.client  # only TLS mirrors pay for these imports
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    try:
+        connection.connect()
+        connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        connection.request("GET", "/v2/", headers={"User-Agent": "docker-mirror-probe"})
+        answer = connection.getresponse()
+        return answer.status in (200, 401) and (answer.getheader(
+            "Docker-Distribution-Api-Version") or "").startswith("registry/2")
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()

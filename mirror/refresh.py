@@ -44,8 +44,8 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
         echo=print, warm=None) -> int:
     """One refresh; returns the exit code (non-zero when anything failed).
 
-    `warm(settings, log) -> list of failed images` pulls the images to keep
-    warm; None skips that step.
+    `warm(settings, log, client) -> list of failed images` pulls the images
+    to keep warm; None skips that step.
     """
     layout = L.Layout.of(settings)
     with exclusive(layout, wait, say=echo):
@@ -60,7 +60,7 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
             for key, mode in report.modes.items():
                 log(f"{settings.upstream(key).registry}: {mode}")
             if warm is not None:
-                failed = warm(settings, log)
+                failed = warm(settings, log, client)
         except MirrorError as err:
             log(f"error: {err}")
             failed = failed or ["(setup)"]

@@ -139,15 +139,23 @@ def check_ports(client: docker.DockerClient, specs: list[MirrorSpec], bind_addre
                 f"in 'make menuconfig'; nothing was started")
 
 
-def _wait_until_answering(container, spec: MirrorSpec, host: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_until_answering(host: str, port: int, container=None, timeout: float = START_TIMEOUT) -> bool:
+    """Poll /v2/ until the registry answers; False on timeout or when `container` died."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probes.registry_answers(host, spec.upstream.port):
-            return
-        container.reload()
-        if container.status in ("exited", "dead"):
-            break
+        if probes.registry_answers(host, port):
+            return True
+        if container is not None:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                return False
         time.sleep(0.1)
+    return False
+
+
+def _wait_until_answering(container, spec: MirrorSpec, host: str) -> None:
+    if wait_until_answering(host, spec.upstream.port, container):
+        return
     tail = container.logs(tail=15).decode(errors="replace").strip()
     raise MirrorStartError(f"the {spec.upstream.registry} mirror ({spec.name}) did not answer on "
                            f"{spec.address} within {START_TIMEOUT:.0f} s; its last log lines:\n{tail}")

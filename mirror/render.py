@@ -136,6 +136,30 @@ def exports_path(path: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+@jinja2.pass_context
+def docker_mirror_image(context, reference, mirror_address=None, ports=None, enabled=None):
+    """`{{ ref | docker_mirror_image }}`: the reference through its mirror, or unchanged.
+
+    Pure: the liveness probe happened when the caller built the context
+    (mirror.rewrite.template_variables), whose docker_mirror_address,
+    docker_mirror_ports and use_docker_mirror are the defaults here. The
+    arguments are those of the Ansible filter plugin, so one template reads
+    the same under Ansible (with extra_vars.yaml) and here.
+    """
+    from . import images  # already loaded through .settings; local so this filter stands alone
+
+    def pick(given, name):
+        return context.resolve_or_missing(name) if given is None else given
+
+    address, ports, enabled = (pick(mirror_address, "docker_mirror_address"),
+                               pick(ports, "docker_mirror_ports"), pick(enabled, "use_docker_mirror"))
+    if jinja2.runtime.missing in (address, ports, enabled):
+        raise jinja2.UndefinedError(
+            "docker_mirror_image needs docker_mirror_address, docker_mirror_ports and "
+            "use_docker_mirror in the context (mirror.rewrite.template_variables) or as arguments")
+    return images.mirror_reference(reference, address, ports, enabled)
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -152,6 +176,7 @@ def environment() -> jinja2.Environment:
     env.filters["systemd_arg"] = systemd_arg
     env.filters["systemd_exec"] = systemd_exec
     env.filters["exports_path"] = exports_path
+    env.filters["docker_mirror_image"] = docker_mirror_image
     return env
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from . import images
 from . import layout as L
-from . import render
+from . import pinning, render
 from .errors import MirrorError
 from .fsutil import atomic_write
 from .regapi import Manifest, RegistryAPI
-from .registry import probe_host
+from .registry import probe_host, wait_until_answering
 from .settings import Settings, Upstream
 
 IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
@@ -55,6 +55,8 @@ class Result:
     cached_bytes: int = 0
     seconds: float = 0.0
     error: str = ""
+    items: set[str] = field(default_factory=set)   # 'repository@digest' of manifests and blobs
+    fresh: set[str] = field(default_factory=set)   # the items this run made the mirror cache
 
     @property
     def ok(self) -> bool:
@@ -209,6 +211,7 @@ class Engine:
         with lock:
             if mine and fetched:
                 result.fetched_bytes += fetched
+                result.fresh.add(f"{repository}@{digest}")
             else:
                 result.cached_bytes += descriptor.get("size", 0)
 
@@ -224,10 +227,14 @@ class Engine:
                 raise MirrorError(f"no manifest for platform(s) {', '.join(sorted(self.platforms or []))}")
         lock = threading.Lock()
         descriptors = {d["digest"]: d for m in manifests for d in blobs_of(m.json)}
+        repository = target.ref.repository
+        result.items = {f"{repository}@{d}" for d in [*descriptors, top.digest, *(m.digest for m in manifests)]}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image-blobs") as waiters:
             for waiter in [waiters.submit(self._warm_blob, target, d, result, lock)
                            for d in descriptors.values()]:
                 waiter.result()
+        if result.fresh:
+            result.fresh |= {f"{repository}@{m.digest}" for m in {top, *manifests}}
 
     # -- plain registry: copy from the upstream into the mirror
 
@@ -313,7 +320,25 @@ def summary(results: list[Result], errors: list[str]) -> str:
                          failed=[r for r in results if not r.ok])
 
 
-def warm(settings: Settings, log=print, extra: list[tuple[str, str]] = ()) -> list[str]:
+def pin_warm_images(settings: Settings, client, results: list[Result], log=print) -> None:
+    """Exempt what was warmed from the proxy's 7-day expiry (see mirror.pinning)."""
+    if not settings.pull_through or settings.storage.backend != "filesystem" or client is None:
+        return
+    layout = L.Layout.of(settings)
+    for upstream in settings.upstreams:
+        mine = [r for r in results if r.ok and r.upstream == upstream.registry]
+        if not mine:
+            continue
+        container = client.containers.get(L.container_name(settings, upstream))
+        if container.labels.get(L.LABEL_MODE) != L.PULL_THROUGH:
+            continue
+        host = probe_host(settings.bind_address)
+        pinning.pin(container, layout.storage_dir(upstream),
+                    pins=set().union(*(r.items for r in mine)), fresh=set().union(*(r.fresh for r in mine)),
+                    wait_until_answering=lambda: wait_until_answering(host, upstream.port), log=log)
+
+
+def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = ()) -> list[str]:
     """Warm every image to keep; returns what failed (images and list errors)."""
     wanted, errors = wanted_images(settings, extra)
     for error in errors:
@@ -323,6 +348,7 @@ def warm(settings: Settings, log=print, extra: list[tuple[str, str]] = ()) -> li
     log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
     results = engine.run(wanted)
     write_manifest(engine.layout, results)
+    pin_warm_images(settings, client, results, log=log)
     for line in summary(results, errors).splitlines():
         log(line)
     return [r.reference for r in results if not r.ok] + errors

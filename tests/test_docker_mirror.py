@@ -11,50 +11,17 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
 from mirror import layout as L
-from mirror import settings as settings_mod
 from mirror.kconfig import ROOT
-from support.configs import QUIET_PROBES, run_mirror, write_config
+from support.mirrors import Mirror
 from support.upstream import UpstreamRegistry, free_port, push_image
 
 CONTAINERD = "/var/run/docker/containerd/containerd.sock"
-
-
-class Mirror:
-    """The module's mirror: its .config, its upstreams and the CLI calls on it."""
-
-    def __init__(self, tmp: Path, hub: UpstreamRegistry, ghcr: UpstreamRegistry):
-        self.tmp, self.hub, self.ghcr = tmp, hub, ghcr
-        self.prefix = f"dmtest-{uuid.uuid4().hex[:8]}"
-        self.port, self.ghcr_port = free_port(), free_port()
-        self.config = tmp / ".config"
-        self.configure()
-
-    def configure(self, **overrides):
-        write_config(self.config, olddefconfig=True, DOCKER_MIRROR_PATH=str(self.tmp / "mirror"),
-                     DOCKER_MIRROR_PORT=self.port, DOCKER_MIRROR_CONTAINER_PREFIX=self.prefix,
-                     DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=self.hub.url, DOCKER_MIRROR_GHCR=True,
-                     DOCKER_MIRROR_GHCR_PORT=self.ghcr_port, DOCKER_MIRROR_GHCR_REMOTE_URL=self.ghcr.url,
-                     DOCKER_MIRROR_REFRESH=False, **overrides)
-        self.settings = settings_mod.load(self.config)
-
-    def run(self, *args, check=True):
-        return run_mirror(*args, config=self.config, env=QUIET_PROBES, check=check)
-
-    def setup(self, check=True):
-        return self.run("docker-mirror", check=check)
-
-    def container(self, client, key="dockerhub"):
-        return client.containers.get(f"{self.prefix}-{key}")
-
-    def url(self, port=None):
-        return f"http://127.0.0.1:{port or self.port}"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +38,7 @@ def ghcr(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, docker_client, registry_image, hub, ghcr):
-    m = Mirror(tmp_path_factory.mktemp("mirror"), hub, ghcr)
+    m = Mirror(tmp_path_factory.mktemp("mirror"), hub.url, ghcr.url)
     m.digests = {
         "minio": push_image(hub.url, "minio/minio", "RELEASE.2023-03-20T20-16-18Z"),
         "alpine": push_image(hub.url, "library/alpine", "3.20"),
@@ -79,8 +46,7 @@ def mirror(tmp_path_factory, docker_client, registry_image, hub, ghcr):
     }
     m.first_setup = m.setup()
     yield m
-    for container in docker_client.containers.list(all=True, filters={"name": m.prefix}):
-        container.remove(force=True)
+    m.remove(docker_client)
 
 
 @pytest.fixture
@@ -127,7 +93,7 @@ def repo_digest(client, ref):
 
 
 def cached(mirror, key, repository, tag):
-    tags = mirror.tmp / "mirror" / "registry" / key / "docker/registry/v2/repositories" / repository
+    tags = mirror.storage(key) / "docker/registry/v2/repositories" / repository
     return (tags / "_manifests/tags" / tag / "current/link").exists()
 
 
@@ -297,7 +263,7 @@ def test_port_held_by_another_process_is_named_and_nothing_starts(mirror, docker
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        other = Mirror(tmp_path, mirror.hub, mirror.ghcr)
+        other = Mirror(tmp_path, mirror.hub_url, mirror.ghcr_url)
         other.port = port
         other.configure()
         result = other.setup(check=False)
@@ -308,8 +274,8 @@ def test_port_held_by_another_process_is_named_and_nothing_starts(mirror, docker
 
 
 def test_first_setup_starts_a_background_refresh(mirror, docker_client, tmp_path):
-    other = Mirror(tmp_path, mirror.hub, mirror.ghcr)
-    other.configure(DOCKER_MIRROR_REFRESH=True, DOCKER_MIRROR_GHCR=False)
+    other = Mirror(tmp_path, mirror.hub_url)
+    other.configure(DOCKER_MIRROR_REFRESH=True)
     try:
         start = time.monotonic()
         result = other.setup()
@@ -323,5 +289,4 @@ def test_first_setup_starts_a_background_refresh(mirror, docker_client, tmp_path
         assert Path(record["log"]).name.startswith("update-")
         assert Path(record["log"]).exists()
     finally:
-        for container in docker_client.containers.list(all=True, filters={"name": other.prefix}):
-            container.remove(force=True)
+        other.remove(docker_client)

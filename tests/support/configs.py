@@ -10,14 +10,14 @@ from pathlib import Path
 from mirror.kconfig import ROOT
 
 
-def run_mirror(*args, config=None, env=None, check=True, **kwargs) -> subprocess.CompletedProcess:
+def run_mirror(*args, config=None, env=None, check=True, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     """`python3 -m mirror ARGS` from the repo root, as make runs it."""
     argv = [sys.executable, "-m", "mirror"]
     if config is not None:
         argv += ["--config", str(config)]
     full_env = {**os.environ, **(env or {})}
     result = subprocess.run([*argv, *args], cwd=ROOT, env=full_env, capture_output=True,
-                            text=True, timeout=60, **kwargs)
+                            text=True, timeout=timeout, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(f"mirror {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")

@@ -1,0 +1,72 @@
+"""Keeping the images to keep warm from expiring out of a proxy mirror.
+
+distribution 2.8 forgets cached content 7 days after caching it (a fixed
+TTL). It tracks that in scheduler-state.json at the storage root, read at
+start and saved every few seconds. An entry dropped from that file while the
+registry is stopped never expires, so pinning = removing the entries of the
+pinned images' manifests and blobs, with the mirror briefly stopped. Content
+pulled ad hoc keeps its entries and still expires.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .fsutil import atomic_write
+
+STATE_FILE = "scheduler-state.json"
+SAVE_WAIT = 8.0  # seconds: the registry saves its state every 5 s
+
+
+def state_path(storage_dir: Path) -> Path:
+    return Path(storage_dir) / STATE_FILE
+
+
+def read_state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return {}
+
+
+def keys_to_pin(state: dict, pins: set[str]) -> set[str]:
+    """The entries of `state` that are pinned ('repository@digest' keys)."""
+    return {key for key in state if key in pins}
+
+
+def without(state: dict, keys: set[str]) -> dict:
+    return {key: entry for key, entry in state.items() if key not in keys}
+
+
+def wait_for_entries(path: Path, expected: set[str], timeout: float = SAVE_WAIT) -> None:
+    """Wait (bounded) until the registry has saved the entries of what it just cached."""
+    deadline = time.monotonic() + timeout
+    while expected - set(read_state(path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def pin(container, storage_dir: Path, pins: set[str], fresh: set[str], wait_until_answering,
+        log=print) -> int:
+    """Drop the pinned entries from the mirror's expiry state; returns how many.
+
+    `pins`: every 'repository@digest' of the images to keep; `fresh`: those
+    cached by this run, whose entries the registry may not have saved yet.
+    The mirror is stopped only when there is something to drop.
+    """
+    path = state_path(storage_dir)
+    if fresh:
+        wait_for_entries(path, fresh)
+    if not keys_to_pin(read_state(path), pins):
+        return 0
+    container.stop(timeout=10)
+    try:
+        state = read_state(path)  # re-read: the registry may have saved once more on its way out
+        keys = keys_to_pin(state, pins)
+        atomic_write(path, json.dumps(without(state, keys)), mode=0o644)
+    finally:
+        container.start()
+        wait_until_answering()
+    log(f"pinned {len(keys)} cached item(s) of the images to keep warm against expiry")
+    return len(keys)

@@ -1,0 +1,58 @@
+"""A mirror under test: its .config, its upstreams, and the CLI calls on it."""
+
+import uuid
+from pathlib import Path
+
+from mirror import settings as settings_mod
+from support.configs import QUIET_PROBES, run_mirror, write_config
+from support.upstream import free_port
+
+
+class Mirror:
+    """Containers are named dmtest-<random>-<upstream>, so several can coexist."""
+
+    def __init__(self, tmp: Path, hub_url: str, ghcr_url: str | None = None, **overrides):
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.hub_url, self.ghcr_url = hub_url, ghcr_url
+        self.prefix = f"dmtest-{uuid.uuid4().hex[:8]}"
+        self.port, self.ghcr_port = free_port(), free_port()
+        self.config = tmp / ".config"
+        self.overrides = overrides
+        self.configure()
+
+    @property
+    def root(self) -> Path:
+        return self.tmp / "mirror"
+
+    def configure(self, **overrides):
+        self.overrides.update(overrides)
+        ghcr = dict(DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_GHCR_PORT=self.ghcr_port,
+                    DOCKER_MIRROR_GHCR_REMOTE_URL=self.ghcr_url) if self.ghcr_url else {}
+        values = dict(DOCKER_MIRROR_PATH=str(self.root), DOCKER_MIRROR_PORT=self.port,
+                      DOCKER_MIRROR_CONTAINER_PREFIX=self.prefix,
+                      DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=self.hub_url, DOCKER_MIRROR_REFRESH=False,
+                      DOCKER_MIRROR_IMAGE_MINIO=False, DOCKER_MIRROR_IMAGE_MILVUS=False,
+                      DOCKER_MIRROR_IMAGE_REGISTRY=False, **ghcr)
+        values.update(self.overrides)
+        write_config(self.config, olddefconfig=True, **values)
+        self.settings = settings_mod.load(self.config)
+
+    def run(self, *args, check=True, **kwargs):
+        return run_mirror(*args, config=self.config, env=QUIET_PROBES, check=check, **kwargs)
+
+    def setup(self, check=True):
+        return self.run("docker-mirror", check=check)
+
+    def container(self, client, key="dockerhub"):
+        return client.containers.get(f"{self.prefix}-{key}")
+
+    def url(self, port=None):
+        return f"http://127.0.0.1:{port or self.port}"
+
+    def storage(self, key="dockerhub") -> Path:
+        return self.root / "registry" / key
+
+    def remove(self, client):
+        for container in client.containers.list(all=True, filters={"name": self.prefix}):
+            container.remove(force=True)

@@ -1,0 +1,232 @@
+"""The warm engine on real mirrors: exact digests, no refetch, failures isolated, pinning."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mirror import install, pinning, regapi, warm
+from mirror.kconfig import ROOT
+from mirror.registry import wait_until_answering
+from support.configs import QUIET_PROBES
+from support.mirrors import Mirror
+from support.throttle import ThrottlingProxy
+from support.upstream import UpstreamRegistry, make_layer, push_image
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with UpstreamRegistry(tmp_path / "hub") as registry:
+        yield registry
+
+
+@pytest.fixture
+def make_mirror(tmp_path, docker_client, registry_image):
+    made = []
+
+    def make(hub_url, name="m", **overrides):
+        m = Mirror(tmp_path / name, hub_url, **overrides)
+        install.start_mirrors(m.settings, docker_client, log=lambda _: None)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.remove(docker_client)
+
+
+def image_list(tmp_path, *lines) -> str:
+    path = tmp_path / "images.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def blob_files(storage: Path) -> dict[str, Path]:
+    return {p.parent.name: p for p in (storage / "docker/registry/v2/blobs/sha256").glob("*/*/data")}
+
+
+def test_warm_fills_the_cache_with_upstream_digests_and_rewarm_fetches_nothing(tmp_path, hub, make_mirror,
+                                                                             docker_client):
+    layers = [make_layer(300_000, seed) for seed in ("base", "minio")]
+    digests = {"minio": push_image(hub.url, "minio/minio", "RELEASE.x", layers=layers),
+               "shared": push_image(hub.url, "minio/minio", "other-tag", layers=layers[:1]),
+               "nginx": push_image(hub.url, "library/nginx", "1.27")}
+    listing = image_list(tmp_path, "# images", "minio/minio:RELEASE.x", "minio/minio:other-tag",
+                         "nginx:1.27  # trailing comment", "docker.io/library/nginx:1.27")
+    m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=listing)
+    lines = []
+    assert warm.warm(m.settings, log=lines.append, client=docker_client) == []
+    manifest = (m.root / "images/manifest.txt").read_text()
+    for ref, key in (("docker.io/minio/minio:RELEASE.x", "minio"), ("docker.io/minio/minio:other-tag", "shared"),
+                     ("docker.io/library/nginx:1.27", "nginx")):
+        assert f"{ref}\t{digests[key]}\tdocker.io\t" in manifest
+    assert manifest.count("docker.io/library/nginx:1.27") == 1  # deduplicated after normalising
+    # The mirror holds it all, checked by content: every stored blob matches its digest.
+    stored = blob_files(m.storage())
+    for layer in layers:
+        assert hashlib.sha256(layer).hexdigest() in stored
+    for hexdigest, path in stored.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hexdigest
+    # The shared base layer went through the proxy once.
+    shared_fetches = sum(1 for line in lines if "fetched 0 B" not in line and "ok" in line)
+    assert shared_fetches >= 1
+    # Re-warm: nothing fetched, quickly.
+    hub.stop()  # nothing may even ask the upstream for blobs now
+    hub.start()
+    again = []
+    start = time.monotonic()
+    engine = warm.Engine(m.settings, log=again.append, platforms={warm.host_platform()})
+    results = engine.run(warm.wanted_images(m.settings)[0])
+    elapsed = time.monotonic() - start
+    assert all(r.ok for r in results), again
+    assert sum(r.fetched_bytes for r in results) == 0
+    assert elapsed < 1.0, f"re-warm took {elapsed:.2f} s"
+
+
+def test_multi_platform_index_warms_the_host_platform_or_all(tmp_path, hub, make_mirror):
+    index = push_image(hub.url, "library/multi", "1", platforms=["linux/amd64", "linux/arm64"])
+    listing = image_list(tmp_path, "multi:1")
+    one = make_mirror(hub.url, "one", DOCKER_MIRROR_IMAGES_EXTRA_LIST=listing)
+    assert warm.warm(one.settings, log=lambda _: None) == []
+    top = regapi.RegistryAPI(hub.url).get_manifest("library/multi", "1")
+    assert top.digest == index and top.is_index
+    children = {c["platform"]["architecture"]: c["digest"] for c in top.json["manifests"]}
+    revisions = one.storage() / "docker/registry/v2/repositories/library/multi/_manifests/revisions/sha256"
+    cached = {p.name for p in revisions.iterdir()}
+    host_arch = warm.host_platform().split("/")[1]
+    assert children[host_arch].split(":")[1] in cached
+    assert all(d.split(":")[1] not in cached for arch, d in children.items() if arch != host_arch)
+    every = make_mirror(hub.url, "all", DOCKER_MIRROR_IMAGES_EXTRA_LIST=listing,
+                        DOCKER_MIRROR_PULL_ALL_PLATFORMS=True)
+    assert warm.warm(every.settings, log=lambda _: None) == []
+    revisions = every.storage() / "docker/registry/v2/repositories/library/multi/_manifests/revisions/sha256"
+    assert {d.split(":")[1] for d in children.values()} <= {p.name for p in revisions.iterdir()}
+
+
+def test_failures_do_not_stop_the_others_and_set_the_exit_code(tmp_path, hub, make_mirror):
+    push_image(hub.url, "library/good", "1")
+    push_image(hub.url, "library/good", "2")
+    listing = image_list(tmp_path, "good:1", "library/missing:404", "Bad/Reference::", "quay.io/coreos/etcd:v3",
+                         "good:2")
+    m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=listing)
+    result = m.run("pull", check=False)
+    assert result.returncode == 1
+    out = result.stdout
+    assert "docker.io/library/good:1" in out and "docker.io/library/good:2" in out
+    assert f"{listing}:3:" in out  # the bad line, by file and line
+    assert "docker.io/library/missing:404: " in out and "FAILED" in out
+    assert "registry quay.io is not mirrored" in out
+    manifest = (m.root / "images/manifest.txt").read_text()
+    assert "docker.io/library/good:1\t" in manifest and "docker.io/library/good:2\t" in manifest
+    last = json.loads((m.root / "logs/last-refresh.json").read_text())
+    assert last["result"] == "failed"
+    assert "docker.io/library/missing:404" in last["failed"]
+
+
+def test_upstream_cut_mid_transfer_leaves_no_corrupt_blob(tmp_path, hub, make_mirror):
+    big = make_layer(6_000_000, "big")
+    digest = push_image(hub.url, "library/big", "1", layers=[big])
+    with ThrottlingProxy(("127.0.0.1", hub.port), rate_bytes=2_000_000) as slow:
+        m = make_mirror(slow.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "big:1"))
+        timer = threading.Timer(1.0, slow.cut)
+        timer.start()
+        failed = warm.warm(m.settings, log=lambda _: None)
+        timer.join()
+        assert failed == ["docker.io/library/big:1"]
+        for hexdigest, path in blob_files(m.storage()).items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == hexdigest
+        # Served content is whole or absent, never a truncated blob under a digest.
+        answer = requests.get(f"{m.url()}/v2/library/big/blobs/sha256:{hashlib.sha256(big).hexdigest()}",
+                              timeout=30)
+        if answer.status_code == 200:
+            assert answer.content == big
+        # The upstream answers again: the next run completes.
+        assert warm.warm(m.settings, log=lambda _: None) == []
+    assert f"docker.io/library/big:1\t{digest}\t" in (m.root / "images/manifest.txt").read_text()
+
+
+def test_two_runs_at_once_wait_or_refuse(tmp_path, hub, make_mirror):
+    big = make_layer(3_000_000, "slow")
+    push_image(hub.url, "library/slow", "1", layers=[big])
+    with ThrottlingProxy(("127.0.0.1", hub.port), rate_bytes=1_500_000) as slow:
+        m = make_mirror(slow.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "slow:1"))
+        env = {**os.environ, **QUIET_PROBES}
+        cmd = [sys.executable, "-m", "mirror", "--config", str(m.config), "pull"]
+        first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not (m.root / ".refresh.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        refused = m.run("pull", "--no-wait", check=False)
+        assert refused.returncode == 75
+        assert "another refresh is running" in refused.stderr
+        waited = m.run("pull", check=False, timeout=120)
+        assert waited.returncode == 0
+        assert "waiting for it" in waited.stdout
+        assert first.wait(timeout=60) == 0
+        first.stdout.close()
+
+
+def test_pinned_images_survive_aged_expiry_while_ad_hoc_content_goes(tmp_path, hub, make_mirror, docker_client):
+    push_image(hub.url, "library/pinned", "1")
+    adhoc = push_image(hub.url, "library/adhoc", "1")
+    m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "pinned:1"))
+    mirror_api = regapi.RegistryAPI(m.url())
+    manifest = mirror_api.get_manifest("library/adhoc", "1")  # pulled ad hoc, not listed
+    for blob in warm.blobs_of(manifest.json):
+        mirror_api.fetch_blob("library/adhoc", blob["digest"])
+    assert warm.warm(m.settings, log=lambda _: None, client=docker_client) == []
+    state_file = pinning.state_path(m.storage())
+    deadline = time.monotonic() + 10
+    while f"library/adhoc@{adhoc}" not in pinning.read_state(state_file) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    state = pinning.read_state(state_file)
+    assert f"library/adhoc@{adhoc}" in state
+    assert not [k for k in state if k.startswith("library/pinned@")]
+    # Age every entry into the past and restart, as a week going by.
+    container = m.container(docker_client)
+    container.stop(timeout=10)
+    state = pinning.read_state(state_file)
+    for entry in state.values():
+        entry["ExpiryData"] = "2000-01-01T00:00:00Z"
+    state_file.write_text(json.dumps(state))
+    container.start()
+    assert wait_until_answering("127.0.0.1", m.port, container)
+    time.sleep(2)  # the expiry of the aged entries runs right after start
+    hub.stop()  # offline: only what the mirror still holds can be served
+    try:
+        api = regapi.RegistryAPI(m.url(), retries=0)
+        pinned = api.get_manifest("library/pinned", "1")
+        for blob in warm.blobs_of(pinned.json):
+            api.fetch_blob("library/pinned", blob["digest"])
+        with pytest.raises(regapi.RegistryAPIError):
+            api.get_manifest("library/adhoc", "1")
+    finally:
+        hub.start()
+
+
+def test_plain_registry_gets_images_copied_with_digests_preserved(tmp_path, hub, make_mirror):
+    single = push_image(hub.url, "minio/minio", "RELEASE.x")
+    index = push_image(hub.url, "library/multi", "2", platforms=["linux/amd64", "linux/arm64"], media="oci")
+    m = make_mirror(hub.url, DOCKER_MIRROR_PULL_THROUGH_CACHE=False,
+                    DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "minio/minio:RELEASE.x", "multi:2"))
+    assert warm.warm(m.settings, log=lambda _: None) == []
+    hub.stop()
+    try:
+        api = regapi.RegistryAPI(m.url())
+        assert api.get_manifest("minio/minio", "RELEASE.x").digest == single
+        top = api.get_manifest("library/multi", "2")
+        assert top.digest == index
+        for child in top.json["manifests"]:
+            assert api.get_manifest("library/multi", child["digest"]).digest == child["digest"]
+    finally:
+        hub.start()
+    again = warm.Engine(m.settings, log=lambda _: None).run(warm.wanted_images(m.settings)[0])
+    assert sum(r.fetched_bytes for r in again) == 0
