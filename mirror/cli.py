@@ -45,7 +45,14 @@ def cmd_check(args) -> int:
 
 def cmd_docker_mirror(args) -> int:
     from . import install, registry
-    loaded = settings.load(args.config)
+    overrides = {symbol: value for symbol, value in (("DOCKER_MIRROR_PATH", args.path),
+                                                     ("DOCKER_MIRROR_PORT", args.port),
+                                                     ("DOCKER_MIRROR_CONTAINER_PREFIX", args.name))
+                 if value is not None}
+    config = dotconfig.load(args.config)
+    if overrides:
+        config = config.with_values(overrides, origin="command line")
+    loaded = settings.from_dotconfig(config)
     report = install.docker_mirror(loaded, registry.connect(), boot=args.boot)
     for upstream in loaded.upstreams:
         print(f"{upstream.registry}: {report.modes[upstream.key]} mirror on "
@@ -117,7 +124,8 @@ def not_implemented_yet(what: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 -m mirror", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python3 -m mirror",
+                                     description="Kconfig-driven Docker registry mirror.")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
                         help="the .config to read (default: $KCONFIG_CONFIG or .config)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -138,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     else "set up every enabled mirror (the Docker mirror included)")
         setup.add_argument("--boot", action="store_true",
                            help="boot-time run: re-check upstreams, start no refresh")
+        setup.add_argument("--path", help="mirror directory (overrides DOCKER_MIRROR_PATH)")
+        setup.add_argument("--port", type=int, help="Docker Hub mirror port (overrides DOCKER_MIRROR_PORT)")
+        setup.add_argument("--name", help="container name prefix (overrides DOCKER_MIRROR_CONTAINER_PREFIX)")
         setup.set_defaults(func=cmd_docker_mirror)
 
     refresh = commands.add_parser("refresh", help="one refresh run (what the timer starts)")

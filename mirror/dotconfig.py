@@ -23,6 +23,7 @@ class Entry:
     name: str  # without the CONFIG_ prefix
     value: bool | int | str
     line: int
+    origin: str = ""  # where an override came from, instead of a .config line
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,16 @@ class DotConfig:
     def source(self, name: str) -> str:
         """'FILE:LINE' where the symbol is set, for error messages."""
         entry = self.entries.get(name)
-        return f"{self.path}:{entry.line}" if entry else f"{self.path} (not set)"
+        if entry is None:
+            return f"{self.path} (not set)"
+        return entry.origin or f"{self.path}:{entry.line}"
+
+    def with_values(self, values: dict[str, bool | int | str], origin: str) -> "DotConfig":
+        """A copy with symbols overridden (e.g. from the command line), validated as the rest."""
+        entries = dict(self.entries)
+        for name, value in values.items():
+            entries[name] = Entry(name, value, 0, origin)
+        return DotConfig(self.path, entries)
 
 
 class DotConfigSyntaxError(MirrorError):

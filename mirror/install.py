@@ -86,7 +86,8 @@ def start_mirrors(settings: Settings, client, log=print) -> Report:
     write_configs(specs)
     for name in registry.remove_unconfigured(client, settings):
         log(f"removed {name}: its upstream is no longer configured")
-    actions = registry.apply(client, image, specs, settings.bind_address, log=log)
+    actions = registry.apply(client, image, specs, settings.bind_address,
+                             tls=bool(settings.tls_certificate), log=log)
     return Report(actions=actions, modes=modes)
 
 

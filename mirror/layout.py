@@ -8,7 +8,6 @@ from .settings import Settings, Upstream
 LABEL_UPSTREAM = "docker-mirror.upstream"
 LABEL_MODE = "docker-mirror.mode"
 LABEL_HASH = "docker-mirror.config-hash"
-LABEL_PATH = "docker-mirror.path"
 LABEL_ADDRESS = "docker-mirror.address"
 
 # Modes a mirror container runs in

@@ -15,15 +15,37 @@ PROBE_TIMEOUT = 0.3  # seconds, for a whole probe: connect + request + answer
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
+def probe_host(bind_address: str) -> str:
+    """Where this host reaches a server bound to `bind_address`."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
+
+
+def _connect(family, address, timeout: float, tls: bool, host: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+        if tls:
+            import ssl  # only TLS mirrors pay for it
+
+            # Liveness only: the certificate may be self-signed or name another host.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _http_get_status(host: str, port: int, path: str, timeout: float,
-                     unix_socket: str | None = None) -> tuple[int, dict] | None:
+                     unix_socket: str | None = None, tls: bool = False) -> tuple[int, dict] | None:
     """Status and headers of `GET path`, or None when nothing answered in time."""
     deadline = time.monotonic() + timeout
     family = socket.AF_UNIX if unix_socket else socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(unix_socket or (host, port))
+        with _connect(family, unix_socket or (host, port), timeout, tls, host) as sock:
             request = (f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n"
                        "User-Agent: docker-mirror-probe\r\n\r\n")
             sock.sendall(request.encode())
@@ -62,14 +84,14 @@ def split_address(address: str, default_port: int = 5000) -> tuple[str, int]:
     return address, default_port
 
 
-def registry_answers(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
+def registry_answers(host: str, port: int, timeout: float = PROBE_TIMEOUT, tls: bool = False) -> bool:
     """True when a Docker registry (API v2) answers GET /v2/ on host:port.
 
     A registry answers 200, or 401 when it wants credentials; either way it
     sends the API version header, which tells it apart from any other HTTP
     service that happens to hold the port.
     """
-    answer = _http_get_status(host, port, "/v2/", timeout)
+    answer = _http_get_status(host, port, "/v2/", timeout, tls=tls)
     if answer is None:
         return False
     status, headers = answer
@@ -91,31 +113,3 @@ def systemd_is_pid1() -> bool:
 def directory_exists(path: str) -> bool:
     return os.path.isdir(path)
 
-
-def registry_answers_tls(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
-    """registry_answers for a mirror that serves HTTPS (DOCKER_MIRROR_TLS).
-
-    A plain-HTTP probe of a TLS port gets a 400 without the API header, so a
-    TLS mirror would always look down. The certificate is not verified: the
-    question is only whether a registry is there, and the pull that follows
-    checks the certificate as usual. Connect + handshake get `timeout`, the
-    request and answer what is left of it.
-    """
-    import http.client  # only TLS mirrors pay for these imports
-    import ssl
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-    try:
-        connection.connect()
-        connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        connection.request("GET", "/v2/", headers={"User-Agent": "docker-mirror-probe"})
-        answer = connection.getresponse()
-        return answer.status in (200, 401) and (answer.getheader(
-            "Docker-Distribution-Api-Version") or "").startswith("registry/2")
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()

@@ -80,10 +80,6 @@ def choose_mode(settings: Settings, upstream_up: bool) -> str:
     return L.PULL_THROUGH if upstream_up else L.OFFLINE
 
 
-def probe_host(bind_address: str) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
-
-
 def _address(settings: Settings, upstream: Upstream) -> str:
     host = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
     return f"{host}:{upstream.port}"
@@ -125,25 +121,35 @@ def _needs_replacing(container, spec: MirrorSpec) -> bool:
 
 
 def check_ports(client: docker.DockerClient, specs: list[MirrorSpec], bind_address: str) -> None:
-    """Refuse before touching anything when another process holds a mirror port."""
+    """Refuse before touching anything when another process holds a port a mirror needs.
+
+    Each mirror needs its port on the bind address and its debug/metrics
+    port on loopback; ports held by our own running container are ours.
+    """
     for spec in specs:
         container = _current(client, spec.name)
         if not _needs_replacing(container, spec):
             continue
         ours = container is not None and container.status == "running" \
             and container.labels.get(L.LABEL_ADDRESS) == spec.address
-        if not ours and not ports.port_is_free(bind_address, spec.upstream.port):
-            raise PortInUse(
-                f"port {spec.upstream.port} on {bind_address} (the {spec.upstream.registry} mirror) "
-                f"is held by {ports.holder(spec.upstream.port)}: stop it, or choose another port "
-                f"in 'make menuconfig'; nothing was started")
+        if ours:
+            continue
+        debug = render.debug_port(spec.upstream.port)
+        for address, port, what in ((bind_address, spec.upstream.port, "its port"),
+                                    ("127.0.0.1", debug, "its debug/metrics port")):
+            if not ports.port_is_free(address, port):
+                raise PortInUse(
+                    f"port {port} on {address} ({what}, for the {spec.upstream.registry} mirror) is "
+                    f"held by {ports.holder(port)}: stop it, or choose another port in "
+                    f"'make menuconfig'; nothing was started")
 
 
-def wait_until_answering(host: str, port: int, container=None, timeout: float = START_TIMEOUT) -> bool:
+def wait_until_answering(host: str, port: int, container=None, timeout: float = START_TIMEOUT,
+                         tls: bool = False) -> bool:
     """Poll /v2/ until the registry answers; False on timeout or when `container` died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probes.registry_answers(host, port):
+        if probes.registry_answers(host, port, tls=tls):
             return True
         if container is not None:
             container.reload()
@@ -153,8 +159,8 @@ def wait_until_answering(host: str, port: int, container=None, timeout: float = 
     return False
 
 
-def _wait_until_answering(container, spec: MirrorSpec, host: str) -> None:
-    if wait_until_answering(host, spec.upstream.port, container):
+def _wait_until_answering(container, spec: MirrorSpec, host: str, tls: bool) -> None:
+    if wait_until_answering(host, spec.upstream.port, container, tls=tls):
         return
     tail = container.logs(tail=15).decode(errors="replace").strip()
     raise MirrorStartError(f"the {spec.upstream.registry} mirror ({spec.name}) did not answer on "
@@ -162,7 +168,7 @@ def _wait_until_answering(container, spec: MirrorSpec, host: str) -> None:
 
 
 def apply(client: docker.DockerClient, image: RegistryImage, specs: list[MirrorSpec],
-          bind_address: str, log=print) -> dict[str, str]:
+          bind_address: str, tls: bool = False, log=print) -> dict[str, str]:
     """Make the engine run `specs`; returns {upstream key: what was done}."""
     check_ports(client, specs, bind_address)
     done = {}
@@ -185,7 +191,7 @@ def apply(client: docker.DockerClient, image: RegistryImage, specs: list[MirrorS
             mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts],
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
         )
-        _wait_until_answering(container, spec, probe_host(bind_address))
+        _wait_until_answering(container, spec, probes.probe_host(bind_address), tls)
         log(f"{spec.upstream.registry}: mirror {action} on {spec.address} ({spec.mode})")
         done[spec.upstream.key] = action
     return done

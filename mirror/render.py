@@ -13,7 +13,7 @@ import jinja2
 import yaml
 
 from . import layout as L
-from .settings import Settings, Upstream
+from .settings import Settings, Upstream, debug_port
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -27,9 +27,6 @@ CONTAINER_TLS_KEY = "/certs/key.pem"
 PROXY_TTL = "168h"
 
 HTPASSWD_REALM = "docker-mirror"
-
-# Offset of the loopback debug/metrics port from a mirror's own port.
-DEBUG_PORT_OFFSET = 10000
 
 
 def to_yaml(value) -> str:
@@ -182,11 +179,6 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
-
-
-def debug_port(port: int) -> int:
-    """The loopback debug/metrics port of the mirror on `port`."""
-    return port + DEBUG_PORT_OFFSET if port + DEBUG_PORT_OFFSET <= 65535 else port - DEBUG_PORT_OFFSET
 
 
 def _host_port(host: str, port: int) -> str:

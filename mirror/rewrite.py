@@ -53,7 +53,7 @@ def client_host(bind_address: str) -> str:
     A wildcard bind is reached on loopback; an IPv6 host is bracketed, as a
     reference (`[::1]:5000/library/nginx`) needs it.
     """
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
+    host = probes.probe_host(bind_address)
     return f"[{host}]" if ":" in host else host
 
 
@@ -70,8 +70,7 @@ def mirror_urls(settings: Settings) -> dict[str, str]:
 
 @lru_cache(maxsize=None)
 def _answers(host: str, port: int, tls: bool) -> bool:
-    probe = probes.registry_answers_tls if tls else probes.registry_answers
-    return probe(host, port, probes.PROBE_TIMEOUT)
+    return probes.registry_answers(host, port, tls=tls)
 
 
 def forget_probes() -> None:

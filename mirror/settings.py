@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from . import dotconfig, images
 from .errors import ConfigError
 
+# Each mirror's debug/metrics listener sits this far from its port, on loopback.
+DEBUG_PORT_OFFSET = 10000
+
 # Symbols whose values are secrets: never logged, and files holding them are 0600.
 SECRET_SUFFIXES = ("_PASSWORD", "_ACCOUNT_KEY")
 
@@ -46,6 +49,11 @@ _HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$")
 _NFS_CLIENT = re.compile(r"^[A-Za-z0-9*?.:/_\[\]@-]+$")
+
+
+def debug_port(port: int) -> int:
+    """The loopback debug/metrics port of the mirror on `port`."""
+    return port + DEBUG_PORT_OFFSET if port + DEBUG_PORT_OFFSET <= 65535 else port - DEBUG_PORT_OFFSET
 
 
 def is_secret(symbol: str) -> bool:
@@ -184,9 +192,15 @@ def _upstreams(read: _Reader, main_port: int) -> tuple[Upstream, ...]:
                 read.fail(port_symbol, 0, f"defaults to DOCKER_MIRROR_PORT+{offset}={port}, "
                           "which is over 65535: set a port from 1 to 65535")
         if port in used_ports:
-            read.fail(port_symbol, port, f"port already used by the {used_ports[port]} mirror; "
+            read.fail(port_symbol, port, f"port already used by the {used_ports[port]}; "
                       "each upstream needs its own port")
-        used_ports[port] = key
+        used_ports[port] = f"{key} mirror"
+        debug = debug_port(port)
+        if debug in used_ports:
+            read.fail(port_symbol, port, f"its debug/metrics port {debug} (port +/- {DEBUG_PORT_OFFSET}) "
+                      f"is the port of the {used_ports[debug]}; choose ports less than "
+                      f"{DEBUG_PORT_OFFSET} apart")
+        used_ports[debug] = f"debug port of the {key} mirror"
         found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL"), port,
                               read.str(f"{prefix}_USERNAME"), read.str(f"{prefix}_PASSWORD")))
     return tuple(found)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import warnings
 from dataclasses import asdict
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -19,11 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 from . import images, probes, render, storage
 from . import layout as L
 from .errors import MirrorError
+from .probes import probe_host
 from .settings import Settings, Upstream
 
 REFRESH_TIMER = "docker-mirror-update.timer"
 SYSTEMD_TIMEOUT = 5.0   # seconds for systemctl / systemd-analyze
-TLS_PROBE_TIMEOUT = 1.0  # seconds per step of an HTTPS probe
 LAST_REFRESH_KEYS = ("started", "finished", "result", "log", "failed")
 CHECKS = ("DOCKER_MIRROR_URL", "DOCKER_MIRROR_EXISTS", "DOCKER_MIRROR_DIR", "IMAGE_EXISTS")
 
@@ -33,11 +32,6 @@ class UnknownCheck(MirrorError):
 
 
 # ---------------------------------------------------------------- addresses
-
-def probe_host(bind_address: str) -> str:
-    """Where this host reaches a registry bound to `bind_address`."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
-
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -55,22 +49,8 @@ def _without_credentials(url: str) -> str:
 
 def answers(settings: Settings, upstream: Upstream) -> bool:
     """True when the mirror of `upstream` answers the registry API on its port."""
-    host = probe_host(settings.bind_address)
-    if not settings.tls_certificate:
-        return probes.registry_answers(host, upstream.port)
-    # probes speaks plain HTTP, which a TLS port refuses; the certificate may
-    # be self-signed or name another host, and liveness is all this asks.
-    import requests
-    import urllib3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        try:
-            r = requests.get(f"{upstream_url(settings, upstream)}/v2/", verify=False,
-                             timeout=TLS_PROBE_TIMEOUT, allow_redirects=False)
-        except requests.RequestException:
-            return False
-    return r.status_code in (200, 401) and r.headers.get(
-        "Docker-Distribution-API-Version", "").startswith("registry/2")
+    return probes.registry_answers(probe_host(settings.bind_address), upstream.port,
+                                   tls=bool(settings.tls_certificate))
 
 
 # ---------------------------------------------------------------- parts of the document
@@ -192,12 +172,15 @@ def exit_code(doc: dict) -> int:
 
 
 def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    """1536 -> '1.5 KiB' (binary units, as du -h)."""
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
 
 
 def _plural(n: int, word: str, many: str) -> str:

@@ -29,7 +29,8 @@ from . import pinning, render
 from .errors import MirrorError
 from .fsutil import atomic_write
 from .regapi import Manifest, RegistryAPI
-from .registry import probe_host, wait_until_answering
+from .probes import probe_host
+from .registry import wait_until_answering
 from .settings import Settings, Upstream
 
 IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
@@ -335,7 +336,8 @@ def pin_warm_images(settings: Settings, client, results: list[Result], log=print
         host = probe_host(settings.bind_address)
         pinning.pin(container, layout.storage_dir(upstream),
                     pins=set().union(*(r.items for r in mine)), fresh=set().union(*(r.fresh for r in mine)),
-                    wait_until_answering=lambda: wait_until_answering(host, upstream.port), log=log)
+                    wait_until_answering=lambda: wait_until_answering(
+                        host, upstream.port, tls=bool(settings.tls_certificate)), log=log)
 
 
 def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = ()) -> list[str]:

@@ -50,12 +50,13 @@ has() {
 	python3-pip) dpkg-query -W -f='${Status}' python3-pip 2>/dev/null | grep -q 'ok installed' ;;
 	docker.io) command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 ;;
 	containerd) command -v ctr >/dev/null 2>&1 ;;
+	systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }
 
 missing=()
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git; do
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd; do
 	has "$pkg" || missing+=("$pkg")
 done
 

@@ -214,7 +214,9 @@ def path_components(draw):
     return "".join(parts)
 
 
-tags = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+_WORD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+tags = st.builds(lambda first, rest: first + rest,  # [\w][\w.-]{0,127}, kept short
+                 st.sampled_from(_WORD), st.text(_WORD + ".-", max_size=20))
 digests = st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda h: f"sha256:{h}")
 
 
@@ -236,7 +238,7 @@ def references(draw, hosts=tuple(HOSTS), digest=True):
     return ref
 
 
-@hsettings(max_examples=400, deadline=None)
+@hsettings(max_examples=200, deadline=None)
 @given(ref=references())
 @example(ref="index.docker.io/nginx")
 @example(ref="localhost:5000/a:b")
@@ -246,8 +248,8 @@ def test_normalisation_is_idempotent(ref):
     assert parse(once) == parse(ref)
 
 
-@hsettings(max_examples=200, deadline=None)
-@given(refs=st.lists(references(), min_size=2, max_size=30))
+@hsettings(max_examples=100, deadline=None)
+@given(refs=st.lists(references(), min_size=2, max_size=20))
 @example(refs=["vllm/vllm-openai", "lmcache/vllm-openai", "docker.io/library/nginx",
                "ghcr.io/library/nginx", "quay.io/library/nginx", "localhost:5000/library/nginx"])
 def test_rewrite_is_injective(refs):
@@ -258,7 +260,7 @@ def test_rewrite_is_injective(refs):
     assert len(rewritten) == len(images)
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(max_examples=200, deadline=None)
 @given(ref=references())
 def test_rewrite_keeps_path_tag_and_digest(ref):
     out = rewrite(ref, "mirror.test", PORTS)
@@ -270,7 +272,7 @@ def test_rewrite_keeps_path_tag_and_digest(ref):
     assert rewrite(out, "mirror.test", PORTS) == out
 
 
-@hsettings(max_examples=200, deadline=None)
+@hsettings(max_examples=100, deadline=None)
 @given(ref=references(hosts=("localhost:5000", "example.com")))
 def test_rewrite_of_an_unmirrored_registry_is_the_identity(ref):
     assert rewrite(ref, "mirror.test", PORTS) == ref

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""The warm engine against its limits (issue 4's benchmarks).
+
+On one machine, in one run, with a throttled upstream (a throttling TCP
+proxy, tests/support/throttle.py, in front of a local registry: default
+50 MB/s shared by all connections, 20 ms per request) and with the same
+registry unthrottled, for a set of 8 images with shared layers (a base
+layer in all of them, a second one in half of them, one layer of its own
+each; incompressible, so bytes on the wire = bytes stored):
+
+  limit          the unique bytes of the set fetched with parallel plain
+                 HTTP GETs (4 threads, `requests`, sha256 checked) straight
+                 from the upstream through the same throttle: the ceiling
+  warm           `warm.warm(settings, log, client)` on a fresh mirror
+                 (`install.start_mirrors` first, untimed): the real thing,
+                 pinning included; its fetch phase and its pinning phase are
+                 also shown apart (told apart by the log lines' times)
+  docker pulls   what the reference scripts do: `docker pull` of each image
+                 in turn through another fresh mirror (pulled images removed
+                 afterwards)
+
+then, with everything cached, a re-warm of 20 images (the 8 plus 12 small
+ones sharing a layer), `docker pull` of the 8 through the warm mirror vs
+straight from the throttled upstream, and `--archive` (mirror/archive.py,
+when it exists) vs `docker save | gzip` of the same images.
+
+Targets (the issue's): warm >= 0.8 of the limit's throughput; warm >= 3x
+faster than the docker-pull loop; re-warm of 20 images under 1 s.
+Throughputs count the unique bytes of the set (each blob once), whatever
+the upstream was really asked for; the "upstream" column shows what went
+through the throttle (from the proxy's byte counter).
+
+    python3 bench/warm.py [--scale 1.0] [--rate MBPS] [--latency MS]
+
+--scale 1.0: images of 32-52 MB, 172 MB unique (--scale 0.25 for a quick
+run). Images are pushed once per run. Exits 1 when a target is missed or
+a step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import common  # noqa: F401  (sys.path)
+from common import MB, Stopwatch, docker_client, median, registry_image, table
+
+import requests  # noqa: E402
+
+from mirror import install, regapi, warm  # noqa: E402
+from support.mirrors import Mirror  # noqa: E402
+from support.throttle import ThrottlingProxy  # noqa: E402
+from support.upstream import UpstreamRegistry, make_layer, push_image  # noqa: E402
+
+# (repository, has the half-shared layer, MB of its own layer at scale 1)
+BIG = [("minio/minio", True, 4), ("vllm/vllm-openai", True, 8), ("milvusdb/milvus", True, 12),
+       ("library/postgres", True, 16), ("library/python", False, 20), ("grafana/grafana", False, 24),
+       ("bitnami/kafka", False, 28), ("library/redis", False, 32)]
+BASE_MB, HALF_MB = 20, 8
+SMALL = ["library/alpine", "library/busybox", "library/nginx", "library/golang", "library/node",
+         "prom/prometheus", "prom/alertmanager", "bitnami/etcd", "library/memcached",
+         "library/rabbitmq", "library/traefik", "library/haproxy"]
+SMALL_BASE, SMALL_OWN = 512_000, 64_000   # bytes; not scaled (the re-warm is about requests)
+BIG_TAG, SMALL_TAG = "bench", "small"
+GET_THREADS = 4
+CHUNK = 1 << 20
+REWARM_RUNS = 3
+
+
+def log_to(lines: list):
+    return lambda line: lines.append((time.perf_counter(), line))
+
+
+# ------------------------------------------------------------------ images
+
+def push_images(hub: UpstreamRegistry, scale: float) -> dict[str, dict]:
+    """Push the big and small sets; returns {digest: {size, repository}} of the big set."""
+    size = lambda mb: max(64_000, int(mb * scale * MB))  # noqa: E731
+    base = make_layer(size(BASE_MB), "bench-base")
+    half = make_layer(size(HALF_MB), "bench-half")
+    for repository, with_half, own_mb in BIG:
+        layers = [base, *([half] if with_half else []), make_layer(size(own_mb), f"own-{repository}")]
+        push_image(hub.url, repository, BIG_TAG, layers=layers)
+    small_base = make_layer(SMALL_BASE, "small-base")
+    for repository in SMALL:
+        push_image(hub.url, repository, SMALL_TAG,
+                   layers=[small_base, make_layer(SMALL_OWN, f"small-{repository}")])
+    api = regapi.RegistryAPI(hub.url)
+    blobs = {}
+    for repository, _, _ in BIG:
+        manifest = api.get_manifest(repository, BIG_TAG)
+        for descriptor in warm.blobs_of(manifest.json):
+            blobs.setdefault(descriptor["digest"], {"size": descriptor["size"], "repository": repository})
+    return blobs
+
+
+def big_refs() -> list[str]:
+    return [f"{repository}:{BIG_TAG}" for repository, _, _ in BIG]
+
+
+def all_refs() -> list[str]:
+    return big_refs() + [f"{repository}:{SMALL_TAG}" for repository in SMALL]
+
+
+def write_list(path: Path, refs: list[str]) -> None:
+    path.write_text("# bench/warm.py\n" + "\n".join(refs) + "\n")
+
+
+# ------------------------------------------------------------------ measurements
+
+def parallel_get(base_url: str, blobs: dict[str, dict]) -> float:
+    """Seconds to GET every blob once, GET_THREADS at a time; digests checked."""
+    def fetch(item):
+        digest, info = item
+        hasher = hashlib.sha256()
+        with requests.get(f"{base_url}/v2/{info['repository']}/blobs/{digest}", stream=True,
+                          timeout=60) as answer:
+            answer.raise_for_status()
+            for chunk in answer.iter_content(CHUNK):
+                hasher.update(chunk)
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise RuntimeError(f"parallel GET of {digest}: wrong content")
+
+    with Stopwatch() as sw, ThreadPoolExecutor(GET_THREADS) as pool:
+        list(pool.map(fetch, blobs.items()))
+    return sw.seconds
+
+
+class Phases:
+    """A warm.warm() call's log, timed: fetch phase, pinning phase, results."""
+
+    def __init__(self, start: float, end: float, lines: list[tuple[float, str]]):
+        self.total = end - start
+        per_image = [i for i, (_, line) in enumerate(lines) if ": ok " in line or ": FAILED" in line]
+        self.failed = [line for _, line in lines if ": FAILED" in line]
+        self.fetched_nothing = all(" fetched 0 B," in lines[i][1] for i in per_image)
+        last = per_image[-1] if per_image else 0
+        fetch_end = lines[last][0] if per_image else end
+        after = lines[last + 1][0] if last + 1 < len(lines) else end  # first summary line
+        self.fetch = fetch_end - start
+        self.pin = after - fetch_end
+        pinned = [line for _, line in lines if line.startswith("pinned ")]
+        self.pinned = pinned[0].split(" of the")[0] if pinned else "nothing pinned"
+
+
+def timed_warm(mirror: Mirror, client) -> Phases:
+    lines: list = []
+    start = time.perf_counter()
+    failed = warm.warm(mirror.settings, log=log_to(lines), client=client)
+    phases = Phases(start, time.perf_counter(), lines)
+    if failed:
+        raise RuntimeError(f"warm failed for {failed}:\n" + "\n".join(line for _, line in lines))
+    return phases
+
+
+def docker_pull_loop(client, port: int, refs: list[str], pulled: set[str]) -> float:
+    """Seconds for `docker pull` of each ref in turn from 127.0.0.1:port."""
+    with Stopwatch() as sw:
+        for ref in refs:
+            repository, tag = ref.rsplit(":", 1)
+            client.images.pull(f"127.0.0.1:{port}/{repository}", tag=tag)
+            pulled.add(f"127.0.0.1:{port}/{ref}")
+    return sw.seconds
+
+
+def remove_images(client, pulled: set[str]) -> None:
+    for ref in sorted(pulled):
+        with contextlib.suppress(Exception):
+            client.images.remove(ref, force=True)
+    pulled.clear()
+
+
+class Counter:
+    """Bytes that went down through the throttle during a block (0 when unthrottled)."""
+
+    def __init__(self, proxy: ThrottlingProxy | None):
+        self.proxy = proxy
+
+    @contextlib.contextmanager
+    def count(self, into: dict, key: str):
+        before = self.proxy.bytes_down if self.proxy else 0
+        yield
+        into[key] = (self.proxy.bytes_down - before) if self.proxy else None
+
+
+# ------------------------------------------------------------------ the run
+
+def new_mirror(tmp: Path, name: str, remote: str, listing: Path, client, made: list) -> Mirror:
+    mirror = Mirror(tmp / name, remote, DOCKER_MIRROR_IMAGES_EXTRA_LIST=str(listing),
+                    DOCKER_MIRROR_PULL_CONCURRENCY=4)
+    made.append(mirror)
+    install.start_mirrors(mirror.settings, client, log=lambda _: None)
+    return mirror
+
+
+def one_upstream(label: str, remote: str, proxy, blobs, tmp: Path, client, made: list,
+                 pulled: set) -> dict:
+    """limit, cold warm, docker-pull loop, re-warm of 20 against one upstream URL."""
+    found: dict = {"label": label, "up": {}}
+    counter = Counter(proxy)
+    with counter.count(found["up"], "limit"):
+        found["limit"] = parallel_get(remote, blobs)
+
+    listing = tmp / f"{label}-images.txt"
+    write_list(listing, big_refs())
+    mirror = new_mirror(tmp, f"{label}-warm", remote, listing, client, made)
+    with counter.count(found["up"], "warm"):
+        found["warm"] = timed_warm(mirror, client)
+    found["mirror"] = mirror
+
+    empty = tmp / f"{label}-none.txt"
+    write_list(empty, [])
+    cold = new_mirror(tmp, f"{label}-pulls", remote, empty, client, made)
+    with counter.count(found["up"], "pulls"):
+        found["pulls"] = docker_pull_loop(client, cold.port, big_refs(), pulled)
+    remove_images(client, pulled)
+    cold.remove(client)
+
+    write_list(listing, all_refs())
+    timed_warm(mirror, client)  # caches the 12 small ones (and pins them)
+    found["rewarm"] = []
+    for _ in range(REWARM_RUNS):
+        with counter.count(found["up"], "rewarm"):
+            phases = timed_warm(mirror, client)
+        if not phases.fetched_nothing:
+            raise RuntimeError(f"{label}: the re-warm fetched blobs again")
+        found["rewarm"].append(phases)
+    return found
+
+
+def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_bytes: int,
+                    pulled: set) -> list[list]:
+    """--archive of the 8 vs `docker save | gzip` of the same 8 (pulled from the warm mirror)."""
+    write_list(listing, big_refs())
+    refs = [f"127.0.0.1:{mirror.port}/{ref}" for ref in big_refs()]
+    if not all(ref in pulled for ref in refs):
+        docker_pull_loop(client, mirror.port, big_refs(), pulled)
+    out = tmp / "save.tar.gz"
+    command = "set -o pipefail; docker save " + " ".join(refs) + f" | gzip -c > {out}"
+    with Stopwatch() as save:
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"docker save | gzip failed: {done.stderr}")
+    save_rate = image_bytes / save.seconds / MB
+    rows = [["`docker save \\| gzip` (8 images)", f"{save.seconds:.2f}", f"{save_rate:.1f}",
+             f"{out.stat().st_size / MB:.0f}", "1.00"]]
+    out.unlink()
+
+    try:
+        archive = importlib.import_module("mirror.archive")
+        archive_images = archive.archive_images
+    except (ImportError, AttributeError):
+        rows.append(["`--archive` (8 images)", "n/a (archive not available)", "", "", ""])
+        return rows
+    archives = mirror.root / "images" / "archives"
+    before = {p: p.stat().st_size for p in archives.rglob("*") if p.is_file()} if archives.exists() else {}
+    lines: list = []
+    try:
+        with Stopwatch() as made:
+            archive_images(mirror.settings, client=client, log=log_to(lines), prune=False)
+    except Exception as err:  # a step of someone else's module: report it, keep the other figures
+        rows.append(["`--archive` (8 images)", f"failed: {err.__class__.__name__}: {err}", "", "", ""])
+        return rows
+    written = sum(p.stat().st_size for p in archives.rglob("*")
+                  if p.is_file() and before.get(p) != p.stat().st_size)
+    rate = image_bytes / made.seconds / MB
+    rows.append(["`--archive` (8 images)", f"{made.seconds:.2f}", f"{rate:.1f}", f"{written / MB:.0f}",
+                 f"{rate / save_rate:.2f}"])
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="image size factor (default 1.0: 32-52 MB images; 0.25 for a quick run)")
+    parser.add_argument("--rate", type=float, default=50.0, help="throttle, MB/s (default 50)")
+    parser.add_argument("--latency", type=float, default=20.0, help="throttle, ms per request (default 20)")
+    args = parser.parse_args(argv)
+    if not 0.01 <= args.scale <= 4:
+        parser.error("--scale must be between 0.01 and 4")
+
+    client = docker_client()
+    made: list[Mirror] = []
+    pulled: set[str] = set()
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="warm-bench-") as tmp, contextlib.ExitStack() as stack:
+        tmp = Path(tmp)
+        try:
+            hub = stack.enter_context(UpstreamRegistry(tmp / "hub"))
+            throttle = stack.enter_context(ThrottlingProxy(("127.0.0.1", hub.port), args.rate * MB,
+                                                           args.latency / 1000))
+            _, image_note = registry_image(client, Mirror(tmp / "probe", hub.url).settings.registry_image)
+            with Stopwatch() as push:
+                blobs = push_images(hub, args.scale)
+            unique = sum(b["size"] for b in blobs.values())
+            results = [one_upstream("throttled", throttle.url, throttle, blobs, tmp, client, made, pulled),
+                       one_upstream("unthrottled", hub.url, None, blobs, tmp, client, made, pulled)]
+
+            # docker pull of the 8: through the warm (throttled-upstream) mirror vs the throttle itself
+            warm_mirror = results[0]["mirror"]
+            via_throttle = docker_pull_loop(client, throttle.port, big_refs(), pulled)
+            remove_images(client, pulled)
+            via_mirror = docker_pull_loop(client, warm_mirror.port, big_refs(), pulled)
+            archive_rows = archive_vs_save(client, warm_mirror, tmp / "throttled-images.txt", tmp,
+                                           unique, pulled)
+        finally:
+            remove_images(client, pulled)
+            for mirror in made:
+                with contextlib.suppress(Exception):
+                    mirror.remove(client)
+    wall = time.perf_counter() - wall
+
+    sizes = [BASE_MB * args.scale + (HALF_MB * args.scale if half else 0) + own * args.scale
+             for _, half, own in BIG]
+    print(f"warm engine, {len(BIG)} images of {min(sizes):.0f}-{max(sizes):.0f} MB "
+          f"({unique / MB:.0f} MB unique; --scale {args.scale}), pull concurrency 4; "
+          f"throttle {args.rate:.0f} MB/s + {args.latency:.0f} ms/request; {image_note}; "
+          f"push {push.seconds:.1f} s, {wall:.0f} s in all; MB = 10^6 bytes")
+    print()
+    ok = True
+    rows, verdicts = [], []
+    for r in results:
+        limit_rate = unique / r["limit"] / MB
+        w = r["warm"]
+        up = r["up"]
+
+        def upstream(key):
+            return f"{up[key] / MB:.0f}" if up.get(key) is not None else "-"
+
+        def row(case, seconds, up_key=None):
+            rate = unique / seconds / MB
+            return [r["label"], case, f"{seconds:.2f}", f"{rate:.1f}", upstream(up_key) if up_key else "",
+                    f"{rate / limit_rate:.2f}"]
+
+        rows += [row(f"limit: parallel GETs ({GET_THREADS} threads)", r["limit"], "limit"),
+                 row("cold warm (warm.warm, with pinning)", w.total, "warm"),
+                 row("  fetch phase", w.fetch),
+                 [r["label"], f"  pinning phase ({w.pinned})", f"{w.pin:.2f}", "", "", ""],
+                 row("docker pull loop, cold mirror", r["pulls"], "pulls")]
+        whole, fetch = w.total / r["limit"], w.fetch / r["limit"]
+        speedup = r["pulls"] / w.total
+        rewarm = median([p.total for p in r["rewarm"]])
+        checks = [(1 / whole >= 0.8, "UNDER", f"{r['label']}: cold warm at {1 / whole:.2f} of the limit's throughput "
+                                     f"(fetch phase alone {1 / fetch:.2f}; target >= 0.8)"),
+                  (speedup >= 3, "UNDER", f"{r['label']}: cold warm {speedup:.2f}x faster than the docker pull "
+                                 f"loop (target >= 3x)"),
+                  (rewarm < 1.0, "OVER", f"{r['label']}: re-warm of {len(all_refs())} images, all cached: median "
+                                 f"{rewarm:.3f} s of {REWARM_RUNS} (target < 1 s)")]
+        for good, bad, text in checks:
+            ok = ok and good
+            verdicts.append(f"- {'OK' if good else bad}: {text}")
+    print(table(["upstream", "case", "seconds", "MB/s (unique)", "upstream MB", "× limit"], rows, "llrrrr"))
+    print()
+    print("\n".join(verdicts))
+    print()
+    print(table(["docker pull of the 8 images (throttled upstream)", "seconds", "ratio"],
+                [["straight from the throttled upstream", f"{via_throttle:.2f}", "1.00"],
+                 ["through the warm mirror", f"{via_mirror:.2f}", f"{via_mirror / via_throttle:.2f}"]],
+                "lrr"))
+    print()
+    print(table(["archive", "seconds", "MB/s (image bytes)", "output MB", "× docker save rate"],
+                archive_rows, "lrrrr"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
