@@ -51,6 +51,30 @@ docker-mirror-pull: $(EXTRA_VARS) ## Warm the mirror with the images to keep, no
 docker-mirror-status: $(EXTRA_VARS) ## Show what the mirror holds and whether it answers
 	@$(MIRROR) status
 
+.PHONY: docker-mirror-restore
+docker-mirror-restore: $(EXTRA_VARS) ## Load images/archives/*.tar back into the mirror
+	@$(MIRROR) restore
+
+.PHONY: docker-mirror-clients docker-mirror-clients-undo docker-mirror-distribute
+
+docker-mirror-clients: $(EXTRA_VARS) ## Point this host's Docker and containerd at the mirror
+	@$(MIRROR) clients
+
+docker-mirror-clients-undo: ## Take back what docker-mirror-clients added
+	@$(MIRROR) clients-undo
+
+# The same client settings on every host of INVENTORY, through Ansible
+# (scripts/install-deps.sh --with-ansible). Hosts other than this one need a
+# mirror address they can reach: a LAN bind address, or
+# ANSIBLE_ARGS='-e docker_mirror_address=HOST'.
+INVENTORY ?= localhost,
+ANSIBLE_PLAYBOOK ?= $(if $(wildcard .venv/bin/ansible-playbook),.venv/bin/ansible-playbook,ansible-playbook)
+docker_mirror_comma := ,
+
+docker-mirror-distribute: $(EXTRA_VARS) ## Point the hosts of INVENTORY=... at the mirror (Ansible)
+	@$(ANSIBLE_PLAYBOOK) -i '$(INVENTORY)' $(if $(filter localhost$(docker_mirror_comma),$(INVENTORY)),-c local) \
+		ansible/docker-mirror-clients.yml -e @$(EXTRA_VARS) $(ANSIBLE_ARGS)
+
 deps: ## Install what the mirror needs (apt packages, .venv, Docker engine)
 	@bash scripts/install-deps.sh
 

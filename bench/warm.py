@@ -141,6 +141,7 @@ class Phases:
 
     def __init__(self, start: float, end: float, lines: list[tuple[float, str]]):
         self.total = end - start
+        self.log = "\n".join(f"{t - start:7.3f} {line}" for t, line in lines)
         per_image = [i for i, (_, line) in enumerate(lines) if ": ok " in line or ": FAILED" in line]
         self.failed = [line for _, line in lines if ": FAILED" in line]
         self.fetched_nothing = all(" fetched 0 B," in lines[i][1] for i in per_image)
@@ -233,7 +234,7 @@ def one_upstream(label: str, remote: str, proxy, blobs, tmp: Path, client, made:
         with counter.count(found["up"], "rewarm"):
             phases = timed_warm(mirror, client)
         if not phases.fetched_nothing:
-            raise RuntimeError(f"{label}: the re-warm fetched blobs again")
+            raise RuntimeError(f"{label}: the re-warm fetched blobs again:\n{phases.log}")
         found["rewarm"].append(phases)
     return found
 

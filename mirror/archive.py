@@ -47,7 +47,7 @@ from pathlib import Path
 
 from docker.types import Mount
 
-from . import images, install, ports, registry, registry_image, render, warm
+from . import images, install, ports, probes, registry, registry_image, render, warm
 from . import layout as L
 from .errors import DockerError, MirrorError
 from .fsutil import atomic_write
@@ -290,7 +290,7 @@ def _up_to_date(path: Path, top: Manifest, chosen: list[ImageManifest], platform
 
 def _mirror_api(settings: Settings, upstream: Upstream) -> RegistryAPI:
     scheme = "https" if settings.tls_certificate else "http"
-    host = registry.probe_host(settings.bind_address)
+    host = probes.probe_host(settings.bind_address)
     host = f"[{host}]" if ":" in host else host
     return RegistryAPI(f"{scheme}://{host}:{upstream.port}", verify=settings.tls_certificate or True)
 
@@ -311,7 +311,7 @@ def prune_archives(layout: L.Layout, keep: set[str], log=print) -> list[str]:
                 and _ARCHIVE_NAME.match(path.name[:-len(CHECKSUM_SUFFIX)]):
             path.unlink(missing_ok=True)  # the checksum of an archive already gone
         elif path.name.startswith(".") and path.name.endswith(".tmp") and _ARCHIVE_NAME.match(
-                path.name[1:].split(SUFFIX + ".")[0] + SUFFIX) and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                path.name[1:].rsplit(SUFFIX + ".", 1)[0] + SUFFIX) and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
             path.unlink(missing_ok=True)  # left by a run that was killed mid-write
     return removed
 
@@ -336,7 +336,8 @@ def archive_images(settings: Settings, client=None, log: Callable[[str], None] =
         path = layout.archives_dir / archive_name(reference)
         if upstream.key not in answering:
             answering[upstream.key] = registry.wait_until_answering(
-                registry.probe_host(settings.bind_address), upstream.port, timeout=2)
+                probes.probe_host(settings.bind_address), upstream.port, timeout=2,
+                tls=bool(settings.tls_certificate))
         if not answering[upstream.key]:
             log(f"{reference}: NOT archived: {_down(settings, upstream, client)}")
             failures.append(reference)
@@ -363,7 +364,7 @@ def archive_images(settings: Settings, client=None, log: Callable[[str], None] =
 
 
 def _down(settings: Settings, upstream: Upstream, client) -> str:
-    where = f"{registry.probe_host(settings.bind_address)}:{upstream.port}"
+    where = f"{probes.probe_host(settings.bind_address)}:{upstream.port}"
     state = ""
     if client is not None:
         try:
@@ -656,7 +657,9 @@ def restore(settings: Settings, client, paths=None, log: Callable[[str], None] =
                     start = time.monotonic()
                     try:
                         digest = push_archive(api, archive, storage_dir, log=log)
-                    except (MirrorError, OSError) as err:
+                    except (MirrorError, OSError, KeyError, TypeError, ValueError) as err:
+                        # KeyError and the like: a docker-mirror.json of the right
+                        # format with a field missing or mistyped; this archive only.
                         log(f"{archive.path.name}: NOT restored: {err}")
                         failures.append(str(archive.path))
                         continue

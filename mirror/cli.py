@@ -116,6 +116,28 @@ def cmd_image_url(args) -> int:
     return 0
 
 
+def cmd_clients(args) -> int:
+    from . import clients
+    paths = clients.ClientPaths(*(Path(p) for p in (args.daemon_json, args.docker_pid,
+                                                     args.containerd_config, args.certs_dir)))
+    report = clients.apply(settings.load(args.config), paths, reload=not args.no_reload)
+    print("\n".join(report.lines))
+    return 0
+
+
+def cmd_clients_undo(args) -> int:
+    from . import clients
+    report = clients.undo(settings.load(args.config), reload=not args.no_reload)
+    print("\n".join(report.lines))
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from . import archive, registry
+    failures = archive.restore(settings.load(args.config), registry.connect(), paths=args.archives or None)
+    return 1 if failures else 0
+
+
 def not_implemented_yet(what: str):
     def command(args) -> int:
         settings.load(args.config)
@@ -181,6 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     image_url.add_argument("--no-probe", action="store_true",
                            help="rewrite without asking whether the mirror answers")
     image_url.set_defaults(func=cmd_image_url)
+
+    restore = commands.add_parser("restore", help="load image archives back into the mirror "
+                                  "(pull-through mirrors included), checking each .sha256")
+    restore.add_argument("archives", nargs="*", metavar="ARCHIVE",
+                         help="archive files or names (default: every archive in images/archives)")
+    restore.set_defaults(func=cmd_restore)
+
+    from .clients import ClientPaths
+    clients_cmd = commands.add_parser(
+        "clients", help="point this host's Docker and containerd at the mirror (undo: clients-undo)")
+    for option, default in zip(("--daemon-json", "--docker-pid", "--containerd-config", "--certs-dir"),
+                               (ClientPaths.daemon_json, ClientPaths.docker_pid,
+                                ClientPaths.containerd_config, ClientPaths.certs_dir)):
+        clients_cmd.add_argument(option, default=str(default), help=f"default: {default}")
+    clients_cmd.add_argument("--no-reload", action="store_true", help="do not reload dockerd")
+    clients_cmd.set_defaults(func=cmd_clients)
+    clients_undo = commands.add_parser(
+        "clients-undo", help="take back exactly what 'clients' added (paths come from its record)")
+    clients_undo.add_argument("--no-reload", action="store_true", help="do not reload dockerd")
+    clients_undo.set_defaults(func=cmd_clients_undo)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
     layout = L.Layout.of(settings)
     with exclusive(layout, wait, say=echo):
         layout.logs_dir.mkdir(parents=True, exist_ok=True)
-        log = RunLog(log_path or new_log_path(layout), echo=echo)
+        log = RunLog(log_path or new_log_path(layout), echo=echo, stamp_echo=not sys.stdout.isatty())
         started = datetime.now(timezone.utc)
         failed: list[str] = []
         try:

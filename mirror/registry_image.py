@@ -99,6 +99,11 @@ def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
     built offline from Debian's docker-registry binary."""
     if _local_image(client, wanted) is not None:
         return describe(client, wanted)
+    # Built offline before: keep it, and keep setup quick and quiet on an
+    # air-gapped host. `docker pull` the wanted image to switch to it.
+    for image in client.images.list(filters={"label": f"{OFFLINE_LABEL}=true"}):
+        if image.tags:
+            return describe(client, image.tags[0])
     try:
         client.images.pull(wanted)
         return describe(client, wanted)

@@ -30,20 +30,25 @@ def prune_logs(layout: L.Layout, retention_days: int, now: float | None = None) 
 
 
 class RunLog:
-    """Timestamped lines to the run's log file, and to the caller's output."""
+    """Timestamped lines to the run's log file, and to the caller's output.
 
-    def __init__(self, path: Path, echo=None):
+    The caller's copy is stamped too unless it is a terminal, where a person
+    is watching (systemd's journal and redirected output keep the times).
+    """
+
+    def __init__(self, path: Path, echo=None, stamp_echo: bool = False):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "a", encoding="utf-8")
         self.echo = echo
+        self.stamp_echo = stamp_echo
 
     def __call__(self, message: str) -> None:
         stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
         self.file.write(f"{stamp} {message}\n")
         self.file.flush()
         if self.echo:
-            self.echo(message)
+            self.echo(f"{stamp} {message}" if self.stamp_echo else message)
 
     def close(self) -> None:
         self.file.close()

@@ -15,6 +15,7 @@ into it from their upstreams instead, every platform, digests preserved.
 from __future__ import annotations
 
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from tqdm import tqdm
 
 from . import images
 from . import layout as L
@@ -289,10 +292,16 @@ class Engine:
             self.log(f"{result.reference}: FAILED: {result.error}")
         return result
 
-    def run(self, wanted: list[Target]) -> list[Result]:
+    def run(self, wanted: list[Target], progress=None) -> list[Result]:
+        """Warm `wanted`; `progress(result)` is called as each image finishes."""
+        def one(target: Target) -> Result:
+            result = self.warm_one(target)
+            if progress:
+                progress(result)
+            return result
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
-                return list(pool.map(self.warm_one, wanted))
+                return list(pool.map(one, wanted))
         finally:
             self.blob_pool.shutdown(wait=True)
 
@@ -348,7 +357,16 @@ def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]
     platforms = None if settings.pull_all_platforms else {host_platform()}
     engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency)
     log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
-    results = engine.run(wanted)
+    # A bar for a person at a terminal; logs and the journal get the lines alone.
+    with tqdm(total=len(wanted), unit="image", file=sys.stderr, disable=not sys.stderr.isatty(),
+              dynamic_ncols=True) as bar:
+        fetched = [0]
+
+        def advance(result: Result) -> None:
+            fetched[0] += result.fetched_bytes
+            bar.set_postfix_str(f"{human(fetched[0])} fetched", refresh=False)
+            bar.update(1)
+        results = engine.run(wanted, progress=advance)
     write_manifest(engine.layout, results)
     pin_warm_images(settings, client, results, log=log)
     for line in summary(results, errors).splitlines():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot setup of a fresh Debian/Ubuntu host: system packages, the
 # project's virtualenv, and a running Docker engine.
-#   usage: scripts/install-deps.sh [--no-engine]
+#   usage: scripts/install-deps.sh [--no-engine] [--with-ansible]
+#   --with-ansible: also ansible-core in .venv, for 'make docker-mirror-distribute'
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -9,15 +10,17 @@ export PATH="$PATH:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 start_engine=1
+extras=test
 for arg in "$@"; do
 	case "$arg" in
 	--no-engine) start_engine=0 ;;
+	--with-ansible) extras=test,fleet ;;
 	-h | --help)
-		echo "usage: $0 [--no-engine]"
+		echo "usage: $0 [--no-engine] [--with-ansible]"
 		exit 0
 		;;
 	*)
-		echo "$0: unknown option '$arg' (usage: $0 [--no-engine])" >&2
+		echo "$0: unknown option '$arg' (usage: $0 [--no-engine] [--with-ansible])" >&2
 		exit 2
 		;;
 	esac
@@ -71,7 +74,7 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 	quietly python3 -m venv "$ROOT/.venv"
 fi
 echo "Installing the project into .venv"
-quietly "$ROOT/.venv/bin/pip" install --disable-pip-version-check -q -e "${ROOT}[test]"
+quietly "$ROOT/.venv/bin/pip" install --disable-pip-version-check -q -e "${ROOT}[${extras}]"
 
 if [ "$start_engine" -eq 1 ]; then
 	bash "$ROOT/scripts/start-docker-engine.sh"

@@ -230,3 +230,36 @@ def test_plain_registry_gets_images_copied_with_digests_preserved(tmp_path, hub,
         hub.start()
     again = warm.Engine(m.settings, log=lambda _: None).run(warm.wanted_images(m.settings)[0])
     assert sum(r.fetched_bytes for r in again) == 0
+
+
+def test_progress_bar_on_a_terminal_plain_timestamped_lines_otherwise(tmp_path, hub, make_mirror):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    push_image(hub.url, "library/tty", "1")
+    m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "tty:1"))
+    cmd = [sys.executable, "-m", "mirror", "--config", str(m.config), "pull"]
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a real terminal's size
+    process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **QUIET_PROBES},
+                               stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        screen += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert "1/1" in text and "image" in text and "100%" in text
+    assert not any(line[:4].isdigit() and line[4] == "-" for line in text.splitlines())
+    piped = m.run("pull")
+    assert piped.stdout and all(line[:4].isdigit() and line[4] == "-"
+                                for line in piped.stdout.splitlines() if line.strip())
+    assert "100%" not in piped.stdout + piped.stderr
