@@ -560,6 +560,8 @@ def link_partial_index(storage_dir: Path, repository: str, tag: str | None, mani
     and its links in the storage layout (v2, unchanged since 2.0) gives the
     proxy the same state, so the tag keeps the upstream's digest.
     """
+    # No path traversal: the repository and tag come from a parsed reference,
+    # whose components start with a letter, digit or '_', never '.' or '/'.
     algorithm, hexdigest = manifest.digest.split(":", 1)
     v2 = storage_dir / "docker/registry/v2"
     data = v2 / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import dotconfig, extra_vars, kconfig, settings
+from . import dotconfig, extra_vars, images, kconfig, settings
 from .errors import MirrorError, NotImplementedYet
 
 DEFAULT_CONFIG = os.environ.get("KCONFIG_CONFIG", ".config")
@@ -70,19 +70,34 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    """A forced, blocking refresh, printing as it goes."""
-    from functools import partial
-
-    from . import refresh, registry, warm
-    loaded = settings.load(args.config)
-    extra = []
+    """A forced, blocking refresh, printing as it goes (mirror-docker-images.sh)."""
+    from . import archive, refresh, registry, scan, warm
+    config = dotconfig.load(args.config)
+    loaded = settings.from_dotconfig(config)
+    extra, errors = [], []
     if args.list:
-        found, errors = warm.read_list_file(os.path.abspath(args.list))
-        for error in errors:
-            print(f"skipped: {error}", file=sys.stderr)
-        extra += found
-    return refresh.run(loaded, registry.connect(), wait=not args.no_wait, echo=print,
-                       warm=partial(warm.warm, extra=extra))
+        extra, errors = warm.read_list_file(os.path.abspath(args.list))
+    if args.scan or args.scan_dir:
+        mirrored = {u.registry for u in loaded.upstreams}
+        for reference, source in scan.scan(config, args.scan_dir):
+            if images.parse(reference).registry in mirrored:
+                extra.append((reference, source))
+            else:
+                print(f"scan: not warming {reference} ({source}): its registry is not mirrored")
+
+    def work(settings_, log, client) -> list[str]:
+        failed = warm.warm(settings_, log, client, extra=extra, extra_errors=errors)
+        if args.archive:
+            failed += archive.archive_images(settings_, client, log=log, prune=args.prune, extra=extra)
+        return list(dict.fromkeys(failed))
+
+    return refresh.run(loaded, registry.connect(), wait=not args.no_wait, echo=print, warm=work)
+
+
+def cmd_scan(args) -> int:
+    from . import scan
+    print(scan.format_listing(scan.scan(dotconfig.load(args.config), args.dirs)), end="")
+    return 0
 
 
 def cmd_status(args) -> int:
@@ -182,9 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     pull = commands.add_parser("pull", help="warm the mirror with the images to keep, now")
     pull.add_argument("list", nargs="?", help="a file of more images, one reference per line")
+    pull.add_argument("--scan", action="store_true",
+                      help="also warm the images the project's Kconfig, .config and templates use")
+    pull.add_argument("--scan-dir", action="append", default=[], metavar="DIR",
+                      help="also warm the images YAML files under DIR use (repeatable; implies --scan)")
+    pull.add_argument("--archive", action="store_true",
+                      help="then save each image to images/archives/ for offline hosts")
+    pull.add_argument("--prune", action="store_true",
+                      help="with --archive: remove archives of images no longer listed")
     pull.add_argument("--no-wait", action="store_true",
                       help="exit at once when another refresh is running")
     pull.set_defaults(func=cmd_pull)
+
+    scan = commands.add_parser("scan", help="list the image references workflows use")
+    scan.add_argument("dirs", nargs="*", metavar="DIR", help="more directories of YAML files to scan")
+    scan.set_defaults(func=cmd_scan)
 
     status = commands.add_parser("status", help="show what the mirror holds and whether it answers")
     status.add_argument("--json", action="store_true", help="one JSON document")

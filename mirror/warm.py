@@ -349,9 +349,15 @@ def pin_warm_images(settings: Settings, client, results: list[Result], log=print
                         host, upstream.port, tls=bool(settings.tls_certificate)), log=log)
 
 
-def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = ()) -> list[str]:
-    """Warm every image to keep; returns what failed (images and list errors)."""
+def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = (),
+         extra_errors: list[str] = ()) -> list[str]:
+    """Warm every image to keep, and `extra` (reference, source) pairs.
+
+    Returns what failed: images, and bad list lines (with `extra_errors`,
+    those of lists read by the caller).
+    """
     wanted, errors = wanted_images(settings, extra)
+    errors = [*extra_errors, *errors]
     for error in errors:
         log(f"skipped: {error}")
     platforms = None if settings.pull_all_platforms else {host_platform()}

@@ -137,12 +137,19 @@ def test_archive_is_loadable_with_the_pulled_image_id_and_unchanged_layers(sourc
         repository, tag = ref.split(":")
         assert docker_client.images.get(ref).id == host_config_digest(hub, repository, tag)[0]
 
-    # A second run finds every archive current and rewrites none.
+    # A second run finds every archive current and rewrites none; the archive
+    # of an image no longer listed stays until pruning is asked for.
+    stale = archives / archive_name("gone/image:1")
+    stale.write_bytes(b"old")
+    (archives / f"{stale.name}.sha256").write_text(archive.checksum_line("0" * 64, stale.name))
     stamps = {p.name: p.stat().st_mtime_ns for p in archives.iterdir()}
     lines.clear()
     assert archive.archive_images(source.settings, docker_client, log=lines.append) == []
     assert sum("archive unchanged" in line for line in lines) == 3, lines
     assert {p.name: p.stat().st_mtime_ns for p in archives.iterdir()} == stamps
+    assert archive.archive_images(source.settings, log=lines.append, prune=True) == []
+    assert not stale.exists() and not (archives / f"{stale.name}.sha256").exists()
+    assert len(list(archives.glob("*.tar"))) == 3
 
 
 def test_restore_seeds_a_fresh_mirror_that_serves_with_the_upstream_down(source, hub, pushed, mirrors,

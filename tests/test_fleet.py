@@ -1,0 +1,133 @@
+"""`make docker-mirror-distribute`: ansible/docker-mirror-clients.yml on localhost.
+
+One playbook, run twice with a local connection (Ansible runs are slow: one
+test holds both runs). The Docker part works on the host's real
+/etc/docker/daemon.json and dockerd (put back afterwards), so a real
+`docker pull` shows the mirror in use; containerd's files go to a tmp dir,
+where `ctr --hosts-dir` reads them.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mirror import clients
+from mirror.kconfig import ROOT
+from support.configs import run_mirror, write_config
+from support.pullthrough import CONTAINERD_SOCKET, DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, real_daemon_json
+from support.upstream import UpstreamRegistry, push_image
+
+PLAYBOOK = ROOT / "ansible" / "docker-mirror-clients.yml"
+RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
+                   r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
+
+
+def ansible_playbook() -> str:
+    # Missing Ansible is a failure, not a skip: CI must install it
+    # (scripts/install-deps.sh --with-ansible), or this test proves nothing.
+    found = Path(sys.executable).with_name("ansible-playbook")
+    path = str(found) if found.exists() else shutil.which("ansible-playbook")
+    if path is None:
+        pytest.fail("ansible-playbook not found: run scripts/install-deps.sh --with-ansible "
+                    "(pip install ansible-core)", pytrace=False)
+    return path
+
+
+def run_playbook(tmp: Path, extra_vars: Path, **variables) -> dict:
+    """One local run; returns the PLAY RECAP counters for localhost."""
+    overrides = [arg for name, value in variables.items() for arg in ("-e", f"{name}={value}")]
+    env = {"ANSIBLE_HOME": str(tmp / "ansible-home"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_PIPELINING": "1",  # no module files copied around: a faster run
+           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    done = subprocess.run([ansible_playbook(), "-i", "localhost,", "-c", "local", str(PLAYBOOK),
+                           "-e", f"@{extra_vars}", *overrides],
+                          cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    recap = RECAP.search(done.stdout)
+    assert done.returncode == 0 and recap, f"playbook failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return {k: int(v) if v.isdigit() else v for k, v in recap.groupdict().items()}
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """Upstreams with images and a pull-through mirror process for docker.io and ghcr.io."""
+    tag = f"fleet-{uuid.uuid4().hex[:8]}"
+    started = []
+    try:
+        found = {}
+        for key, repo in (("dockerhub", "minio/minio"), ("ghcr", "vllm-project/production-stack/router")):
+            upstream = UpstreamRegistry(tmp_path / f"{key}-upstream").start()
+            started.append(upstream)
+            digest = push_image(upstream.url, repo, tag)
+            proxy = ProxyRegistry(tmp_path / f"{key}-mirror", upstream.url).start()
+            started.append(proxy)
+            found[key] = dict(proxy=proxy, repo=repo, tag=tag, digest=digest)
+        config = write_config(tmp_path / ".config", olddefconfig=True,
+                              DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
+                              DOCKER_MIRROR_PORT=found["dockerhub"]["proxy"].port,
+                              DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_GHCR_PORT=found["ghcr"]["proxy"].port)
+        run_mirror("extra-vars", "--out", str(tmp_path / "extra_vars.yaml"), config=config)
+        yield found
+    finally:
+        for registry in reversed(started):
+            registry.stop()
+
+
+def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_path, docker_client):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    containerd_config = etc / "config.toml"
+    containerd_config.write_text(DEBIAN_CONTAINERD_CONFIG)
+    certs = etc / "certs.d"
+    hub, ghcr = fleet["dockerhub"], fleet["ghcr"]
+    hub_url, ghcr_url = hub["proxy"].url, ghcr["proxy"].url  # http://127.0.0.1:PORT
+    minio = f"minio/minio:{hub['tag']}"
+
+    with real_daemon_json() as daemon_json:
+        first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml",
+                             containerd_config=containerd_config, containerd_certs_dir=certs)
+        assert first["failed"] == 0 and first["changed"] >= 4, first
+
+        # Docker: the mirror first in the real daemon.json, and the real dockerd uses it
+        assert clients.parse_daemon_json(daemon_json.read_bytes(), daemon_json)["registry-mirrors"][0] == hub_url
+        assert hub_url + "/" in docker_client.info()["RegistryConfig"]["Mirrors"]
+        # containerd: the same files `make docker-mirror-clients` writes, byte for byte
+        for registry, url in (("docker.io", hub_url), ("ghcr.io", ghcr_url)):
+            assert (certs / registry / "hosts.toml").read_text() == clients.hosts_toml(registry, url)
+        config = tomllib.loads(containerd_config.read_text())
+        assert config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == str(certs)
+        assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
+
+        second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml",
+                              containerd_config=containerd_config, containerd_certs_dir=certs)
+        assert second["failed"] == 0 and second["changed"] == 0, second
+
+        try:
+            docker_client.images.pull("minio/minio", tag=hub["tag"])
+            digests = {d.split("@", 1)[1] for d in docker_client.images.get(minio).attrs["RepoDigests"]}
+            assert digests == {hub["digest"]}
+            assert hub["proxy"].cached(hub["repo"], hub["tag"])
+        finally:
+            try:
+                docker_client.images.remove(minio, force=True)
+            except Exception:
+                pass
+
+    namespace = f"dmfleet-{uuid.uuid4().hex[:8]}"
+    ref = f"ghcr.io/{ghcr['repo']}:{ghcr['tag']}"
+    ctr = ["ctr", "--address", CONTAINERD_SOCKET, "--namespace", namespace]
+    try:
+        pulled = subprocess.run([*ctr, "image", "pull", "--hosts-dir", str(certs), ref],
+                                capture_output=True, text=True, timeout=60)
+        assert pulled.returncode == 0, pulled.stderr
+        assert ghcr["proxy"].cached(ghcr["repo"], ghcr["tag"])
+    finally:
+        subprocess.run([*ctr, "image", "rm", ref], capture_output=True)
+        subprocess.run([*ctr, "namespace", "rm", namespace], capture_output=True)
