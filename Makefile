@@ -71,8 +71,11 @@ INVENTORY ?= localhost,
 ANSIBLE_PLAYBOOK ?= $(if $(wildcard .venv/bin/ansible-playbook),.venv/bin/ansible-playbook,ansible-playbook)
 docker_mirror_comma := ,
 
+# This host alone (the default) runs with Ansible's own Python, as its implicit localhost does.
+docker_mirror_local := -c local -e 'ansible_python_interpreter={{ ansible_playbook_python }}'
+
 docker-mirror-distribute: $(EXTRA_VARS) ## Point the hosts of INVENTORY=... at the mirror (Ansible)
-	@$(ANSIBLE_PLAYBOOK) -i '$(INVENTORY)' $(if $(filter localhost$(docker_mirror_comma),$(INVENTORY)),-c local) \
+	@$(ANSIBLE_PLAYBOOK) -i '$(INVENTORY)' $(if $(filter localhost$(docker_mirror_comma),$(INVENTORY)),$(docker_mirror_local)) \
 		ansible/docker-mirror-clients.yml -e @$(EXTRA_VARS) $(ANSIBLE_ARGS)
 
 deps: ## Install what the mirror needs (apt packages, .venv, Docker engine)

@@ -71,6 +71,12 @@ class ClientFileError(MirrorError):
     exit_code = 2
 
 
+class MirrorNotInUse(MirrorError):
+    """The .config says this host's clients should not use the mirror."""
+
+    exit_code = 2
+
+
 class DockerReloadError(DockerError):
     """dockerd could not be reloaded, or did not take the new settings."""
 
@@ -147,7 +153,8 @@ def parse_daemon_json(data: bytes | None, path: str | Path) -> dict:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ClientFileError(f"{path}: not UTF-8 text ({err}); left untouched: fix it and run again") from None
+        raise ClientFileError(f"{path}: not UTF-8 text ({err}); left untouched: "
+                              "fix it and run again") from None
     if not text.strip():
         return {}
     try:
@@ -549,9 +556,9 @@ def reload_docker(paths: ClientPaths, connect, *, present=(), absent=(),
         if time.monotonic() >= deadline:
             log = "journalctl -u docker" if probes.systemd_is_pid1() else DOCKERD_LOG
             raise DockerReloadError(
-                f"dockerd did not take the mirrors from {paths.daemon_json} within {timeout:.0f}s "
-                f"(it lists {sorted(active) or 'none'}); it keeps its old settings when it rejects "
-                f"the file: see {log}")
+                f"dockerd did not take the registry settings of {paths.daemon_json} within "
+                f"{timeout:.0f}s (its mirrors: {sorted(active) or 'none'}); it keeps its old "
+                f"settings when it rejects the file: see {log}")
         time.sleep(0.2)
 
 
@@ -573,10 +580,11 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
     """
     connect = connect or _default_connect
     if not (settings.enabled and settings.use):
-        raise MirrorError(f"{settings.config_path}: the mirror is "
-                          f"{'not in use (CONFIG_USE_DOCKER_MIRROR' if settings.enabled else 'disabled (CONFIG_ENABLE_DOCKER_MIRROR'} "
-                          "is not set): this host's clients are not pointed at it; change it with "
-                          "'make menuconfig', or take an earlier setup back with 'make docker-mirror-clients-undo'")
+        symbol = "CONFIG_USE_DOCKER_MIRROR" if settings.enabled else "CONFIG_ENABLE_DOCKER_MIRROR"
+        raise MirrorNotInUse(
+            f"{settings.config_path}: {symbol} is not set, so this host's clients are not pointed "
+            "at the mirror; set it with 'make menuconfig', or take an earlier setup back with "
+            "'make docker-mirror-clients-undo'")
     report = Report(state_path=state_path(settings))
     with _locked(report.state_path):
         state = _load_state(report.state_path)
@@ -588,14 +596,18 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
             [Path(entry["path"]) for entry in hosts_plan["writes"]]
         for path in writes + [Path(e["path"]) for e in stale_hosts]:
             _check_writable(path)
+        # every directory the writes create, outermost first, so undo can take them away again
+        new_dirs = list(dict.fromkeys(d for path in writes for d in _missing_dirs(path.parent)))
 
         # The state goes first: if a write below fails, undo still knows
         # everything that may have been added.
         new_state = {"docker": docker_plan["record"], "containerd": containerd_plan["record"],
                      "hosts": hosts_plan["records"],
-                     "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, hosts_plan["dirs"])))}
+                     "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
         _save_state(report.state_path, new_state)
 
+        for directory in new_dirs:
+            directory.mkdir(exist_ok=True)
         for plan in (docker_plan, containerd_plan):
             for path, data in plan["writes"]:
                 saved = _backup(path) if plan["backup"] else None
@@ -603,8 +615,6 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
                     report.add(f"{path}: previous version kept as {saved}")
                 _write(path, data)
                 report.add(f"{path}: {plan['what']}")
-        for directory in hosts_plan["dirs"]:
-            directory.mkdir(exist_ok=True)
         for entry in hosts_plan["writes"]:
             path = Path(entry["path"])
             if entry["backup"]:
@@ -715,16 +725,13 @@ def _plan_containerd(state: dict, paths: ClientPaths, want: Wanted):
                               "left untouched: fix it and run again")
 
     prev_hosts = {entry["path"]: entry for entry in state.get("hosts", [])}
-    records, host_writes, dirs, host_notes = [], [], [], []
+    records, host_writes, host_notes = [], [], []
     for host in want.hosts:
         file = certs_dir / host.registry / "hosts.toml"
         data = hosts_toml(host.registry, host.mirror_url, host.server).encode("utf-8")
         current = _read(file)
         before = prev_hosts.get(str(file))
         if current != data:
-            for directory in _missing_dirs(file.parent):
-                if directory not in dirs:
-                    dirs.append(directory)
             ours = before is not None and current == _unb64(before["written"])
             host_writes.append({"path": str(file), "data": data, "mirror": host.mirror_url,
                                 "backup": current is not None and not ours})
@@ -736,7 +743,7 @@ def _plan_containerd(state: dict, paths: ClientPaths, want: Wanted):
     stale = [entry for path_, entry in prev_hosts.items() if path_ not in wanted_paths]
     return ({"path": path, "writes": writes, "backup": raw is not None, "what": what,
              "record": record, "notes": notes},
-            {"records": records, "writes": host_writes, "dirs": dirs, "notes": host_notes}, stale)
+            {"records": records, "writes": host_writes, "notes": host_notes}, stale)
 
 
 def _converge_dockerd(paths: ClientPaths, connect, want: Wanted, docker_plan: dict, timeout: float) -> str:
@@ -763,10 +770,18 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
         if not state:
             report.add(f"nothing to undo: no {report.state_path}")
             return report
+        if state.get("docker"):
+            # an unreadable daemon.json stops the undo before anything is changed
+            path = Path(state["docker"]["path"])
+            parse_daemon_json(_read(path), path)
         for entry in state.get("hosts", []):
             report.add(_undo_hosts_file(entry))
         if state.get("containerd"):
             report.add(_undo_containerd_config(state["containerd"]))
+        if state.get("docker"):
+            for line in _undo_daemon_json(state["docker"], reload, connect, timeout):
+                report.add(line)
+        # deepest first, once the files in them are gone
         for directory in sorted(state.get("created_dirs", []), key=lambda d: -d.count("/")):
             try:
                 Path(directory).rmdir()
@@ -775,9 +790,6 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
                 pass
             except OSError:
                 report.add(f"{directory}: kept, it holds files docker-mirror-clients did not write")
-        if state.get("docker"):
-            for line in _undo_daemon_json(state["docker"], reload, connect, timeout):
-                report.add(line)
         report.state_path.unlink()
         report.add(f"{report.state_path}: removed")
     return report
@@ -802,6 +814,8 @@ def _undo_containerd_config(entry: dict) -> str:
     path = Path(entry["path"])
     current = _read(path)
     original = _unb64(entry["original"])
+    if current == original:
+        return f"{path}: as it was before docker-mirror-clients"
     if current == _unb64(entry["written"]):
         if original is None:
             _unlink(path)

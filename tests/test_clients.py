@@ -19,7 +19,8 @@ import pytest
 from mirror import clients
 from mirror import settings as settings_mod
 from support.configs import run_mirror, write_config
-from support.pullthrough import CONTAINERD_SOCKET, DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, real_daemon_json
+from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
+                                 real_daemon_json)
 from support.upstream import UpstreamRegistry, push_image
 
 
@@ -262,6 +263,15 @@ def test_second_apply_changes_nothing_and_undo_still_takes_everything_back(setti
     assert tree(tmp_path / "etc") == {"docker": None}
 
 
+def test_directories_apply_created_are_removed_by_undo(settings, paths, tmp_path):
+    paths.daemon_json.parent.rmdir()  # no /etc/docker: Docker was never installed here
+    apart = dataclasses.replace(paths, certs_dir=tmp_path / "etc/certs.d")
+    clients.apply(settings, apart)
+    assert paths.daemon_json.is_file() and paths.containerd_config.is_file()
+    clients.undo(settings)
+    assert tree(tmp_path / "etc") == {}
+
+
 def test_invalid_daemon_json_is_left_untouched_and_nothing_else_is_written(settings, paths, tmp_path):
     paths.daemon_json.write_bytes(b'{"debug": true,,}\n')
     before = tree(tmp_path / "etc")
@@ -315,6 +325,21 @@ def test_undo_after_someone_else_edited_daemon_json_takes_out_only_our_entries(s
         "registry-mirrors": ["https://corp.example", "https://later.example"], "debug": True}
 
 
+def test_undo_with_a_broken_daemon_json_changes_nothing_and_can_be_run_again(settings, paths, tmp_path):
+    clients.apply(settings, paths)
+    paths.daemon_json.write_text('{"registry-mirrors": [')
+    applied = tree(tmp_path / "etc")
+    with pytest.raises(clients.ClientFileError, match=r"daemon.json: not valid JSON.*line 1, column 23"):
+        clients.undo(settings)
+    assert tree(tmp_path / "etc") == applied and clients.state_path(settings).exists()
+    paths.daemon_json.write_text('{"registry-mirrors": ["http://127.0.0.1:15000"]}')  # fixed by hand
+    clients.undo(settings)
+    # someone else's edit: its file is kept as a backup before ours are taken out
+    left = tree(tmp_path / "etc")
+    assert [k for k in left if ".bak-" in k] and {k: v for k, v in left.items() if ".bak-" not in k} == \
+        {"docker": None}
+
+
 def test_a_changed_port_replaces_the_old_entries_on_the_next_apply(settings, paths):
     clients.apply(settings, paths)
     moved = dataclasses.replace(settings, upstreams=tuple(
@@ -339,7 +364,7 @@ def test_someone_elses_hosts_toml_is_backed_up_and_put_back(settings, paths):
 
 
 def test_disabled_mirror_points_no_client_at_it(settings, paths):
-    with pytest.raises(clients.MirrorError, match="CONFIG_USE_DOCKER_MIRROR"):
+    with pytest.raises(clients.MirrorNotInUse, match="CONFIG_USE_DOCKER_MIRROR"):
         clients.apply(dataclasses.replace(settings, use=False), paths)
     assert not paths.daemon_json.exists()
 
@@ -406,11 +431,6 @@ def real_engine(docker_client, live_settings, tmp_path_factory):
         yield dict(paths=paths, before=before, report=report)
 
 
-def ctr(namespace, *args, check=True):
-    return subprocess.run(["ctr", "--address", CONTAINERD_SOCKET, "--namespace", namespace, *args],
-                          capture_output=True, text=True, timeout=60, check=check)
-
-
 def ctr_pull(namespace, hosts_dir, ref):
     pulled = ctr(namespace, "image", "pull", "--hosts-dir", str(hosts_dir), ref, check=False)
     assert pulled.returncode == 0, f"ctr pull {ref} failed:\n{pulled.stdout}\n{pulled.stderr}"
@@ -422,10 +442,7 @@ def ctr_pull(namespace, hosts_dir, ref):
 def namespace():
     name = f"dmclients-{uuid.uuid4().hex[:8]}"
     yield name
-    for ref in ctr(name, "image", "ls", "-q", check=False).stdout.split():
-        ctr(name, "image", "rm", ref, check=False)
-    ctr(name, "content", "prune", "references", check=False)  # ctr < 1.7 may lack it: best effort
-    ctr(name, "namespace", "rm", name, check=False)
+    ctr_remove_namespace(name)
 
 
 def test_real_dockerd_takes_the_mirror_on_reload(real_engine, registries, docker_client):

@@ -7,7 +7,6 @@ the mirror running for the next.
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,9 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from mirror import clients
 from mirror import layout as L
 from mirror.kconfig import ROOT
 from support.mirrors import Mirror
+from support.pullthrough import real_daemon_json
 from support.upstream import UpstreamRegistry, free_port, push_image
 
 CONTAINERD = "/var/run/docker/containerd/containerd.sock"
@@ -50,41 +51,14 @@ def mirror(tmp_path_factory, docker_client, registry_image, hub, ghcr):
 
 
 @pytest.fixture
-def daemon_mirror(docker_client, mirror):
-    """Point the engine's registry-mirrors at the mirror (then restore daemon.json)."""
-    path = Path("/etc/docker/daemon.json")
-    before = path.read_bytes() if path.exists() else None
-    config = json.loads(before or b"{}")
-    config["registry-mirrors"] = [mirror.url()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config))
-    reload_dockerd(docker_client, mirror.url())
-    yield
-    # dockerd keeps its mirrors on reload unless the key is there: reload an
-    # explicit list first, then put the original bytes back.
-    original = json.loads(before or b"{}")
-    path.write_text(json.dumps({**original, "registry-mirrors": original.get("registry-mirrors", [])}))
-    reload_dockerd(docker_client, None)
-    if before is None:
-        path.unlink()
-    else:
-        path.write_bytes(before)
-
-
-def reload_dockerd(client, expected):
-    pid = int(Path("/var/run/docker.pid").read_text())
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        mirrors = client.info()["RegistryConfig"].get("Mirrors") or []
-        if (expected + "/" in mirrors) if expected else mirror_urls_gone(mirrors):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"dockerd did not reload its mirrors: {mirrors}")
-
-
-def mirror_urls_gone(mirrors):
-    return not any(m.startswith("http://127.0.0.1:") for m in mirrors)
+def daemon_mirror(mirror, tmp_path):
+    """This host's dockerd pointed at the mirror by the product itself
+    (`make docker-mirror-clients`), then undone; daemon.json comes back as it was."""
+    paths = clients.ClientPaths(containerd_config=tmp_path / "config.toml", certs_dir=tmp_path / "certs.d")
+    with real_daemon_json():
+        clients.apply(mirror.settings, paths)
+        yield
+        clients.undo(mirror.settings)
 
 
 def repo_digest(client, ref):
@@ -143,7 +117,8 @@ def test_ctr_pull_of_ghcr_image_through_hosts_dir(mirror, tmp_path):
         assert mirror.digests["router"] in listing
         assert cached(mirror, "ghcr", "vllm-project/production-stack/router", "latest")
     finally:
-        subprocess.run([*ctr, "image", "rm", ref], capture_output=True)
+        subprocess.run([*ctr, "image", "rm", "--sync", ref], capture_output=True)
+        subprocess.run([*ctr, "namespace", "rm", mirror.prefix], capture_output=True)
 
 
 def test_second_run_restarts_nothing_and_is_fast(mirror, docker_client):

@@ -1,7 +1,8 @@
 """`make docker-mirror-distribute`: ansible/docker-mirror-clients.yml on localhost.
 
 One playbook, run twice with a local connection (Ansible runs are slow: one
-test holds both runs). The Docker part works on the host's real
+test holds both runs): first through `make docker-mirror-distribute`, then
+with the ansible-playbook command the playbook documents. The Docker part works on the host's real
 /etc/docker/daemon.json and dockerd (put back afterwards), so a real
 `docker pull` shows the mirror in use; containerd's files go to a tmp dir,
 where `ctr --hosts-dir` reads them.
@@ -9,6 +10,7 @@ where `ctr --hosts-dir` reads them.
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,8 @@ import pytest
 from mirror import clients
 from mirror.kconfig import ROOT
 from support.configs import run_mirror, write_config
-from support.pullthrough import CONTAINERD_SOCKET, DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, real_daemon_json
+from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
+                                 real_daemon_json)
 from support.upstream import UpstreamRegistry, push_image
 
 PLAYBOOK = ROOT / "ansible" / "docker-mirror-clients.yml"
@@ -40,15 +43,21 @@ def ansible_playbook() -> str:
     return path
 
 
-def run_playbook(tmp: Path, extra_vars: Path, **variables) -> dict:
-    """One local run; returns the PLAY RECAP counters for localhost."""
+def run_playbook(tmp: Path, extra_vars: Path, via_make: bool, **variables) -> dict:
+    """One run on localhost, through `make docker-mirror-distribute` (which adds the
+    local connection itself) or the documented ansible-playbook command; returns
+    the PLAY RECAP counters."""
     overrides = [arg for name, value in variables.items() for arg in ("-e", f"{name}={value}")]
     env = {"ANSIBLE_HOME": str(tmp / "ansible-home"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PIPELINING": "1",  # no module files copied around: a faster run
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
-    done = subprocess.run([ansible_playbook(), "-i", "localhost,", "-c", "local", str(PLAYBOOK),
-                           "-e", f"@{extra_vars}", *overrides],
-                          cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+           "ANSIBLE_PIPELINING": "1"}  # no module files copied around: a faster run
+    if via_make:
+        argv = ["make", "--no-print-directory", "docker-mirror-distribute",
+                f"EXTRA_VARS={extra_vars}", f"KCONFIG_CONFIG={tmp / '.config'}",
+                f"ANSIBLE_PLAYBOOK={ansible_playbook()}", f"ANSIBLE_ARGS={shlex.join(overrides)}"]
+    else:
+        argv = [ansible_playbook(), "-i", "localhost,", "-c", "local", str(PLAYBOOK), "-e", f"@{extra_vars}",
+                "-e", f"ansible_python_interpreter={sys.executable}", *overrides]
+    done = subprocess.run(argv, cwd=ROOT, env={**os.environ, **env}, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     recap = RECAP.search(done.stdout)
     assert done.returncode == 0 and recap, f"playbook failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
@@ -91,7 +100,7 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
     minio = f"minio/minio:{hub['tag']}"
 
     with real_daemon_json() as daemon_json:
-        first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml",
+        first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=True,
                              containerd_config=containerd_config, containerd_certs_dir=certs)
         assert first["failed"] == 0 and first["changed"] >= 4, first
 
@@ -105,7 +114,7 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == str(certs)
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
 
-        second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml",
+        second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False,
                               containerd_config=containerd_config, containerd_certs_dir=certs)
         assert second["failed"] == 0 and second["changed"] == 0, second
 
@@ -122,12 +131,9 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
 
     namespace = f"dmfleet-{uuid.uuid4().hex[:8]}"
     ref = f"ghcr.io/{ghcr['repo']}:{ghcr['tag']}"
-    ctr = ["ctr", "--address", CONTAINERD_SOCKET, "--namespace", namespace]
     try:
-        pulled = subprocess.run([*ctr, "image", "pull", "--hosts-dir", str(certs), ref],
-                                capture_output=True, text=True, timeout=60)
+        pulled = ctr(namespace, "image", "pull", "--hosts-dir", str(certs), ref, check=False)
         assert pulled.returncode == 0, pulled.stderr
         assert ghcr["proxy"].cached(ghcr["repo"], ghcr["tag"])
     finally:
-        subprocess.run([*ctr, "image", "rm", ref], capture_output=True)
-        subprocess.run([*ctr, "namespace", "rm", namespace], capture_output=True)
+        ctr_remove_namespace(namespace)

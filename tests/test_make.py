@@ -7,7 +7,9 @@ from mirror.kconfig import ROOT
 
 TARGETS = ["help", "menuconfig", "oldconfig", "olddefconfig", "defconfig", "defconfig-%",
            "savedefconfig", "mirror", "docker-mirror", "docker-mirror-pull",
-           "docker-mirror-status", "deps", "test", "extra_vars.yaml", "check"]
+           "docker-mirror-status", "deps", "test", "extra_vars.yaml", "check",
+           "docker-mirror-clients", "docker-mirror-clients-undo", "docker-mirror-distribute",
+           "docker-mirror-restore"]
 
 
 def make(*args, config, **env):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,6 +64,20 @@ class ProxyRegistry(UpstreamRegistry):
     def cached_blobs(self) -> set[str]:
         blobs = self.storage / "docker/registry/v2/blobs/sha256"
         return {f"sha256:{p.name}" for p in blobs.glob("*/*") if (p / "data").is_file()}
+
+
+def ctr(namespace: str, *args, check: bool = True) -> subprocess.CompletedProcess:
+    """ctr on the engine's own containerd, in `namespace` (each test its own)."""
+    return subprocess.run(["ctr", "--address", CONTAINERD_SOCKET, "--namespace", namespace, *args],
+                          capture_output=True, text=True, timeout=60, check=check)
+
+
+def ctr_remove_namespace(namespace: str) -> None:
+    """Remove a test's images and then its namespace (best effort: cleanup only)."""
+    for ref in ctr(namespace, "image", "ls", "-q", check=False).stdout.split():
+        # --sync: wait for the content to be collected, or the namespace is not empty yet
+        ctr(namespace, "image", "rm", "--sync", ref, check=False)
+    ctr(namespace, "namespace", "rm", namespace, check=False)
 
 
 @contextmanager
