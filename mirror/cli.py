@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import dotconfig, extra_vars, images, kconfig, settings
-from .errors import MirrorError, NotImplementedYet
+from . import dotconfig, extra_vars, kconfig, settings
+from .errors import MirrorError
 
 DEFAULT_CONFIG = os.environ.get("KCONFIG_CONFIG", ".config")
 
@@ -78,12 +78,7 @@ def cmd_pull(args) -> int:
     if args.list:
         extra, errors = warm.read_list_file(os.path.abspath(args.list))
     if args.scan or args.scan_dir:
-        mirrored = {u.registry for u in loaded.upstreams}
-        for reference, source in scan.scan(config, args.scan_dir):
-            if images.parse(reference).registry in mirrored:
-                extra.append((reference, source))
-            else:
-                print(f"scan: not warming {reference} ({source}): its registry is not mirrored")
+        extra += scan.mirrored(scan.scan(config, args.scan_dir), loaded)
 
     def work(settings_, log, client) -> list[str]:
         failed = warm.warm(settings_, log, client, extra=extra, extra_errors=errors)
@@ -151,13 +146,6 @@ def cmd_restore(args) -> int:
     from . import archive, registry
     failures = archive.restore(settings.load(args.config), registry.connect(), paths=args.archives or None)
     return 1 if failures else 0
-
-
-def not_implemented_yet(what: str):
-    def command(args) -> int:
-        settings.load(args.config)
-        raise NotImplementedYet(f"{what}: not implemented yet (the configuration is valid)")
-    return command
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,11 +38,11 @@ import time
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from . import probes, render
 from .errors import DockerError, MirrorError
+from .fsutil import atomic_write, backup
 from .layout import Layout
 from .rewrite import client_host
 from .settings import Settings
@@ -214,40 +214,9 @@ def unmerge_daemon_json(current: dict, added: dict[str, list[str]], created_keys
     return new
 
 
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def toml_str(value: str) -> str:
-    """A TOML basic string holding exactly `value` (control characters escaped)."""
-    if not isinstance(value, str):
-        raise TypeError(f"toml_str quotes strings only, not {type(value).__name__}")
-    out = []
-    for char in value:
-        if char in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-@lru_cache(maxsize=1)
-def _environment():
-    # The project's environment plus toml_str, without adding a filter to the
-    # shared one (the overlay would share its filters dict: copy it).
-    env = render.environment().overlay()
-    env.filters = {**env.filters, "toml_str": toml_str}
-    return env
-
-
-def _render(template: str, **context) -> str:
-    return _environment().get_template(template).render(**context)
-
-
 def hosts_toml(registry: str, mirror_url: str, server: str | None = None) -> str:
     """containerd's certs.d/<registry>/hosts.toml: `mirror_url` first, then `server`."""
-    return _render("containerd-hosts.toml.j2", registry=registry, mirror_url=mirror_url,
+    return render.render("containerd-hosts.toml.j2", registry=registry, mirror_url=mirror_url,
                    server=server or registry_server(registry))
 
 
@@ -260,7 +229,7 @@ class ContainerdPlan:
 
 
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_str(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else render.toml_str(key)
 
 
 def _header_pattern(keys) -> re.Pattern:
@@ -304,14 +273,14 @@ def plan_containerd_config(text: str | None, certs_dir: str, path="config.toml")
     """
     if text is None:
         header = "[" + ".".join(_toml_key(k) for k in CRI_REGISTRY_TABLE[2]) + "]"
-        new = _render("containerd-config.toml.j2", header=header, certs_dir=certs_dir)
+        new = render.render("containerd-config.toml.j2", header=header, certs_dir=certs_dir)
         return ContainerdPlan(certs_dir, new, None, f"created with config_path = {certs_dir}")
     doc = _parse_toml(text, path)
     version = doc.get("version", 1)
     if version not in CRI_REGISTRY_TABLE:
         raise ClientFileError(f"{path}: config version {version!r} is not one this tool edits "
                               f"({', '.join(map(str, CRI_REGISTRY_TABLE))}); set the CRI registry "
-                              f"config_path = {toml_str(certs_dir)} by hand")
+                              f"config_path = {render.toml_str(certs_dir)} by hand")
     keys = CRI_REGISTRY_TABLE[version]
     table_name = ".".join(_toml_key(k) for k in keys)
     registry = _walk(doc, keys, path)
@@ -333,15 +302,15 @@ def plan_containerd_config(text: str | None, certs_dir: str, path="config.toml")
         prefix = "" if line_end >= 0 else "\n"
         indent = re.match(r"[ \t]*", headers[0].group(0)).group(0)  # line up with the table's header
         inserted = prefix + textwrap.indent(
-            _render("containerd-registry.toml.j2", header=None, certs_dir=certs_dir), indent)
+            render.render("containerd-registry.toml.j2", header=None, certs_dir=certs_dir), indent)
         new = text[:at] + inserted + text[at:]
     elif not headers and registry is None:
         inserted = ("" if text.endswith("\n") or not text else "\n") + \
-            _render("containerd-registry.toml.j2", header=f"[{table_name}]", certs_dir=certs_dir)
+            render.render("containerd-registry.toml.j2", header=f"[{table_name}]", certs_dir=certs_dir)
         new = text + inserted
     else:
         raise ClientFileError(f"{path}: the [{table_name}] table is written in a form this tool "
-                              f"does not edit; add config_path = {toml_str(certs_dir)} to it by hand")
+                              f"does not edit; add config_path = {render.toml_str(certs_dir)} to it by hand")
     _check_only_config_path_changed(doc, new, keys, certs_dir, path)
     return ContainerdPlan(certs_dir, new, inserted, f"config_path = {certs_dir} set")
 
@@ -361,7 +330,7 @@ def _check_only_config_path_changed(old: dict, new_text: str, keys, certs_dir: s
             del parent[key]
     if not ok or new != old:
         raise ClientFileError(f"{path}: could not add config_path without changing anything else "
-                              f"(a bug, or an unusual layout); add config_path = {toml_str(certs_dir)} "
+                              f"(a bug, or an unusual layout); add config_path = {render.toml_str(certs_dir)} "
                               "by hand; left untouched")
 
 
@@ -420,7 +389,6 @@ def _read_only_fs(path: Path) -> bool:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    from .fsutil import atomic_write
     try:
         if path.exists():
             mode = path.stat().st_mode & 0o7777  # keep the owner's choice of mode
@@ -430,7 +398,6 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def _backup(path: Path) -> Path | None:
-    from .fsutil import backup
     try:
         return backup(path)
     except OSError as err:

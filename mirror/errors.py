@@ -35,7 +35,3 @@ class DockerError(MirrorError):
     """The Docker engine is missing, unreachable, or refused an operation."""
 
     exit_code = 3
-
-
-class NotImplementedYet(MirrorError):
-    exit_code = 4

@@ -9,6 +9,7 @@ LABEL_UPSTREAM = "docker-mirror.upstream"
 LABEL_MODE = "docker-mirror.mode"
 LABEL_HASH = "docker-mirror.config-hash"
 LABEL_ADDRESS = "docker-mirror.address"
+LABEL_MAJOR = "docker-mirror.registry-major"  # distribution 2 or 3
 
 # Modes a mirror container runs in
 PULL_THROUGH = "pull-through"   # proxy to the upstream

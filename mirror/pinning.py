@@ -11,13 +11,11 @@ pulled ad hoc keeps its entries and still expires.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from .fsutil import atomic_write
 
 STATE_FILE = "scheduler-state.json"
-SAVE_WAIT = 8.0  # seconds: the registry saves its state every 5 s
 
 
 def state_path(storage_dir: Path) -> Path:
@@ -40,33 +38,26 @@ def without(state: dict, keys: set[str]) -> dict:
     return {key: entry for key, entry in state.items() if key not in keys}
 
 
-def wait_for_entries(path: Path, expected: set[str], timeout: float = SAVE_WAIT) -> None:
-    """Wait (bounded) until the registry has saved the entries of what it just cached."""
-    deadline = time.monotonic() + timeout
-    while expected - set(read_state(path)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 def pin(container, storage_dir: Path, pins: set[str], fresh: set[str], wait_until_answering,
         log=print) -> int:
     """Drop the pinned entries from the mirror's expiry state; returns how many.
 
     `pins`: every 'repository@digest' of the images to keep; `fresh`: those
-    cached by this run, whose entries the registry may not have saved yet.
-    The mirror is stopped only when there is something to drop.
+    cached by this run. The registry saves its state only every few seconds,
+    so fresh entries may not be in the file yet: the mirror is stopped at
+    once, and an entry it never saved never expires, which is what pinning
+    wants. Nothing to drop and nothing fresh: the mirror keeps running.
     """
     path = state_path(storage_dir)
-    if fresh:
-        wait_for_entries(path, fresh)
-    if not keys_to_pin(read_state(path), pins):
+    if not fresh and not keys_to_pin(read_state(path), pins):
         return 0
     container.stop(timeout=10)
     try:
-        state = read_state(path)  # re-read: the registry may have saved once more on its way out
+        state = read_state(path)
         keys = keys_to_pin(state, pins)
         atomic_write(path, json.dumps(without(state, keys)), mode=0o644)
     finally:
         container.start()
         wait_until_answering()
-    log(f"pinned {len(keys)} cached item(s) of the images to keep warm against expiry")
+    log(f"pinned {len(pins)} cached item(s) of the images to keep warm against expiry")
     return len(keys)

@@ -148,6 +148,15 @@ class RegistryAPI:
                                  f"({size} bytes received)")
         return size
 
+    def open_blob(self, repository: str, digest: str) -> None:
+        """Ask for a blob and hang up once it is being served (nothing read, nothing checked)."""
+        answer = self.request("GET", f"/v2/{repository}/blobs/{digest}",
+                              scope=f"repository:{repository}:pull", stream=True)
+        answer.close()
+        if answer.status_code != 200:
+            raise RegistryAPIError(f"blob {repository}@{digest}: HTTP {answer.status_code}",
+                                   answer.status_code)
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         answer = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
                               scope=f"repository:{repository}:pull,push")

@@ -46,11 +46,13 @@ class MirrorSpec:
     config_text: str
     mounts: tuple[tuple[str, str, bool], ...]  # (host source, container target, read-only)
     config_hash: str
+    registry_major: int
 
     @property
     def labels(self) -> dict[str, str]:
         return {L.LABEL_UPSTREAM: self.upstream.key, L.LABEL_MODE: self.mode,
-                L.LABEL_HASH: self.config_hash, L.LABEL_ADDRESS: self.address}
+                L.LABEL_HASH: self.config_hash, L.LABEL_ADDRESS: self.address,
+                L.LABEL_MAJOR: str(self.registry_major)}
 
 
 def connect() -> docker.DockerClient:
@@ -104,7 +106,7 @@ def plan(settings: Settings, layout: L.Layout, image: RegistryImage, modes: dict
         digest = hashlib.sha256(json.dumps([text, image.image_id, mounts]).encode()).hexdigest()
         specs.append(MirrorSpec(upstream, L.container_name(settings, upstream), mode,
                                 _address(settings, upstream), str(config_path), text,
-                                tuple(mounts), digest[:16]))
+                                tuple(mounts), digest[:16], image.major))
     return specs
 
 

@@ -29,6 +29,24 @@ PROXY_TTL = "168h"
 HTPASSWD_REALM = "docker-mirror"
 
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_str(value: str) -> str:
+    """A TOML basic string holding exactly `value` (control characters escaped)."""
+    if not isinstance(value, str):
+        raise TypeError(f"toml_str quotes strings only, not {type(value).__name__}")
+    out = []
+    for char in value:
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
 def to_yaml(value) -> str:
     """YAML that yaml.safe_load reads back to exactly `value`.
 
@@ -168,6 +186,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["to_yaml"] = to_yaml
+    env.filters["toml_str"] = toml_str
     env.filters["yaml_str"] = yaml_str
     env.filters["systemd"] = systemd_value
     env.filters["systemd_arg"] = systemd_arg

@@ -231,3 +231,19 @@ def scan(config: DotConfig, dirs: list[str], *, root: Path = ROOT,
 def format_listing(found: list[tuple[str, str]]) -> str:
     """What `--scan` alone prints: one reference per line, its source after a tab."""
     return "".join(f"{reference}\t{source}\n" for reference, source in found)
+
+
+def mirrored(found: list[tuple[str, str]], settings, log: Callable[[str], None] = print) -> list[tuple[str, str]]:
+    """The references whose registry has a mirror; the others are named and left out.
+
+    A workflow may well use images of registries this host does not mirror:
+    that is not a failure of the warm run.
+    """
+    registries = {upstream.registry for upstream in settings.upstreams}
+    kept = []
+    for reference, source in found:
+        if images.parse(reference).registry in registries:
+            kept.append((reference, source))
+        else:
+            log(f"scan: not warming {reference} ({source}): its registry is not mirrored")
+    return kept

@@ -1,4 +1,4 @@
-"""Reading a distribution filesystem storage tree (read-only, no blob contents).
+"""A distribution filesystem storage tree: what it holds, and blob links.
 
 A pull-through registry answers an empty /v2/_catalog, so what it has cached
 is read from its storage tree, laid out by distribution as:
@@ -10,8 +10,12 @@ is read from its storage tree, laid out by distribution as:
 A link file holds a digest (`sha256:<hex>`). A tag is served only when its
 tag link, the repository's revision link and the manifest blob all exist
 (distribution resolves a manifest through the revision link), so content
-that expired or was deleted is not listed as cached. Only directory entries
-and small link files are read, never blob data.
+that expired or was deleted is not listed as cached. Listing reads only
+directory entries and small link files, never blob data.
+
+The one write, `link_blob`, is the one distribution itself makes when a
+repository gains a blob the store already holds (a cross-repository mount):
+    docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .fsutil import atomic_write
 from .images import ImageRef
 
 V2 = Path("docker", "registry", "v2")
@@ -146,4 +151,36 @@ def disk_usage(path) -> int:
                         stack.append(entry.path)
         except OSError:
             continue
+    return total
+
+
+def blob_data(storage_dir, digest: str) -> Path:
+    hex_ = digest.split(":", 1)[1]
+    return Path(storage_dir) / V2 / "blobs" / "sha256" / hex_[:2] / hex_ / "data"
+
+
+def _layer_link(storage_dir, repository: str, digest: str) -> Path:
+    return Path(storage_dir) / V2 / "repositories" / repository / "_layers" / "sha256" / \
+        digest.split(":", 1)[1] / "link"
+
+
+def blob_linked(storage_dir, repository: str, digest: str) -> bool:
+    """True when the registry serves the blob to this repository from its own disk."""
+    return _layer_link(storage_dir, repository, digest).is_file() and blob_data(storage_dir, digest).is_file()
+
+
+def link_blob(storage_dir, repository: str, digest: str) -> None:
+    """Let `repository` serve a blob the store holds for another repository."""
+    atomic_write(_layer_link(storage_dir, repository, digest), digest)
+
+
+def uploads_size(storage_dir, repository: str) -> int:
+    """Bytes in the repository's unfinished uploads: grows while the registry stores a blob."""
+    uploads = Path(storage_dir) / V2 / "repositories" / repository / "_uploads"
+    total = 0
+    for data in uploads.glob("*/data"):
+        try:
+            total += data.stat().st_size
+        except OSError:
+            pass  # committed or purged meanwhile
     return total

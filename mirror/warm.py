@@ -14,6 +14,7 @@ into it from their upstreams instead, every platform, digests preserved.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sys
 import tempfile
@@ -28,15 +29,16 @@ from tqdm import tqdm
 
 from . import images
 from . import layout as L
-from . import pinning, render
+from . import pinning, render, storage
 from .errors import MirrorError
 from .fsutil import atomic_write
-from .regapi import Manifest, RegistryAPI
+from .regapi import DigestMismatch, Manifest, RegistryAPI
 from .probes import probe_host
 from .registry import wait_until_answering
 from .settings import Settings, Upstream
 
 IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
+STALL_TIMEOUT = 15.0    # seconds a blob being stored may go without growing
 
 
 class ImageListError(MirrorError):
@@ -168,14 +170,21 @@ class BlobGate:
 
 @dataclass
 class Engine:
+    """One warm run. `hang_up`: ask a distribution 2.x mirror for each new blob
+    and hang up, instead of reading it (see _fetch_through)."""
+
     settings: Settings
     log: callable = print
     platforms: set[str] | None = None
     concurrency: int = 4
+    hang_up: bool = False
+    stall_timeout: float = STALL_TIMEOUT
     gate: BlobGate = field(default_factory=BlobGate)
 
     def __post_init__(self):
         self.layout = L.Layout.of(self.settings)
+        self.on_disk = self.settings.storage.backend == "filesystem"
+        self.hang_up = self.hang_up and self.on_disk
         self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
         scheme = "https" if self.settings.tls_certificate else "http"
         host = probe_host(self.settings.bind_address)
@@ -188,20 +197,57 @@ class Engine:
 
     def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
         """True when the mirror can serve the blob for this repository from its own disk."""
-        if self.settings.storage.backend != "filesystem":
-            return False
-        algorithm, hexdigest = digest.split(":", 1)
-        v2 = self.layout.storage_dir(upstream) / "docker/registry/v2"
-        return ((v2 / "repositories" / repository / "_layers" / algorithm / hexdigest / "link").exists()
-                and (v2 / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data").exists())
+        return self.on_disk and storage.blob_linked(self.layout.storage_dir(upstream), repository, digest)
 
     # -- pull-through: fetch through the mirror, which keeps the copy
 
-    def _fetch_through(self, upstream: Upstream, repository: str, digest: str) -> int:
+    def _wait_stored(self, storage_dir: Path, repository: str, digest: str) -> None:
+        """Until the registry has stored and linked the blob; checks its sha256 then.
+
+        distribution stores a proxied blob in the background and finishes after
+        the response: a request for the same blob meanwhile (from another
+        repository) would be served but never stored. Gives up when the
+        upload stops growing for `stall_timeout` (the upstream went away).
+        """
+        size, last_change = -1, time.monotonic()
+        while not storage.blob_linked(storage_dir, repository, digest):
+            now_size = storage.uploads_size(storage_dir, repository)
+            if now_size != size:
+                size, last_change = now_size, time.monotonic()
+            elif time.monotonic() - last_change > self.stall_timeout:
+                raise MirrorError(f"blob {repository}@{digest}: the mirror stopped storing it "
+                                  f"(no progress for {self.stall_timeout:.0f} s; upstream gone?)")
+            time.sleep(0.05)
+        hasher = hashlib.sha256()
+        with open(storage.blob_data(storage_dir, digest), "rb") as stored:
+            for chunk in iter(lambda: stored.read(1 << 20), b""):
+                hasher.update(chunk)
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise DigestMismatch(f"blob {repository}@{digest}: the mirror stored content that does "
+                                 "not match its digest")
+
+    def _fetch_through(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
+        """Make the mirror cache one blob for `repository`; the bytes it fetched upstream."""
+        mirror = self.mirrors[upstream.key]
+        if not self.on_disk:
+            return mirror.fetch_blob(repository, digest)
+        storage_dir = self.layout.storage_dir(upstream)
         with self.gate.serialized(upstream.key, digest):
-            if self.in_storage(upstream, repository, digest):
-                return 0  # another image's fetch of the same blob just cached it
-            return self.mirrors[upstream.key].fetch_blob(repository, digest)
+            if storage.blob_linked(storage_dir, repository, digest):
+                return 0
+            if storage.blob_data(storage_dir, digest).is_file():
+                # Cached for another repository: link it here, as distribution does
+                # on a cross-repository mount, rather than fetch it again.
+                storage.link_blob(storage_dir, repository, digest)
+                return 0
+            if self.hang_up:
+                # distribution 2.x fetches a proxied blob twice, once to store it
+                # and once for the client: hanging up leaves the one that stores.
+                mirror.open_blob(repository, digest)
+            else:
+                mirror.fetch_blob(repository, digest)
+            self._wait_stored(storage_dir, repository, digest)
+            return size
 
     def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
         upstream, repository, digest = target.upstream, target.ref.repository, descriptor["digest"]
@@ -209,8 +255,9 @@ class Engine:
             with lock:
                 result.cached_bytes += descriptor.get("size", 0)
             return
-        future, mine = self.gate.once((upstream.key, repository, digest), self.blob_pool,
-                                      lambda: self._fetch_through(upstream, repository, digest))
+        future, mine = self.gate.once(
+            (upstream.key, repository, digest), self.blob_pool,
+            lambda: self._fetch_through(upstream, repository, digest, descriptor.get("size", 0)))
         fetched = future.result(timeout=IMAGE_TIMEOUT)
         with lock:
             if mine and fetched:
@@ -330,6 +377,20 @@ def summary(results: list[Result], errors: list[str]) -> str:
                          failed=[r for r in results if not r.ok])
 
 
+def runs_distribution_2(settings: Settings, client) -> bool:
+    """True when every mirror container says it runs distribution 2.x."""
+    if client is None:
+        return False
+    for upstream in settings.upstreams:
+        try:
+            labels = client.containers.get(L.container_name(settings, upstream)).labels
+        except Exception:  # absent or engine trouble: assume nothing
+            return False
+        if labels.get(L.LABEL_MAJOR) != "2":
+            return False
+    return True
+
+
 def pin_warm_images(settings: Settings, client, results: list[Result], log=print) -> None:
     """Exempt what was warmed from the proxy's 7-day expiry (see mirror.pinning)."""
     if not settings.pull_through or settings.storage.backend != "filesystem" or client is None:
@@ -361,7 +422,8 @@ def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]
     for error in errors:
         log(f"skipped: {error}")
     platforms = None if settings.pull_all_platforms else {host_platform()}
-    engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency)
+    engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency,
+                    hang_up=runs_distribution_2(settings, client))
     log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
     # A bar for a person at a terminal; logs and the journal get the lines alone.
     with tqdm(total=len(wanted), unit="image", file=sys.stderr, disable=not sys.stderr.isatty(),
