@@ -530,7 +530,7 @@ def maintenance_registry(settings: Settings, client, upstream: Upstream, log=pri
     container = None
     try:
         try:
-            client.containers.get(name).remove(force=True)  # left by a run that was killed
+            client.containers.get(name).remove(force=True, v=True)  # left by a run that was killed
         except Exception:  # noqa: BLE001 -- docker.errors.NotFound: nothing to clean
             pass
         try:
@@ -547,7 +547,7 @@ def maintenance_registry(settings: Settings, client, upstream: Upstream, log=pri
         yield RegistryAPI(f"http://127.0.0.1:{port}")
     finally:
         if container is not None:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         config_path.unlink(missing_ok=True)
 
 

@@ -182,7 +182,7 @@ def apply(client: docker.DockerClient, image: RegistryImage, specs: list[MirrorS
         action = "created"
         if container is not None:
             action = "restarted" if container.status != "running" else "recreated"
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         container = client.containers.run(
             image.image_id, name=spec.name, detach=True,
             # Host networking: the registry listens on the bind address itself and
@@ -205,6 +205,6 @@ def remove_unconfigured(client: docker.DockerClient, settings: Settings) -> list
     removed = []
     for container in client.containers.list(all=True, filters={"label": L.LABEL_UPSTREAM}):
         if container.name.startswith(f"{settings.container_prefix}-") and container.name not in keep:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
             removed.append(container.name)
     return removed

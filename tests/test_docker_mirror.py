@@ -133,7 +133,7 @@ def test_second_run_restarts_nothing_and_is_fast(mirror, docker_client):
 
 
 def test_removed_or_exited_container_is_replaced(mirror, docker_client):
-    mirror.container(docker_client, "dockerhub").remove(force=True)
+    mirror.container(docker_client, "dockerhub").remove(force=True, v=True)
     mirror.container(docker_client, "ghcr").stop(timeout=1)
     result = mirror.setup()
     assert "docker.io: pull-through mirror" in result.stdout and "(created)" in result.stdout

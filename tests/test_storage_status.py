@@ -252,7 +252,7 @@ def test_container_state_and_mode_come_from_the_engine(tmp_path, docker_client, 
     try:
         doc = status.gather(cfg, docker_client)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     assert [u["container"] for u in doc["upstreams"]] == [
         {"name": f"{prefix}-dockerhub", "state": "created", "mode": "offline"},
         {"name": f"{prefix}-ghcr", "state": "absent", "mode": None},

@@ -55,4 +55,4 @@ class Mirror:
 
     def remove(self, client):
         for container in client.containers.list(all=True, filters={"name": self.prefix}):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
