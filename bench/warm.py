@@ -43,11 +43,9 @@ import argparse
 import contextlib
 import hashlib
 import importlib
-import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

@@ -82,7 +82,6 @@ def start_mirrors(settings: Settings, client, log=print) -> Report:
             log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).remote_url} "
                 "does not answer: serving the cache read-only until it does")
     specs = registry.plan(settings, layout, image, modes, http_secret(layout))
-    registry.check_ports(client, specs, settings.bind_address)
     write_configs(specs)
     for name in registry.remove_unconfigured(client, settings):
         log(f"removed {name}: its upstream is no longer configured")

@@ -9,9 +9,9 @@ import uuid
 import docker.errors
 import pytest
 
-from mirror import archive, install, regapi, warm
+from mirror import archive, regapi, warm
 from mirror.archive import archive_name
-from support.mirrors import Mirror
+from support.mirrors import mirror_factory
 from support.upstream import UpstreamRegistry, make_layer, push_image
 
 UID = uuid.uuid4().hex[:8]
@@ -40,17 +40,8 @@ def pushed(hub):
 
 @pytest.fixture(scope="module")
 def mirrors(tmp_path_factory, hub, docker_client, registry_image):
-    made = []
-
-    def make(name, **overrides):
-        m = Mirror(tmp_path_factory.mktemp(name), hub.url, **overrides)
-        install.start_mirrors(m.settings, docker_client, log=lambda _: None)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.remove(docker_client)
+    with mirror_factory(docker_client, tmp_path_factory.mktemp) as make:
+        yield lambda name, **overrides: make(hub.url, name, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror import install, pinning, regapi, warm
+from mirror import pinning, regapi, warm
 from mirror.kconfig import ROOT
 from mirror.registry import wait_until_answering
 from support.configs import QUIET_PROBES
-from support.mirrors import Mirror
+from support.mirrors import mirror_factory
 from support.throttle import ThrottlingProxy
 from support.upstream import UpstreamRegistry, make_layer, push_image
 
@@ -29,17 +29,8 @@ def hub(tmp_path):
 
 @pytest.fixture
 def make_mirror(tmp_path, docker_client, registry_image):
-    made = []
-
-    def make(hub_url, name="m", **overrides):
-        m = Mirror(tmp_path / name, hub_url, **overrides)
-        install.start_mirrors(m.settings, docker_client, log=lambda _: None)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.remove(docker_client)
+    with mirror_factory(docker_client, lambda name: tmp_path / name) as make:
+        yield make
 
 
 def image_list(tmp_path, *lines) -> str:

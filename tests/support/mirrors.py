@@ -1,8 +1,10 @@
 """A mirror under test: its .config, its upstreams, and the CLI calls on it."""
 
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+from mirror import install
 from mirror import settings as settings_mod
 from support.configs import QUIET_PROBES, run_mirror, write_config
 from support.upstream import free_port
@@ -56,3 +58,21 @@ class Mirror:
     def remove(self, client):
         for container in client.containers.list(all=True, filters={"name": self.prefix}):
             container.remove(force=True, v=True)
+
+
+@contextmanager
+def mirror_factory(client, new_dir):
+    """`make(hub_url, name, **overrides)` starts a Mirror in `new_dir(name)`; all go at exit."""
+    made = []
+
+    def make(hub_url, name="m", **overrides):
+        m = Mirror(new_dir(name), hub_url, **overrides)
+        install.start_mirrors(m.settings, client, log=lambda _: None)
+        made.append(m)
+        return m
+
+    try:
+        yield make
+    finally:
+        for m in made:
+            m.remove(client)
