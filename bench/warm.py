@@ -225,9 +225,12 @@ class Counter:
 
 # ------------------------------------------------------------------ the run
 
+CONCURRENCY = 4  # the Kconfig default; --concurrency changes it
+
+
 def new_mirror(tmp: Path, name: str, remote: str, listing: Path, client, made: list) -> Mirror:
     mirror = Mirror(tmp / name, remote, DOCKER_MIRROR_IMAGES_EXTRA_LIST=str(listing),
-                    DOCKER_MIRROR_PULL_CONCURRENCY=4)
+                    DOCKER_MIRROR_PULL_CONCURRENCY=CONCURRENCY)
     made.append(mirror)
     install.start_mirrors(mirror.settings, client, log=lambda _: None)
     return mirror
@@ -308,12 +311,16 @@ def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_byte
 
 
 def main(argv=None) -> int:
+    global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="image size factor (default 1.0: 32-52 MB images; 0.25 for a quick run)")
     parser.add_argument("--rate", type=float, default=50.0, help="throttle, MB/s (default 50)")
     parser.add_argument("--latency", type=float, default=20.0, help="throttle, ms per request (default 20)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help=f"DOCKER_MIRROR_PULL_CONCURRENCY (default {CONCURRENCY})")
     args = parser.parse_args(argv)
+    CONCURRENCY = args.concurrency
     if not 0.01 <= args.scale <= 4:
         parser.error("--scale must be between 0.01 and 4")
 
@@ -352,7 +359,7 @@ def main(argv=None) -> int:
     sizes = [BASE_MB * args.scale + (HALF_MB * args.scale if half else 0) + own * args.scale
              for _, half, own in BIG]
     print(f"warm engine, {len(BIG)} images of {min(sizes):.0f}-{max(sizes):.0f} MB "
-          f"({unique / MB:.0f} MB unique; --scale {args.scale}), pull concurrency 4; "
+          f"({unique / MB:.0f} MB unique; --scale {args.scale}), pull concurrency {CONCURRENCY}; "
           f"throttle {args.rate:.0f} MB/s + {args.latency:.0f} ms/request; {image_note}; "
           f"push {push.seconds:.1f} s, {wall:.0f} s in all; MB = 10^6 bytes")
     print()

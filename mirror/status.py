@@ -166,7 +166,9 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None) -
 # ---------------------------------------------------------------- reading the document
 
 def exit_code(doc: dict) -> int:
-    """0 when every configured upstream's mirror answers, 1 otherwise."""
+    """0 when every enabled upstream's mirror answers (none is, with the mirror disabled), else 1."""
+    if not doc["enabled"]:
+        return 0
     upstreams = doc["upstreams"]
     return 0 if upstreams and all(u["answering"] for u in upstreams) else 1
 

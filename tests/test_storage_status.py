@@ -212,6 +212,12 @@ def test_exit_code_needs_every_upstream_answering(tmp_path, hub):
     assert "no (not answering)" in status.format_text(doc)
 
 
+def test_a_disabled_mirror_is_not_an_error(tmp_path):
+    doc = status.gather(mirror_settings(tmp_path, free_port(), ENABLE_DOCKER_MIRROR=False), client=None)
+    assert doc["enabled"] is False
+    assert status.exit_code(doc) == 0
+
+
 def test_no_secret_reaches_the_status(tmp_path, hub):
     secrets = ["hub-password-s3cret", "url-password-s3cret"]
     cfg = mirror_settings(tmp_path, hub.port, DOCKER_MIRROR_DOCKERHUB_USERNAME="someone",
