@@ -289,10 +289,7 @@ def _up_to_date(path: Path, top: Manifest, chosen: list[ImageManifest], platform
 
 
 def _mirror_api(settings: Settings, upstream: Upstream) -> RegistryAPI:
-    scheme = "https" if settings.tls_certificate else "http"
-    host = probes.probe_host(settings.bind_address)
-    host = f"[{host}]" if ":" in host else host
-    return RegistryAPI(f"{scheme}://{host}:{upstream.port}", verify=settings.tls_certificate or True)
+    return RegistryAPI(L.mirror_url(settings, upstream), verify=settings.tls_certificate or True)
 
 
 def prune_archives(layout: L.Layout, keep: set[str], log=print) -> list[str]:
@@ -364,7 +361,7 @@ def archive_images(settings: Settings, client=None, log: Callable[[str], None] =
 
 
 def _down(settings: Settings, upstream: Upstream, client) -> str:
-    where = f"{probes.probe_host(settings.bind_address)}:{upstream.port}"
+    where = probes.host_port(probes.probe_host(settings.bind_address), upstream.port)
     state = ""
     if client is not None:
         try:

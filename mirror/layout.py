@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from .probes import host_port, probe_host
 from .settings import Settings, Upstream
 
 LABEL_UPSTREAM = "docker-mirror.upstream"
@@ -70,6 +71,12 @@ class Layout:
 
     def storage_dir(self, upstream: Upstream) -> Path:
         return self.storage_root / upstream.key
+
+
+def mirror_url(settings: Settings, upstream: Upstream) -> str:
+    """Where this host reaches the mirror of `upstream`."""
+    scheme = "https" if settings.tls_certificate else "http"
+    return f"{scheme}://{host_port(probe_host(settings.bind_address), upstream.port)}"
 
 
 def container_name(settings: Settings, upstream: Upstream) -> str:

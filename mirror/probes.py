@@ -20,6 +20,15 @@ def probe_host(bind_address: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
 
 
+def bracketed(host: str) -> str:
+    """An IPv6 address in brackets, so that its colons stay apart from a port."""
+    return f"[{host}]" if ":" in host else host
+
+
+def host_port(host: str, port: int) -> str:
+    return f"{bracketed(host)}:{port}"
+
+
 def _connect(family, address, timeout: float, tls: bool, host: str) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)

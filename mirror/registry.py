@@ -82,11 +82,6 @@ def choose_mode(settings: Settings, upstream_up: bool) -> str:
     return L.PULL_THROUGH if upstream_up else L.OFFLINE
 
 
-def _address(settings: Settings, upstream: Upstream) -> str:
-    host = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
-    return f"{host}:{upstream.port}"
-
-
 def plan(settings: Settings, layout: L.Layout, image: RegistryImage, modes: dict[str, str],
          http_secret: str) -> list[MirrorSpec]:
     specs = []
@@ -105,7 +100,7 @@ def plan(settings: Settings, layout: L.Layout, image: RegistryImage, modes: dict
             mounts.append((settings.tls_key, render.CONTAINER_TLS_KEY, True))
         digest = hashlib.sha256(json.dumps([text, image.image_id, mounts]).encode()).hexdigest()
         specs.append(MirrorSpec(upstream, L.container_name(settings, upstream), mode,
-                                _address(settings, upstream), str(config_path), text,
+                                probes.host_port(settings.bind_address, upstream.port), str(config_path), text,
                                 tuple(mounts), digest[:16], image.major))
     return specs
 

@@ -13,6 +13,7 @@ import jinja2
 import yaml
 
 from . import layout as L
+from .probes import host_port
 from .settings import Settings, Upstream, debug_port
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -200,10 +201,6 @@ def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
 
 
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode: str,
                     http_secret: str) -> str:
     """The registry's config.yml for the mirror of one upstream, in `mode` (layout.PULL_THROUGH ...)."""
@@ -217,8 +214,8 @@ def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode:
         proxy=mode == L.PULL_THROUGH, readonly=mode == L.OFFLINE, mode=mode,
         proxy_ttl=PROXY_TTL if major == 3 else None,
         # host networking: the container listens on the host's address itself
-        addr=_host_port(settings.bind_address, upstream.port),
-        debug_addr=_host_port("127.0.0.1", debug_port(upstream.port)),
+        addr=host_port(settings.bind_address, upstream.port),
+        debug_addr=host_port("127.0.0.1", debug_port(upstream.port)),
         http_secret=http_secret, realm=HTPASSWD_REALM,
         storage_dir=CONTAINER_STORAGE, htpasswd=CONTAINER_HTPASSWD,
         tls_cert=CONTAINER_TLS_CERT, tls_key=CONTAINER_TLS_KEY,

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from . import images, probes
+from .layout import mirror_url
 from . import settings as settings_module
 from .settings import Settings
 
@@ -53,8 +54,7 @@ def client_host(bind_address: str) -> str:
     A wildcard bind is reached on loopback; an IPv6 host is bracketed, as a
     reference (`[::1]:5000/library/nginx`) needs it.
     """
-    host = probes.probe_host(bind_address)
-    return f"[{host}]" if ":" in host else host
+    return probes.bracketed(probes.probe_host(bind_address))
 
 
 def mirror_ports(settings: Settings) -> dict[str, int]:
@@ -63,9 +63,7 @@ def mirror_ports(settings: Settings) -> dict[str, int]:
 
 
 def mirror_urls(settings: Settings) -> dict[str, str]:
-    scheme = "https" if settings.tls_certificate else "http"
-    host = client_host(settings.bind_address)
-    return {registry: f"{scheme}://{host}:{port}" for registry, port in mirror_ports(settings).items()}
+    return {upstream.registry: mirror_url(settings, upstream) for upstream in settings.upstreams}
 
 
 @lru_cache(maxsize=None)

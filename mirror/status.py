@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import images, probes, render, storage
 from . import layout as L
 from .errors import MirrorError
-from .probes import probe_host
+from .probes import host_port, probe_host
 from .settings import Settings, Upstream
 
 REFRESH_TIMER = "docker-mirror-update.timer"
@@ -32,15 +32,6 @@ class UnknownCheck(MirrorError):
 
 
 # ---------------------------------------------------------------- addresses
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def upstream_url(settings: Settings, upstream: Upstream) -> str:
-    scheme = "https" if settings.tls_certificate else "http"
-    return f"{scheme}://{_host_port(probe_host(settings.bind_address), upstream.port)}"
-
 
 def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
@@ -78,8 +69,8 @@ def _upstream(settings: Settings, layout: L.Layout, upstream: Upstream, client) 
         "key": upstream.key,
         "registry": upstream.registry,
         "remote_url": _without_credentials(upstream.remote_url),
-        "address": _host_port(settings.bind_address, upstream.port),
-        "url": upstream_url(settings, upstream),
+        "address": host_port(settings.bind_address, upstream.port),
+        "url": L.mirror_url(settings, upstream),
         "container": _container(client, L.container_name(settings, upstream)),
         "answering": answers(settings, upstream),
         "storage_dir": str(storage_dir) if local else None,
@@ -208,7 +199,7 @@ def mirror_url(settings: Settings) -> str | None:
     hub = settings.upstream("dockerhub")
     if hub is None or not answers(settings, hub):
         return None
-    return upstream_url(settings, hub)
+    return L.mirror_url(settings, hub)
 
 
 def image_cached(settings: Settings, ref: str) -> bool:

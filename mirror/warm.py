@@ -186,10 +186,7 @@ class Engine:
         self.on_disk = self.settings.storage.backend == "filesystem"
         self.hang_up = self.hang_up and self.on_disk
         self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
-        scheme = "https" if self.settings.tls_certificate else "http"
-        host = probe_host(self.settings.bind_address)
-        host = f"[{host}]" if ":" in host else host
-        self.mirrors = {u.key: RegistryAPI(f"{scheme}://{host}:{u.port}",
+        self.mirrors = {u.key: RegistryAPI(L.mirror_url(self.settings, u),
                                            verify=self.settings.tls_certificate or True)
                         for u in self.settings.upstreams}
         self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
