@@ -64,7 +64,7 @@ docker-mirror-clients-undo: ## Take back what docker-mirror-clients added
 	@$(MIRROR) clients-undo
 
 # The same client settings on every host of INVENTORY, through Ansible
-# (scripts/install-deps.sh --with-ansible). Hosts other than this one need a
+# (ansible-core comes with scripts/install-deps.sh). Hosts other than this one need a
 # mirror address they can reach: a LAN bind address, or
 # ANSIBLE_ARGS='-e docker_mirror_address=HOST'.
 INVENTORY ?= localhost,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-shot setup of a fresh Debian/Ubuntu host: system packages, the
-# project's virtualenv, and a running Docker engine.
-#   usage: scripts/install-deps.sh [--no-engine] [--with-ansible]
-#   --with-ansible: also ansible-core in .venv, for 'make docker-mirror-distribute'
+# project's virtualenv (with what the tests and 'make docker-mirror-distribute'
+# need: pytest, ansible-core), and a running Docker engine.
+#   usage: scripts/install-deps.sh [--no-engine]
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -10,17 +10,19 @@ export PATH="$PATH:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 start_engine=1
-extras=test
+# Everything the README's second command (make test) needs is installed by the
+# first: a newcomer runs exactly what CI runs.
+extras=test,fleet
 for arg in "$@"; do
 	case "$arg" in
 	--no-engine) start_engine=0 ;;
-	--with-ansible) extras=test,fleet ;;
+	--with-ansible) ;; # the default now; kept so older instructions still work
 	-h | --help)
-		echo "usage: $0 [--no-engine] [--with-ansible]"
+		echo "usage: $0 [--no-engine]"
 		exit 0
 		;;
 	*)
-		echo "$0: unknown option '$arg' (usage: $0 [--no-engine] [--with-ansible])" >&2
+		echo "$0: unknown option '$arg' (usage: $0 [--no-engine])" >&2
 		exit 2
 		;;
 	esac
@@ -59,7 +61,8 @@ has() {
 }
 
 missing=()
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd; do
+# mmdebstrap: the tests build a Debian root file system to boot systemd as PID 1.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap; do
 	has "$pkg" || missing+=("$pkg")
 done
 
