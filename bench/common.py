@@ -73,7 +73,7 @@ def registry_image(client, wanted: str):
     Returns (image, note): note says whether it was already there, so the
     printed results can state what a "cold" run did not have to do.
     """
-    from mirror import registry_image as ri
+    from mirror.engine import registry_image as ri
 
     before = {i.id for i in client.images.list()}
     image = ri.ensure_registry_image(client, wanted, log=lambda _: None)

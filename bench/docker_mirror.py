@@ -48,7 +48,8 @@ from common import Stopwatch, docker_client, median, p90, registry_image, table
 
 from docker.types import Mount  # noqa: E402
 
-from mirror import registry  # noqa: E402
+from mirror.model.endpoint import Endpoint  # noqa: E402
+from mirror.net.probes import wait_until_answering  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402
 from support.upstream import UpstreamRegistry, free_port  # noqa: E402
 
@@ -81,7 +82,7 @@ def bare_docker_run(client, image, workdir: Path, name: str) -> float:
                 image.image_id, name=name, detach=True, network_mode="host",
                 mounts=[Mount(image.config_path, str(config), type="bind", read_only=True),
                         Mount("/var/lib/registry", str(storage), type="bind")])
-            answered = registry.wait_until_answering("127.0.0.1", port, container)
+            answered = wait_until_answering(Endpoint.of("127.0.0.1", port, tls=False), 20.0)
         if not answered:
             raise RuntimeError(f"bare registry container {name} did not answer on 127.0.0.1:{port}")
         return sw.seconds

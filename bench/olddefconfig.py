@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from mirror import probes  # noqa: E402
+from mirror.net import probes  # noqa: E402
 from support import netfaults  # noqa: E402
 
 try:

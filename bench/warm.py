@@ -55,7 +55,9 @@ from common import MB, Stopwatch, docker_client, median, registry_image, table
 
 import requests  # noqa: E402
 
-from mirror import install, regapi, warm  # noqa: E402
+from mirror.commands import install, warm  # noqa: E402
+from mirror.model.manifests import blobs_of  # noqa: E402
+from mirror.net import registry_api as regapi  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402
 from support.throttle import ThrottlingProxy  # noqa: E402
 from support.upstream import UpstreamRegistry, make_layer, push_image  # noqa: E402
@@ -98,8 +100,8 @@ def push_images(hub: UpstreamRegistry, scale: float) -> tuple[dict[str, dict], d
     blobs, per_repository = {}, {}
     for repository, _, _ in BIG:
         manifest = api.get_manifest(repository, BIG_TAG)
-        per_repository[repository] = [d["digest"] for d in warm.blobs_of(manifest.json)]
-        for descriptor in warm.blobs_of(manifest.json):
+        per_repository[repository] = [d["digest"] for d in blobs_of(manifest.json)]
+        for descriptor in blobs_of(manifest.json):
             blobs.setdefault(descriptor["digest"], {"size": descriptor["size"], "repository": repository})
     return blobs, per_repository
 
@@ -288,7 +290,7 @@ def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_byte
     out.unlink()
 
     try:
-        archive = importlib.import_module("mirror.archive")
+        archive = importlib.import_module("mirror.commands.archive")
         archive_images = archive.archive_images
     except (ImportError, AttributeError):
         rows.append(["`--archive` (8 images)", "n/a (archive not available)", "", "", ""])

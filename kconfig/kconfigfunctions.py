@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 try:
-    from mirror import probes
+    from mirror.host.systemd import systemd_is_pid1
+    from mirror.net import probes
 except ImportError as err:  # kconfiglib would swallow this one
     raise RuntimeError(f"kconfig/kconfigfunctions.py: cannot import the probes: {err}") from err
 
@@ -25,7 +26,7 @@ def _loaded(kconf, name):
 
 
 def _dir_exists(kconf, name, path=""):
-    return _yn(probes.directory_exists(path or "/mirror/docker"))
+    return _yn(os.path.isdir(path or "/mirror/docker"))
 
 
 def _registry_answers(kconf, name, address=""):
@@ -38,7 +39,7 @@ def _docker_answers(kconf, name, sock_path=""):
 
 
 def _systemd_pid1(kconf, name):
-    return _yn(probes.systemd_is_pid1())
+    return _yn(systemd_is_pid1())
 
 
 functions = {

@@ -1,7 +1,8 @@
-"""The command line: parse arguments, call the library, map errors to exit codes.
+"""The command line: parse arguments, call one command module, map errors to exit codes.
 
-Every command is a thin call into one module; the only logic here is turning
-a MirrorError into its message and exit code, in one place.
+Every command is a thin call into mirror.commands (or mirror.config); the
+only logic here is turning a MirrorError into its message and its exit code
+(mirror.errors.EXIT_CODES), in main(), the one place that does it.
 """
 
 import argparse
@@ -9,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import dotconfig, extra_vars, kconfig, settings
-from .errors import MirrorError
+from .config import dotconfig, extra_vars, kconfig, settings
+from .errors import DockerError, KconfigToolError, MirrorError, exit_code
+from .host.client_files import ClientPaths
 
 DEFAULT_CONFIG = os.environ.get("KCONFIG_CONFIG", ".config")
 
@@ -19,7 +21,7 @@ def cmd_config(args) -> int:
     tool_args = list(args.args)
     if args.tool == "defconfig":
         if len(tool_args) != 1:
-            raise kconfig.KconfigToolError("usage: config defconfig NAME (a file in defconfigs/)")
+            raise KconfigToolError("usage: config defconfig NAME (a file in defconfigs/)")
         tool_args = ["--kconfig", str(kconfig.KCONFIG), str(kconfig.defconfig_path(tool_args[0]))]
     elif args.tool == "savedefconfig":
         tool_args = ["--kconfig", str(kconfig.KCONFIG), *tool_args]
@@ -38,13 +40,14 @@ def cmd_extra_vars(args) -> int:
 
 def cmd_check(args) -> int:
     loaded = settings.load(args.config)
-    upstreams = ", ".join(f"{u.registry} on {loaded.bind_address}:{u.port}" for u in loaded.upstreams)
+    upstreams = ", ".join(f"{u.registry} on {u.endpoint.listen}" for u in loaded.upstreams)
     print(f"{args.config}: OK ({'enabled' if loaded.enabled else 'disabled'}; {upstreams})")
     return 0
 
 
 def cmd_docker_mirror(args) -> int:
-    from . import install, registry
+    from .commands import install
+    from .engine.client import connect
     overrides = {symbol: value for symbol, value in (("DOCKER_MIRROR_PATH", args.path),
                                                      ("DOCKER_MIRROR_PORT", args.port),
                                                      ("DOCKER_MIRROR_CONTAINER_PREFIX", args.name))
@@ -53,30 +56,33 @@ def cmd_docker_mirror(args) -> int:
     if overrides:
         config = config.with_values(overrides, origin="command line")
     loaded = settings.from_dotconfig(config)
-    report = install.docker_mirror(loaded, registry.connect(), boot=args.boot)
+    report = install.docker_mirror(loaded, connect(), boot=args.boot)
     for upstream in loaded.upstreams:
         print(f"{upstream.registry}: {report.modes[upstream.key]} mirror on "
-              f"{loaded.bind_address}:{upstream.port} ({report.actions[upstream.key]})")
+              f"{upstream.endpoint.listen} ({report.actions[upstream.key]})")
     return 0
 
 
 def cmd_refresh(args) -> int:
-    from . import refresh, registry, warm
+    from .commands import refresh, warm
+    from .engine.client import connect
     loaded = settings.load(args.config)
     log_path = Path(os.path.abspath(args.log)) if args.log else None
     echo = print if sys.stdout.isatty() or args.verbose else None
-    return refresh.run(loaded, registry.connect(), log_path=log_path, wait=not args.no_wait,
+    return refresh.run(loaded, connect(), log_path=log_path, wait=not args.no_wait,
                        echo=echo, warm=warm.warm)
 
 
 def cmd_pull(args) -> int:
     """A forced, blocking refresh, printing as it goes (mirror-docker-images.sh)."""
-    from . import archive, refresh, registry, scan, warm
+    from .commands import archive, refresh, scan, warm
+    from .config.image_lists import read_list_file
+    from .engine.client import connect
     config = dotconfig.load(args.config)
     loaded = settings.from_dotconfig(config)
     extra, errors = [], []
     if args.list:
-        extra, errors = warm.read_list_file(os.path.abspath(args.list))
+        extra, errors = read_list_file(os.path.abspath(args.list))
     if args.scan or args.scan_dir:
         extra += scan.mirrored(scan.scan(config, args.scan_dir), loaded)
 
@@ -86,11 +92,11 @@ def cmd_pull(args) -> int:
             failed += archive.archive_images(settings_, client, log=log, prune=args.prune, extra=extra)
         return list(dict.fromkeys(failed))
 
-    return refresh.run(loaded, registry.connect(), wait=not args.no_wait, echo=print, warm=work)
+    return refresh.run(loaded, connect(), wait=not args.no_wait, echo=print, warm=work)
 
 
 def cmd_scan(args) -> int:
-    from . import scan
+    from .commands import scan
     print(scan.format_listing(scan.scan(dotconfig.load(args.config), args.dirs)), end="")
     return 0
 
@@ -98,11 +104,11 @@ def cmd_scan(args) -> int:
 def cmd_status(args) -> int:
     import json
 
-    from . import registry, status
-    from .errors import DockerError
+    from .commands import status
+    from .engine.client import connect
     loaded = settings.load(args.config)
     try:
-        client = registry.connect()
+        client = connect()
     except DockerError:
         client = None  # still report what the storage tree and ports say
     doc = status.gather(loaded, client)
@@ -111,7 +117,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_check_mirror(args) -> int:
-    from . import status
+    from .commands import status
     text, code = status.check(settings.load(args.config), args.check, args.image)
     if text is not None:
         print(text)
@@ -119,7 +125,7 @@ def cmd_check_mirror(args) -> int:
 
 
 def cmd_image_url(args) -> int:
-    from . import rewrite
+    from .commands import rewrite
     for reference in rewrite.mirror_images(args.refs, settings.load(args.config),
                                            probe=not args.no_probe):
         print(reference)
@@ -127,8 +133,8 @@ def cmd_image_url(args) -> int:
 
 
 def cmd_clients(args) -> int:
-    from . import clients
-    paths = clients.ClientPaths(*(Path(p) for p in (args.daemon_json, args.docker_pid,
+    from .commands import clients
+    paths = ClientPaths(*(Path(p) for p in (args.daemon_json, args.docker_pid,
                                                      args.containerd_config, args.certs_dir)))
     report = clients.apply(settings.load(args.config), paths, reload=not args.no_reload)
     print("\n".join(report.lines))
@@ -136,15 +142,16 @@ def cmd_clients(args) -> int:
 
 
 def cmd_clients_undo(args) -> int:
-    from . import clients
+    from .commands import clients
     report = clients.undo(settings.load(args.config), reload=not args.no_reload)
     print("\n".join(report.lines))
     return 0
 
 
 def cmd_restore(args) -> int:
-    from . import archive, registry
-    failures = archive.restore(settings.load(args.config), registry.connect(), paths=args.archives or None)
+    from .commands import restore
+    from .engine.client import connect
+    failures = restore.restore(settings.load(args.config), connect(), paths=args.archives or None)
     return 1 if failures else 0
 
 
@@ -225,7 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="archive files or names (default: every archive in images/archives)")
     restore.set_defaults(func=cmd_restore)
 
-    from .clients import ClientPaths
     clients_cmd = commands.add_parser(
         "clients", help="point this host's Docker and containerd at the mirror (undo: clients-undo)")
     for option, default in zip(("--daemon-json", "--docker-pid", "--containerd-config", "--certs-dir"),
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MirrorError as err:
         print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return exit_code(err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,20 +1,30 @@
-"""Typed errors that carry a message for the user.
+"""Every error the user can act on, and the one table of exit codes.
 
-The CLI turns every MirrorError into its message on stderr and its exit code,
-in one place (mirror.cli.main); anything else is a bug and keeps its traceback.
+Each class carries a message for the user (`str(err)` is the whole of it);
+its exit code comes from EXIT_CODES, by the nearest class listed there, and
+mirror.cli.main is the one place that turns an error into that code. Any
+other exception is a bug and keeps its traceback.
 """
+
+from __future__ import annotations
 
 
 class MirrorError(Exception):
-    """A failure the user can act on; `str(err)` is the whole message."""
+    """A failure the user can act on."""
 
-    exit_code = 1
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self)
 
 
-class ConfigError(MirrorError):
+# ---------------------------------------------------------------- bad input (2)
+
+class UsageError(MirrorError):
+    """Something the user supplied is wrong: .config, a file, an argument."""
+
+
+class ConfigError(UsageError):
     """A bad value in .config (or another user-supplied file)."""
-
-    exit_code = 2
 
     def __init__(self, symbol: str, value: object, allowed: str, source: str = ""):
         self.symbol = symbol
@@ -25,13 +35,113 @@ class ConfigError(MirrorError):
         super().__init__(f"{symbol}={value!r}{where}: {allowed}")
 
 
-class NotConfiguredError(MirrorError):
+class NotConfiguredError(UsageError):
     """No .config yet."""
 
-    exit_code = 2
+
+class DotConfigSyntaxError(UsageError):
+    """A .config line kconfiglib would not have written."""
 
 
-class DockerError(MirrorError):
+class KconfigToolError(UsageError):
+    """A Kconfig tool refused its arguments or its files."""
+
+
+class InvalidReference(UsageError):
+    """An image reference outside the Docker reference grammar."""
+
+    def __init__(self, reference: str, why: str):
+        self.reference = reference
+        super().__init__(f"invalid image reference {reference!r}: {why}")
+
+
+class InvalidMirror(UsageError):
+    """A mirror host or port map that cannot form a reference (bad filter arguments)."""
+
+
+class UnknownCheck(UsageError):
+    """check_docker_mirror.sh was asked for a check it does not know."""
+
+
+class ScanError(UsageError):
+    """--scan was pointed at something that is not there."""
+
+
+class ClientFileError(UsageError):
+    """A host file (daemon.json, config.toml, hosts.toml, the state) that cannot be used."""
+
+
+class MirrorNotInUse(UsageError):
+    """The .config says this host's clients should not use the mirror."""
+
+
+# ---------------------------------------------------------------- the host (3)
+
+class HostError(MirrorError):
+    """This host is not in the state the mirror needs (engine, ports, daemons)."""
+
+
+class PortInUse(HostError):
+    """Another process holds a port a mirror needs."""
+
+
+class DockerError(HostError):
     """The Docker engine is missing, unreachable, or refused an operation."""
 
-    exit_code = 3
+
+class RegistryImageError(DockerError):
+    """No usable distribution registry image."""
+
+
+class MirrorStartError(DockerError):
+    """A registry container did not come up answering."""
+
+
+class MaintenanceError(DockerError):
+    """The short-lived maintenance registry could not be run."""
+
+
+class DockerReloadError(DockerError):
+    """dockerd could not be reloaded, or did not take the new settings."""
+
+
+# ---------------------------------------------------------------- runs (1, 75)
+
+class RegistryAPIError(MirrorError):
+    """A registry answered the HTTP API with an error, or not at all."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class DigestMismatch(RegistryAPIError):
+    """Content that does not hash to the digest it was asked for by."""
+
+
+class ArchiveError(MirrorError):
+    """An image archive that cannot be written, read or trusted."""
+
+
+class WarmError(MirrorError):
+    """One image could not be warmed (the run goes on with the others)."""
+
+
+class RefreshBusy(MirrorError):
+    """Another refresh holds the lock (--no-wait)."""
+
+
+EXIT_CODES: dict[type[MirrorError], int] = {
+    MirrorError: 1,
+    UsageError: 2,
+    HostError: 3,
+    RefreshBusy: 75,  # EX_TEMPFAIL: try again later
+}
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code of `err`: that of its nearest class in EXIT_CODES."""
+    for cls in type(err).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1

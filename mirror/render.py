@@ -12,9 +12,9 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from . import layout as L
-from .probes import host_port
-from .settings import Settings, Upstream, debug_port
+from .config.settings import Settings, Upstream
+from .model import images
+from .model.modes import MODES, OFFLINE, PULL_THROUGH
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -157,13 +157,11 @@ def docker_mirror_image(context, reference, mirror_address=None, ports=None, ena
     """`{{ ref | docker_mirror_image }}`: the reference through its mirror, or unchanged.
 
     Pure: the liveness probe happened when the caller built the context
-    (mirror.rewrite.template_variables), whose docker_mirror_address,
+    (mirror.commands.rewrite.template_variables), whose docker_mirror_address,
     docker_mirror_ports and use_docker_mirror are the defaults here. The
     arguments are those of the Ansible filter plugin, so one template reads
     the same under Ansible (with extra_vars.yaml) and here.
     """
-    from . import images  # already loaded through .settings; local so this filter stands alone
-
     def pick(given, name):
         return context.resolve_or_missing(name) if given is None else given
 
@@ -172,7 +170,7 @@ def docker_mirror_image(context, reference, mirror_address=None, ports=None, ena
     if jinja2.runtime.missing in (address, ports, enabled):
         raise jinja2.UndefinedError(
             "docker_mirror_image needs docker_mirror_address, docker_mirror_ports and "
-            "use_docker_mirror in the context (mirror.rewrite.template_variables) or as arguments")
+            "use_docker_mirror in the context (mirror.commands.rewrite.template_variables) or as arguments")
     return images.mirror_reference(reference, address, ports, enabled)
 
 
@@ -203,19 +201,19 @@ def render(template: str, **context) -> str:
 
 def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode: str,
                     http_secret: str) -> str:
-    """The registry's config.yml for the mirror of one upstream, in `mode` (layout.PULL_THROUGH ...)."""
-    if mode not in (L.PULL_THROUGH, L.OFFLINE, L.PLAIN):
+    """The registry's config.yml for the mirror of one upstream, in `mode` (model.modes)."""
+    if mode not in MODES:
         raise ValueError(f"unknown mirror mode {mode!r}")
     if major not in (2, 3):
         raise ValueError(f"unsupported distribution major version {major!r} (2 or 3)")
     return render(
         "registry-config.yml.j2",
         settings=settings, upstream=upstream, storage=settings.storage,
-        proxy=mode == L.PULL_THROUGH, readonly=mode == L.OFFLINE, mode=mode,
+        proxy=mode == PULL_THROUGH, readonly=mode == OFFLINE, mode=mode,
         proxy_ttl=PROXY_TTL if major == 3 else None,
         # host networking: the container listens on the host's address itself
-        addr=host_port(settings.bind_address, upstream.port),
-        debug_addr=host_port("127.0.0.1", debug_port(upstream.port)),
+        addr=upstream.endpoint.listen,
+        debug_addr=upstream.endpoint.debug_listen,
         http_secret=http_secret, realm=HTPASSWD_REALM,
         storage_dir=CONTAINER_STORAGE, htpasswd=CONTAINER_HTPASSWD,
         tls_cert=CONTAINER_TLS_CERT, tls_key=CONTAINER_TLS_KEY,
@@ -229,7 +227,8 @@ def refresh_service(settings: Settings, *, python: str, workdir: str, config_pat
 
 
 def refresh_timer(settings: Settings) -> str:
-    """docker-mirror-update.timer: starts the refresh at settings.refresh_on_calendar."""
+    """docker-mirror-update.timer: starts the refresh at settings.refresh_on_calendar,
+    up to settings.refresh_random_delay minutes later."""
     return render("docker-mirror-update.timer.j2", settings=settings)
 
 
@@ -245,3 +244,23 @@ def nfs_exports(settings: Settings) -> str:
         # exports(5) reads a path with no client as "every host": never write that
         raise ValueError("no NFS clients configured (CONFIG_DOCKER_MIRROR_NFS_CLIENTS)")
     return render("docker-mirror.exports.j2", settings=settings)
+
+
+def human_size(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units, as du -h); sizes and rates alike."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    size, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def unit_files(settings: Settings, *, python: str, workdir: str, config_path: str) -> dict[str, str]:
+    """The three systemd units of the mirror, by file name."""
+    context = dict(python=python, workdir=workdir, config_path=config_path)
+    return {"docker-mirror.service": boot_service(settings, **context),
+            "docker-mirror-update.service": refresh_service(settings, **context),
+            "docker-mirror-update.timer": refresh_timer(settings)}

@@ -1,4 +1,12 @@
-"""Session-wide access to the real Docker engine and local registries."""
+"""Session-wide access to the real Docker engine and local registries.
+
+Every test that needs the engine is marked `engine`, so `pytest -m "not
+engine"` runs the rest on a host without one, in seconds. Tests that use
+the `docker_client` fixture, directly or through another fixture, are
+marked here (pytest_collection_modifyitems); a module that needs the
+engine without that fixture (it runs the CLI, which talks to the engine
+itself) says so with `pytestmark = pytest.mark.engine`.
+"""
 
 import subprocess
 from pathlib import Path
@@ -6,10 +14,16 @@ from pathlib import Path
 import docker
 import pytest
 
-from mirror.registry_image import ensure_registry_image
+from mirror.engine.registry_image import ensure_registry_image
 from support.upstream import UpstreamRegistry
 
 START_ENGINE = Path(__file__).resolve().parent.parent / "scripts" / "start-docker-engine.sh"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "docker_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
 
 
 def _engine_client():

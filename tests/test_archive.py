@@ -9,8 +9,12 @@ import uuid
 import docker.errors
 import pytest
 
-from mirror import archive, regapi, warm
-from mirror.archive import archive_name
+from mirror.commands import archive, restore, warm
+from mirror.host.layout import Layout
+from mirror.host import archives as host_archives
+from mirror.model import archive_format, manifests
+from mirror.model.archive_format import archive_name
+from mirror.net import registry_api as regapi
 from support.mirrors import mirror_factory
 from support.upstream import UpstreamRegistry, make_layer, push_image
 
@@ -76,7 +80,7 @@ def upstream_manifest(hub, repository, reference):
 def host_config_digest(hub, repository, reference):
     top = upstream_manifest(hub, repository, reference)
     if top.is_index:
-        child = warm.select_platforms(top.json, {warm.host_platform()})[0]
+        child = manifests.select_platforms(top.json, {manifests.host_platform()})[0]
         top = upstream_manifest(hub, repository, child["digest"])
     return top.json["config"]["digest"], [layer["digest"] for layer in top.json["layers"]]
 
@@ -93,7 +97,7 @@ def test_file_names_are_safe_and_distinct():
     assert len(set(names[1:])) == len(names) - 1
     for name in names:
         assert "/" not in name and not name.startswith((".", "-")) and len(name.encode()) < 255
-        assert archive._ARCHIVE_NAME.match(name)  # prune recognises its own files
+        assert archive_format.ARCHIVE_NAME.match(name)  # prune recognises its own files
 
 
 def test_archive_is_loadable_with_the_pulled_image_id_and_unchanged_layers(source, hub, pushed, docker_client,
@@ -110,11 +114,11 @@ def test_archive_is_loadable_with_the_pulled_image_id_and_unchanged_layers(sourc
     # Layers are stored as the registry serves them: gzip, byte for byte.
     with tarfile.open(path) as tar:
         names = set(tar.getnames())
-        assert {"manifest.json", "index.json", "oci-layout", archive.META} <= names
+        assert {"manifest.json", "index.json", "oci-layout", archive_format.META} <= names
         for digest in layers:
-            data = tar.extractfile(archive.blob_path(digest)).read()
+            data = tar.extractfile(archive_format.blob_path(digest)).read()
             assert data[:2] == b"\x1f\x8b" and "sha256:" + hashlib.sha256(data).hexdigest() == digest
-        assert tar.extractfile(archive.blob_path(pushed["official"])).read() == \
+        assert tar.extractfile(archive_format.blob_path(pushed["official"])).read() == \
             upstream_manifest(hub, OFFICIAL, "1.0").body
 
     # docker pull from the mirror, then docker load of the archive: one image ID.
@@ -132,7 +136,7 @@ def test_archive_is_loadable_with_the_pulled_image_id_and_unchanged_layers(sourc
     # of an image no longer listed stays until pruning is asked for.
     stale = archives / archive_name("gone/image:1")
     stale.write_bytes(b"old")
-    (archives / f"{stale.name}.sha256").write_text(archive.checksum_line("0" * 64, stale.name))
+    (archives / f"{stale.name}.sha256").write_text(archive_format.checksum_line("0" * 64, stale.name))
     stamps = {p.name: p.stat().st_mtime_ns for p in archives.iterdir()}
     lines.clear()
     assert archive.archive_images(source.settings, docker_client, log=lines.append) == []
@@ -158,7 +162,7 @@ def test_restore_seeds_a_fresh_mirror_that_serves_with_the_upstream_down(source,
         f.write(bytes([byte[0] ^ 0xFF]))
 
     lines = []
-    failures = archive.restore(fresh.settings, docker_client, log=lines.append)
+    failures = restore.restore(fresh.settings, docker_client, log=lines.append)
     assert failures == [str(tampered)], lines
     assert any(tampered.name in line and "checksum mismatch" in line for line in lines)
     # The maintenance registry is gone, and so is its config (it holds the http secret).
@@ -189,9 +193,9 @@ def test_prune_removes_only_archives_no_longer_listed(tmp_path):
     for name in ("keep", "stale"):
         ref_name = archive_name(f"{name}:1")
         (archives / ref_name).write_bytes(b"x")
-        (archives / f"{ref_name}.sha256").write_text(archive.checksum_line("0" * 64, ref_name))
+        (archives / f"{ref_name}.sha256").write_text(archive_format.checksum_line("0" * 64, ref_name))
     (archives / "notes.tar").write_text("not ours")
-    layout = archive.L.Layout(tmp_path / "mirror", tmp_path / "mirror/registry")
-    assert archive.prune_archives(layout, {archive_name("keep:1")}, log=lambda _: None) == [archive_name("stale:1")]
+    layout = Layout(tmp_path / "mirror", tmp_path / "mirror/registry")
+    assert host_archives.prune_archives(layout, {archive_name("keep:1")}, log=lambda _: None) == [archive_name("stale:1")]
     assert sorted(p.name for p in archives.iterdir()) == sorted(
         [archive_name("keep:1"), archive_name("keep:1") + ".sha256", "notes.tar"])

@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from mirror import clients
-from mirror import settings as settings_mod
+from mirror import errors
+from mirror.commands import clients
+from mirror.config import dotconfig
+from mirror.config import settings as settings_mod
+from mirror.engine import dockerd
+from mirror.host.client_files import ClientPaths
+from mirror.model import client_config
 from support.configs import run_mirror, write_config
 from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
                                  real_daemon_json)
@@ -36,6 +41,13 @@ def base_settings(tmp_path_factory):
     return settings_mod.load(config)
 
 
+def reloaded(settings, **symbols):
+    """`settings` with .config symbols changed, through the real loader, so that
+    every derived address follows (a dataclasses.replace of bind_address would not)."""
+    config = dotconfig.load(settings.config_path).with_values(symbols, origin="test")
+    return dataclasses.replace(settings_mod.from_dotconfig(config), path=settings.path)
+
+
 @pytest.fixture
 def settings(base_settings, tmp_path):
     # a state file of its own per test
@@ -47,7 +59,7 @@ def paths(tmp_path):
     etc = tmp_path / "etc"
     (etc / "docker").mkdir(parents=True)
     # no pid file: dockerd counts as not running, and the real one is never signalled
-    return clients.ClientPaths(daemon_json=etc / "docker/daemon.json", docker_pid=tmp_path / "docker.pid",
+    return ClientPaths(daemon_json=etc / "docker/daemon.json", docker_pid=tmp_path / "docker.pid",
                                containerd_config=etc / "containerd/config.toml",
                                certs_dir=etc / "containerd/certs.d")
 
@@ -61,7 +73,7 @@ def tree(root: Path) -> dict[str, bytes | None]:
 # ---------------------------------------------------------------- pure: what is wanted
 
 def test_loopback_plain_http_mirror_needs_no_insecure_registries(settings):
-    want = clients.wanted(settings)
+    want = client_config.wanted(settings)
     assert want.mirrors == ("http://127.0.0.1:15000",)
     assert want.insecure == ()  # dockerd allows plain HTTP to 127.0.0.0/8 by itself
     assert [(h.registry, h.server, h.mirror_url) for h in want.hosts] == [
@@ -73,20 +85,21 @@ def test_loopback_plain_http_mirror_needs_no_insecure_registries(settings):
 
 
 def test_wildcard_bind_is_reached_on_loopback(settings):
-    want = clients.wanted(dataclasses.replace(settings, bind_address="0.0.0.0"))
+    want = client_config.wanted(reloaded(settings, DOCKER_MIRROR_BIND_ADDRESS="0.0.0.0"))
     assert want.mirrors == ("http://127.0.0.1:15000",) and want.insecure == ()
 
 
 def test_lan_bind_over_plain_http_lists_every_mirror_as_insecure(settings):
     # 192.0.2.0/24 is TEST-NET-1: only written into files, never contacted
-    want = clients.wanted(dataclasses.replace(settings, bind_address="192.0.2.7"))
+    want = client_config.wanted(reloaded(settings, DOCKER_MIRROR_BIND_ADDRESS="192.0.2.7"))
     assert want.mirrors == ("http://192.0.2.7:15000",)
     assert want.insecure == ("192.0.2.7:15000", "192.0.2.7:15001", "192.0.2.7:15002", "192.0.2.7:15004")
 
 
 def test_lan_bind_over_tls_needs_no_insecure_registries(settings):
-    want = clients.wanted(dataclasses.replace(settings, bind_address="192.0.2.7",
-                                              tls_certificate="/etc/ssl/mirror.pem"))
+    want = client_config.wanted(reloaded(settings, DOCKER_MIRROR_BIND_ADDRESS="192.0.2.7", DOCKER_MIRROR_TLS=True,
+                                         DOCKER_MIRROR_TLS_CERTIFICATE="/etc/ssl/mirror.pem",
+                                         DOCKER_MIRROR_TLS_KEY="/etc/ssl/mirror.key"))
     assert want.mirrors == ("https://192.0.2.7:15000",) and want.insecure == ()
     assert want.hosts[1].mirror_url == "https://192.0.2.7:15001"
 
@@ -95,13 +108,13 @@ def test_lan_bind_over_tls_needs_no_insecure_registries(settings):
 
 @pytest.mark.parametrize("data", [None, b"", b" \n"])
 def test_absent_or_blank_daemon_json_reads_as_empty_object(data):
-    assert clients.parse_daemon_json(data, "/etc/docker/daemon.json") == {}
+    assert client_config.parse_daemon_json(data, "/etc/docker/daemon.json") == {}
 
 
 def test_merge_keeps_other_keys_and_entries_and_puts_the_mirror_first():
     current = {"log-driver": "local", "registry-mirrors": ["https://corp.example"],
                "insecure-registries": ["10.9.9.9:5000"]}
-    new, added = clients.merge_daemon_json(current, ["http://192.0.2.7:5000"], ["192.0.2.7:5000"])
+    new, added = client_config.merge_daemon_json(current, ["http://192.0.2.7:5000"], ["192.0.2.7:5000"])
     assert new == {"log-driver": "local",
                    "registry-mirrors": ["http://192.0.2.7:5000", "https://corp.example"],
                    "insecure-registries": ["10.9.9.9:5000", "192.0.2.7:5000"]}
@@ -112,13 +125,13 @@ def test_merge_keeps_other_keys_and_entries_and_puts_the_mirror_first():
 def test_mirror_already_present_is_neither_duplicated_nor_recorded():
     # dockerd writes mirrors with a trailing slash: that is the same mirror
     current = {"registry-mirrors": ["http://127.0.0.1:5000/"]}
-    new, added = clients.merge_daemon_json(current, ["http://127.0.0.1:5000"], [])
+    new, added = client_config.merge_daemon_json(current, ["http://127.0.0.1:5000"], [])
     assert new == current and added == {}
-    assert clients.unmerge_daemon_json(new, added, []) == current
+    assert client_config.unmerge_daemon_json(new, added, []) == current
 
 
 def test_no_insecure_key_is_created_when_none_is_needed():
-    new, added = clients.merge_daemon_json({}, ["http://127.0.0.1:5000"], [])
+    new, added = client_config.merge_daemon_json({}, ["http://127.0.0.1:5000"], [])
     assert new == {"registry-mirrors": ["http://127.0.0.1:5000"]}
 
 
@@ -126,16 +139,16 @@ def test_unmerge_removes_only_our_entries_and_only_keys_we_created():
     current = {"registry-mirrors": ["http://m:5000", "https://corp.example"],
                "insecure-registries": ["m:5000"]}
     added = {"registry-mirrors": ["http://m:5000"], "insecure-registries": ["m:5000"]}
-    assert clients.unmerge_daemon_json(current, added, ["insecure-registries"]) == \
+    assert client_config.unmerge_daemon_json(current, added, ["insecure-registries"]) == \
         {"registry-mirrors": ["https://corp.example"]}
     # a key that was there before (even empty) stays
-    assert clients.unmerge_daemon_json({"insecure-registries": ["m:5000"]}, added, []) == \
+    assert client_config.unmerge_daemon_json({"insecure-registries": ["m:5000"]}, added, []) == \
         {"insecure-registries": []}
 
 
 def test_invalid_json_error_names_file_line_and_column():
-    with pytest.raises(clients.ClientFileError) as err:
-        clients.parse_daemon_json(b'{\n  "debug": true\n  "x": 1\n}\n', "/etc/docker/daemon.json")
+    with pytest.raises(errors.ClientFileError) as err:
+        client_config.parse_daemon_json(b'{\n  "debug": true\n  "x": 1\n}\n', "/etc/docker/daemon.json")
     assert "/etc/docker/daemon.json" in str(err.value)
     assert "line 3, column 3" in str(err.value)
 
@@ -143,39 +156,39 @@ def test_invalid_json_error_names_file_line_and_column():
 @pytest.mark.parametrize("text, what", [(b"[]", "not an object"),
                                         (b'{"registry-mirrors": "http://x"}', "not a list of strings")])
 def test_daemon_json_of_the_wrong_shape_is_refused(text, what):
-    with pytest.raises(clients.ClientFileError, match=what):
-        clients.parse_daemon_json(text, "daemon.json")
+    with pytest.raises(errors.ClientFileError, match=what):
+        client_config.parse_daemon_json(text, "daemon.json")
 
 
 # ---------------------------------------------------------------- pure: containerd
 
 def test_hosts_toml_lists_the_mirror_first_and_the_real_registry_as_server():
-    doc = tomllib.loads(clients.hosts_toml("docker.io", "http://127.0.0.1:5000"))
+    doc = tomllib.loads(client_config.hosts_toml("docker.io", "http://127.0.0.1:5000"))
     assert doc["server"] == "https://registry-1.docker.io"
     assert doc["host"] == {"http://127.0.0.1:5000": {"capabilities": ["pull", "resolve"]}}
 
 
 def test_absent_containerd_config_gets_a_minimal_one():
-    plan = clients.plan_containerd_config(None, "/etc/containerd/certs.d")
+    plan = client_config.plan_containerd_config(None, "/etc/containerd/certs.d")
     doc = tomllib.loads(plan.new_text)
     assert doc["version"] == 2
     assert doc["plugins"]["io.containerd.grpc.v1.cri"]["registry"] == {"config_path": "/etc/containerd/certs.d"}
 
 
 def test_debian_containerd_config_gets_a_registry_table_appended():
-    plan = clients.plan_containerd_config(DEBIAN_CONTAINERD_CONFIG, "/etc/containerd/certs.d")
+    plan = client_config.plan_containerd_config(DEBIAN_CONTAINERD_CONFIG, "/etc/containerd/certs.d")
     assert plan.new_text.startswith(DEBIAN_CONTAINERD_CONFIG)  # nothing of the user's text moves
     cri = tomllib.loads(plan.new_text)["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"
     assert cri["cni"]["bin_dir"] == "/usr/lib/cni"
-    assert clients.remove_inserted(plan.new_text, plan.inserted) == DEBIAN_CONTAINERD_CONFIG
+    assert client_config.remove_inserted(plan.new_text, plan.inserted) == DEBIAN_CONTAINERD_CONFIG
 
 
 def test_existing_registry_table_gets_config_path_under_its_header():
     text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
             '  [plugins."io.containerd.grpc.v1.cri".registry.configs."r.example".auth]\n'
             '    username = "u"\n')
-    plan = clients.plan_containerd_config(text, "/x/certs.d")
+    plan = client_config.plan_containerd_config(text, "/x/certs.d")
     registry = tomllib.loads(plan.new_text)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
     assert registry["config_path"] == "/x/certs.d"
     assert registry["configs"]["r.example"]["auth"] == {"username": "u"}
@@ -183,12 +196,12 @@ def test_existing_registry_table_gets_config_path_under_its_header():
 
 def test_containerd_config_path_set_elsewhere_is_kept_and_used():
     text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/opt/certs.d"\n'
-    plan = clients.plan_containerd_config(text, "/etc/containerd/certs.d")
+    plan = client_config.plan_containerd_config(text, "/etc/containerd/certs.d")
     assert plan.new_text is None and plan.certs_dir == "/opt/certs.d"
 
 
 def test_containerd_2_config_is_edited_in_its_own_plugin_table():
-    plan = clients.plan_containerd_config("version = 3\n", "/etc/containerd/certs.d")
+    plan = client_config.plan_containerd_config("version = 3\n", "/etc/containerd/certs.d")
     doc = tomllib.loads(plan.new_text)
     assert doc["plugins"]["io.containerd.cri.v1.images"]["registry"]["config_path"] == "/etc/containerd/certs.d"
 
@@ -196,13 +209,13 @@ def test_containerd_2_config_is_edited_in_its_own_plugin_table():
 def test_deprecated_registry_mirrors_block_config_path_with_a_clear_error():
     text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n'
             '  endpoint = ["https://m.example"]\n')
-    with pytest.raises(clients.ClientFileError, match=r"config.toml: .*mirrors\] is set"):
-        clients.plan_containerd_config(text, "/etc/containerd/certs.d", "/etc/containerd/config.toml")
+    with pytest.raises(errors.ClientFileError, match=r"config.toml: .*mirrors\] is set"):
+        client_config.plan_containerd_config(text, "/etc/containerd/certs.d", "/etc/containerd/config.toml")
 
 
 def test_invalid_containerd_config_error_names_file_and_line():
-    with pytest.raises(clients.ClientFileError, match=r"/etc/containerd/config.toml: not valid TOML.*line 2"):
-        clients.plan_containerd_config("version = 2\n[plugins\n", "/c", "/etc/containerd/config.toml")
+    with pytest.raises(errors.ClientFileError, match=r"/etc/containerd/config.toml: not valid TOML.*line 2"):
+        client_config.plan_containerd_config("version = 2\n[plugins\n", "/c", "/etc/containerd/config.toml")
 
 
 # ---------------------------------------------------------------- apply/undo on tmp files
@@ -275,7 +288,7 @@ def test_directories_apply_created_are_removed_by_undo(settings, paths, tmp_path
 def test_invalid_daemon_json_is_left_untouched_and_nothing_else_is_written(settings, paths, tmp_path):
     paths.daemon_json.write_bytes(b'{"debug": true,,}\n')
     before = tree(tmp_path / "etc")
-    with pytest.raises(clients.ClientFileError) as err:
+    with pytest.raises(errors.ClientFileError) as err:
         clients.apply(settings, paths)
     assert f"{paths.daemon_json}: not valid JSON" in str(err.value)
     assert "line 1, column 16" in str(err.value)
@@ -293,7 +306,7 @@ def test_read_only_daemon_json_is_a_clear_error_with_nothing_changed(settings, p
     assert mounted.returncode == 0, f"cannot make a read-only bind mount: {mounted.stderr}"
     try:
         before = tree(tmp_path / "etc")
-        with pytest.raises(clients.ClientFileError) as err:
+        with pytest.raises(errors.ClientFileError) as err:
             clients.apply(settings, paths)
         assert f"cannot write {paths.daemon_json}" in str(err.value)
         assert "read-only file system" in str(err.value) and "nothing was changed" in str(err.value)
@@ -308,7 +321,7 @@ def test_daemon_json_under_a_file_is_a_clear_error(settings, paths, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     bad = dataclasses.replace(paths, daemon_json=blocker / "daemon.json")
-    with pytest.raises(clients.ClientFileError, match=r"(?i)daemon.json: not a directory; nothing was changed"):
+    with pytest.raises(errors.ClientFileError, match=r"(?i)daemon.json: not a directory; nothing was changed"):
         clients.apply(settings, bad)
     assert not clients.state_path(settings).exists() and not paths.certs_dir.exists()
 
@@ -329,7 +342,7 @@ def test_undo_with_a_broken_daemon_json_changes_nothing_and_can_be_run_again(set
     clients.apply(settings, paths)
     paths.daemon_json.write_text('{"registry-mirrors": [')
     applied = tree(tmp_path / "etc")
-    with pytest.raises(clients.ClientFileError, match=r"daemon.json: not valid JSON.*line 1, column 23"):
+    with pytest.raises(errors.ClientFileError, match=r"daemon.json: not valid JSON.*line 1, column 23"):
         clients.undo(settings)
     assert tree(tmp_path / "etc") == applied and clients.state_path(settings).exists()
     paths.daemon_json.write_text('{"registry-mirrors": ["http://127.0.0.1:15000"]}')  # fixed by hand
@@ -342,8 +355,7 @@ def test_undo_with_a_broken_daemon_json_changes_nothing_and_can_be_run_again(set
 
 def test_a_changed_port_replaces_the_old_entries_on_the_next_apply(settings, paths):
     clients.apply(settings, paths)
-    moved = dataclasses.replace(settings, upstreams=tuple(
-        dataclasses.replace(u, port=u.port + 100) for u in settings.upstreams))
+    moved = reloaded(settings, DOCKER_MIRROR_PORT=settings.port + 100)
     clients.apply(moved, paths)
     assert json.loads(paths.daemon_json.read_text()) == {"registry-mirrors": ["http://127.0.0.1:15100"]}
     assert 'host."http://127.0.0.1:15101"' in (paths.certs_dir / "ghcr.io/hosts.toml").read_text()
@@ -364,7 +376,7 @@ def test_someone_elses_hosts_toml_is_backed_up_and_put_back(settings, paths):
 
 
 def test_disabled_mirror_points_no_client_at_it(settings, paths):
-    with pytest.raises(clients.MirrorNotInUse, match="CONFIG_USE_DOCKER_MIRROR"):
+    with pytest.raises(errors.MirrorNotInUse, match="CONFIG_USE_DOCKER_MIRROR"):
         clients.apply(dataclasses.replace(settings, use=False), paths)
     assert not paths.daemon_json.exists()
 
@@ -424,7 +436,7 @@ def real_engine(docker_client, live_settings, tmp_path_factory):
     """apply() on the host's daemon.json and dockerd; containerd's files in a tmp dir
     (the running containerd is Docker's own, without CRI: ctr reads --hosts-dir)."""
     etc = tmp_path_factory.mktemp("clients-containerd")
-    paths = clients.ClientPaths(containerd_config=etc / "config.toml", certs_dir=etc / "certs.d")
+    paths = ClientPaths(containerd_config=etc / "config.toml", certs_dir=etc / "certs.d")
     with real_daemon_json() as daemon_json:
         before = daemon_json.read_bytes() if daemon_json.exists() else None
         report = clients.apply(live_settings, paths)
@@ -449,7 +461,7 @@ def test_real_dockerd_takes_the_mirror_on_reload(real_engine, registries, docker
     mirror = f"http://127.0.0.1:{registries['dockerhub']['proxy'].port}"
     assert any("dockerd reloaded" in line for line in real_engine["report"].lines), real_engine["report"].lines
     assert mirror + "/" in docker_client.info()["RegistryConfig"]["Mirrors"]
-    assert json.loads(clients.ClientPaths().daemon_json.read_text())["registry-mirrors"][0] == mirror
+    assert json.loads(ClientPaths().daemon_json.read_text())["registry-mirrors"][0] == mirror
 
 
 def test_docker_pull_of_a_docker_hub_image_goes_through_the_mirror(real_engine, registries, docker_client):
@@ -477,7 +489,7 @@ def test_ctr_pull_goes_through_the_mirror_of_its_registry(real_engine, registrie
 
 def test_undo_puts_the_real_daemon_json_back_byte_for_byte(real_engine, registries, docker_client, live_settings):
     report = clients.undo(live_settings)
-    daemon_json = clients.ClientPaths().daemon_json
+    daemon_json = ClientPaths().daemon_json
     now = daemon_json.read_bytes() if daemon_json.exists() else None
     assert now == real_engine["before"]
     mirror = f"http://127.0.0.1:{registries['dockerhub']['proxy'].port}/"
@@ -493,7 +505,7 @@ def test_containerd_falls_back_to_the_server_when_the_mirror_is_down(registries,
     quay = registries["quay"]
     hosts = tmp_path / "certs.d/quay.io/hosts.toml"
     hosts.parent.mkdir(parents=True)
-    hosts.write_text(clients.hosts_toml("quay.io", quay["proxy"].url, server=quay["upstream"].url))
+    hosts.write_text(client_config.hosts_toml("quay.io", quay["proxy"].url, server=quay["upstream"].url))
     ref = f"quay.io/{quay['repo']}:{quay['tag']}-fallback"
     quay["proxy"].stop()
     try:

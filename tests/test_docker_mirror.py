@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror import clients
-from mirror import layout as L
-from mirror.kconfig import ROOT
+from mirror.commands import clients
+from mirror.config.kconfig import ROOT
+from mirror.engine import containers
+from mirror.host.client_files import ClientPaths
+from mirror.model.modes import OFFLINE, PULL_THROUGH
 from support.mirrors import Mirror
 from support.pullthrough import real_daemon_json
 from support.upstream import UpstreamRegistry, free_port, push_image
@@ -54,7 +56,7 @@ def mirror(tmp_path_factory, docker_client, registry_image, hub, ghcr):
 def daemon_mirror(mirror, tmp_path):
     """This host's dockerd pointed at the mirror by the product itself
     (`make docker-mirror-clients`), then undone; daemon.json comes back as it was."""
-    paths = clients.ClientPaths(containerd_config=tmp_path / "config.toml", certs_dir=tmp_path / "certs.d")
+    paths = ClientPaths(containerd_config=tmp_path / "config.toml", certs_dir=tmp_path / "certs.d")
     with real_daemon_json():
         clients.apply(mirror.settings, paths)
         yield
@@ -88,7 +90,7 @@ def test_setup_creates_layout_and_one_container_per_upstream(mirror, docker_clie
     for key in ("dockerhub", "ghcr"):
         container = mirror.container(docker_client, key)
         assert container.status == "running"
-        assert container.labels[L.LABEL_MODE] == L.PULL_THROUGH
+        assert container.labels[containers.LABEL_MODE] == PULL_THROUGH
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert f"docker.io: pull-through mirror on 127.0.0.1:{mirror.port} (created)" in result.stdout
 
@@ -148,7 +150,7 @@ def test_changed_config_recreates_only_that_mirror(mirror, docker_client):
     result = mirror.setup()
     assert "(recreated)" in result.stdout and "(unchanged)" in result.stdout
     assert mirror.container(docker_client, "dockerhub").id == hub_id
-    assert mirror.container(docker_client, "ghcr").labels[L.LABEL_ADDRESS] == f"127.0.0.1:{mirror.ghcr_port}"
+    assert mirror.container(docker_client, "ghcr").labels[containers.LABEL_ADDRESS] == f"127.0.0.1:{mirror.ghcr_port}"
     assert requests.get(mirror.url(mirror.ghcr_port) + "/v2/", timeout=5).status_code == 200
 
 
@@ -177,7 +179,7 @@ def test_offline_upstream_serves_cache_then_pulls_through_again(mirror, docker_c
         result = mirror.setup()
         assert "docker.io: offline mirror" in result.stdout
         container = mirror.container(docker_client, "dockerhub")
-        assert container.labels[L.LABEL_MODE] == L.OFFLINE
+        assert container.labels[containers.LABEL_MODE] == OFFLINE
         container.restart(timeout=2)  # as after a reboot with no network
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -190,7 +192,7 @@ def test_offline_upstream_serves_cache_then_pulls_through_again(mirror, docker_c
         assert repo_digest(docker_client, cached_ref) == {mirror.digests["minio"]}
         status = json.loads(mirror.run("status", "--json").stdout)
         modes = {u["key"]: u["container"]["mode"] for u in status["upstreams"]}
-        assert modes["dockerhub"] == L.OFFLINE
+        assert modes["dockerhub"] == OFFLINE
     finally:
         hub.start()
     result = mirror.setup()

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from mirror.registry_image import CONFIG_V2
+from mirror.engine.registry_image import CONFIG_V2
 from support.upstream import MEDIA, UpstreamRegistry, free_port, push_image, wait_for_v2
 
 TEST_LABEL = {"docker-mirror-test": "1"}

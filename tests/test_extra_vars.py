@@ -8,8 +8,9 @@ import time
 import yaml
 from hypothesis import example, given, settings as hsettings, strategies as st
 
-from mirror import dotconfig, extra_vars, render
-from mirror.kconfig import ROOT
+from mirror import render
+from mirror.config import dotconfig, extra_vars
+from mirror.config.kconfig import ROOT
 from support.configs import QUIET_PROBES, config_line, write_config
 
 HOSTILE = ['a "quoted" value', "key: value", "# not a comment", "trailing\\", "\\\"",

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror import clients
-from mirror.kconfig import ROOT
+from mirror.commands import clients
+from mirror.config.kconfig import ROOT
+from mirror.model import client_config
 from support.configs import run_mirror, write_config
 from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
                                  real_daemon_json)
@@ -105,11 +106,11 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
         assert first["failed"] == 0 and first["changed"] >= 4, first
 
         # Docker: the mirror first in the real daemon.json, and the real dockerd uses it
-        assert clients.parse_daemon_json(daemon_json.read_bytes(), daemon_json)["registry-mirrors"][0] == hub_url
+        assert client_config.parse_daemon_json(daemon_json.read_bytes(), daemon_json)["registry-mirrors"][0] == hub_url
         assert hub_url + "/" in docker_client.info()["RegistryConfig"]["Mirrors"]
         # containerd: the same files `make docker-mirror-clients` writes, byte for byte
         for registry, url in (("docker.io", hub_url), ("ghcr.io", ghcr_url)):
-            assert (certs / registry / "hosts.toml").read_text() == clients.hosts_toml(registry, url)
+            assert (certs / registry / "hosts.toml").read_text() == client_config.hosts_toml(registry, url)
         config = tomllib.loads(containerd_config.read_text())
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == str(certs)
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import assume, example, given, settings as hsettings, strategies as st
 
-from mirror.images import InvalidMirror, InvalidReference, mirror_reference, normalize, parse, rewrite
+from mirror.model.images import InvalidMirror, InvalidReference, mirror_reference, normalize, parse, rewrite
 
 D = "sha256:" + "ab" * 32
 D512 = "sha512:" + "cd" * 64

@@ -8,8 +8,9 @@ import time
 import kconfiglib
 import pytest
 
-from mirror import dotconfig, probes
-from mirror.kconfig import KCONFIG, ROOT
+from mirror.config import dotconfig
+from mirror.config.kconfig import KCONFIG, ROOT
+from mirror.net import probes
 from support.configs import QUIET_PROBES, run_mirror, write_config
 from support.netfaults import dropping_address, other_http_service, silent_address
 
@@ -87,8 +88,8 @@ def test_every_option_is_reachable_and_documented():
 
 
 def test_broken_probe_module_fails_loudly():
-    # mirror.probes unimportable: kconfiglib would swallow the ImportError.
-    code = ("import sys; sys.modules['mirror.probes'] = None; sys.path.insert(0, 'kconfig');"
+    # mirror.net.probes unimportable: kconfiglib would swallow the ImportError.
+    code = ("import sys; sys.modules['mirror.net.probes'] = None; sys.path.insert(0, 'kconfig');"
             "import kconfiglib; kconfiglib.Kconfig('Kconfig')")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0

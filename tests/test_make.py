@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from mirror.kconfig import ROOT
+from mirror.config.kconfig import ROOT
 
 TARGETS = ["help", "menuconfig", "oldconfig", "olddefconfig", "defconfig", "defconfig-%",
            "savedefconfig", "mirror", "docker-mirror", "docker-mirror-pull",

@@ -15,7 +15,7 @@ import uuid
 import pytest
 import yaml
 
-from mirror.kconfig import ROOT
+from mirror.config.kconfig import ROOT
 from support.configs import QUIET_PROBES, run_mirror
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None or shutil.which("make") is None,

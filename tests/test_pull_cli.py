@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from mirror.kconfig import ROOT
+from mirror.config.kconfig import ROOT
 from support.configs import QUIET_PROBES
 from support.mirrors import Mirror
 from support.upstream import UpstreamRegistry, push_image

@@ -4,8 +4,10 @@ import os
 import re
 import time
 
-from mirror import install, layout as L, settings
-from mirror.runlog import RunLog, new_log_path, prune_logs
+from mirror.commands import install
+from mirror.config import settings
+from mirror.host import layout as L
+from mirror.host.runlog import RunLog, new_log_path, prune_logs
 from support.configs import write_config
 
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from mirror.registry_image import (
+from mirror.engine.registry_image import (
     CONFIG_V2, CONFIG_V3, RegistryImageError, build_offline_image, describe,
     ensure_registry_image,
 )

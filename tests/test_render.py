@@ -20,8 +20,10 @@ import requests
 import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
-from mirror import layout as L
-from mirror import render, settings
+from mirror import render
+from mirror.config import settings
+from mirror.model import endpoint
+from mirror.model import modes as L
 from support.configs import write_config
 from support.upstream import REGISTRY_BINARY, free_port, push_image
 
@@ -175,7 +177,7 @@ def test_each_upstream_gets_its_own_port_key_and_remote(tmp_path):
 @pytest.mark.parametrize("port, expected", [(1, 10001), (5000, 15000), (55535, 65535),
                                             (55536, 45536), (65535, 55535)])
 def test_debug_port(port, expected):
-    assert render.debug_port(port) == expected
+    assert endpoint.debug_port(port) == expected
 
 
 def test_unknown_mode_or_major_is_refused(tmp_path):
@@ -249,7 +251,7 @@ def mirror_port() -> int:
     """A free port whose debug port (render.debug_port) is free too."""
     for _ in range(100):
         port = free_port()
-        if port_is_free(render.debug_port(port)):
+        if port_is_free(endpoint.debug_port(port)):
             return port
     raise RuntimeError("no free port pair for a mirror and its debug server")
 
@@ -321,7 +323,7 @@ def test_pull_through_config_runs_a_real_proxy(tmp_path, make_upstream, hostile_
     with registry_process(text, tmp_path / "mirror") as (proc, log):
         base = f"http://127.0.0.1:{port}"
         wait_until(proc, log, f"{base}/v2/", 200)
-        metrics = wait_until(proc, log, f"http://127.0.0.1:{render.debug_port(port)}/metrics", 200)
+        metrics = wait_until(proc, log, f"http://127.0.0.1:{endpoint.debug_port(port)}/metrics", 200)
         assert "# TYPE" in metrics.text
         pulled = requests.get(f"{base}/v2/library/busybox/manifests/1.36",
                               headers={"Accept": MANIFEST_V2}, timeout=30)

@@ -17,8 +17,12 @@ import requests
 import yaml
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from mirror import dotconfig, extra_vars, images, render, rewrite, settings
-from mirror.kconfig import ROOT
+from mirror import render
+from mirror.commands import rewrite
+from mirror.config import dotconfig, extra_vars, settings
+from mirror.config.kconfig import ROOT
+from mirror.model import images
+from mirror.model.endpoint import Endpoint
 from support.configs import run_mirror, write_config
 from support.upstream import MEDIA, UpstreamRegistry, free_port, push_image
 from test_images import references
@@ -190,7 +194,8 @@ def test_tls_mirror_is_probed_over_tls(tmp_path, monkeypatch):
         # a plain-HTTP probe of a TLS port sees no registry
         assert rewrite.mirror_image("nginx", plain) == "nginx"
         assert rewrite.mirror_image("nginx", tls) == f"127.0.0.1:{registry.port}/library/nginx:latest"
-        assert rewrite.mirror_urls(tls) == {"docker.io": f"https://127.0.0.1:{registry.port}"}
+        assert extra_vars.playbook_variables(tls)["docker_mirror_urls"] == {
+            "docker.io": f"https://127.0.0.1:{registry.port}"}
 
 
 def test_default_settings_come_from_configure_or_kconfig_config(tmp_path, monkeypatch, proxy):
@@ -211,7 +216,7 @@ def test_several_references_fail_whole_on_one_invalid(tmp_path):
                                         ("192.168.1.5", "192.168.1.5"), ("::", "[::1]"),
                                         ("fd00::5", "[fd00::5]")])
 def test_client_host(bind, host):
-    assert rewrite.client_host(bind) == host
+    assert Endpoint.of(bind, 5000, tls=False).client_host == host
 
 
 # ------------------------------------------------------------ Jinja filter

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror import dotconfig, scan
-from mirror.kconfig import ROOT
+from mirror.commands import scan
+from mirror.config import dotconfig
+from mirror.config.kconfig import ROOT
 
 DIGEST = "sha256:" + "ab" * 32
 

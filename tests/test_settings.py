@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from mirror import settings
+from mirror.config import settings
 from mirror.errors import ConfigError, NotConfiguredError
 from support.configs import run_mirror, write_config
 

@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror import images, probes, settings, status, storage
-from mirror import layout as L
-from mirror.fsutil import atomic_write
-from mirror.storage import CachedTag
+from mirror import render
+from mirror.commands import status
+from mirror.config import settings
+from mirror.engine import containers
+from mirror.host import layout as L
+from mirror.model.modes import OFFLINE
+from mirror.host import storage, systemd
+from mirror.host.files import atomic_write
+from mirror.host.storage import CachedTag
+from mirror.model import images
+from mirror.net import probes
 from support.configs import write_config
 from support.upstream import REGISTRY_BINARY, UpstreamRegistry, free_port, make_layer, push_image
 
@@ -182,7 +189,7 @@ def test_gather_reports_an_answering_mirror_and_its_cache(tmp_path, hub):
     assert f"minio/minio:{MINIO[1]}  {hub.pushed[MINIO][:19]}" in text
     assert f"library/nginx:1  {hub.pushed[NGINX][:19]}" in text
     assert "2 repositories / 2 tags" in text
-    assert f"disk used:  {status.human_size(up['disk_bytes'])} in {hub.storage}" in text
+    assert f"disk used:  {render.human_size(up['disk_bytes'])} in {hub.storage}" in text
 
     hub.stop()
     down = status.gather(cfg, client=None)
@@ -254,7 +261,7 @@ def test_container_state_and_mode_come_from_the_engine(tmp_path, docker_client, 
                           DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_GHCR_REMOTE_URL="https://ghcr.io")
     container = docker_client.containers.create(
         registry_image.ref, name=f"{prefix}-dockerhub",
-        labels={L.LABEL_UPSTREAM: "dockerhub", L.LABEL_MODE: L.OFFLINE, "docker-mirror-test": "1"})
+        labels={containers.LABEL_UPSTREAM: "dockerhub", containers.LABEL_MODE: OFFLINE, "docker-mirror-test": "1"})
     try:
         doc = status.gather(cfg, docker_client)
     finally:
@@ -310,7 +317,7 @@ def test_a_tls_mirror_is_probed_over_https(tmp_path, tls_hub):
 
 
 def test_human_size():
-    assert [status.human_size(n) for n in (0, 1023, 1536, 5 * 2**30, 3 * 2**40)] == [
+    assert [render.human_size(n) for n in (0, 1023, 1536, 5 * 2**30, 3 * 2**40)] == [
         "0 B", "1023 B", "1.5 KiB", "5.0 GiB", "3.0 TiB"]
 
 
@@ -341,9 +348,9 @@ def test_last_refresh_is_read_back(tmp_path):
 def test_next_elapse_from_systemd_analyze(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     base = 1704078000  # 2024-01-01 03:00:00 UTC: today's 02:00 has passed
-    assert status.next_elapse("*-*-* 02:00:00", now=base) == "Tue 2024-01-02 02:00:00 UTC"
-    assert status.next_elapse("*-*-* 02:00:00", now=base - 7200) == "Mon 2024-01-01 02:00:00 UTC"
-    assert status.next_elapse("not a calendar", now=base) is None
+    assert systemd.next_elapse("*-*-* 02:00:00", now=base) == "Tue 2024-01-02 02:00:00 UTC"
+    assert systemd.next_elapse("*-*-* 02:00:00", now=base - 7200) == "Mon 2024-01-01 02:00:00 UTC"
+    assert systemd.next_elapse("not a calendar", now=base) is None
 
 
 def test_gather_schedules_the_next_refresh(tmp_path, monkeypatch):
@@ -351,7 +358,7 @@ def test_gather_schedules_the_next_refresh(tmp_path, monkeypatch):
     base = 1704078000
     on = status.gather(mirror_settings(tmp_path, free_port()), client=None, now=base)["refresh"]
     assert on["schedule"] == "*-*-* 02:00:00" and on["enabled"] is True
-    if probes.systemd_is_pid1():
+    if systemd.systemd_is_pid1():
         assert on["next_source"] == "timer"
     else:
         assert on["next_source"] == "calendar"

@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror import pinning, regapi, warm
-from mirror.kconfig import ROOT
-from mirror.registry import wait_until_answering
+from mirror import render
+from mirror.commands import warm, warm_engine
+from mirror.config import image_lists
+from mirror.config.kconfig import ROOT
+from mirror.host import pinning
+from mirror.model import manifests
+from mirror.net import registry_api as regapi
+from mirror.net.probes import wait_until_answering
 from support.configs import QUIET_PROBES
 from support.mirrors import mirror_factory
 from support.throttle import ThrottlingProxy
@@ -73,8 +78,8 @@ def test_warm_fills_the_cache_with_upstream_digests_and_rewarm_fetches_nothing(t
     hub.start()
     again = []
     start = time.monotonic()
-    engine = warm.Engine(m.settings, log=again.append, platforms={warm.host_platform()})
-    results = engine.run(warm.wanted_images(m.settings)[0])
+    engine = warm_engine.Engine(m.settings, log=again.append, platforms={manifests.host_platform()})
+    results = engine.run(image_lists.wanted_images(m.settings)[0])
     elapsed = time.monotonic() - start
     assert all(r.ok for r in results), again
     assert sum(r.fetched_bytes for r in results) == 0
@@ -91,7 +96,7 @@ def test_multi_platform_index_warms_the_host_platform_or_all(tmp_path, hub, make
     children = {c["platform"]["architecture"]: c["digest"] for c in top.json["manifests"]}
     revisions = one.storage() / "docker/registry/v2/repositories/library/multi/_manifests/revisions/sha256"
     cached = {p.name for p in revisions.iterdir()}
-    host_arch = warm.host_platform().split("/")[1]
+    host_arch = manifests.host_platform().split("/")[1]
     assert children[host_arch].split(":")[1] in cached
     assert all(d.split(":")[1] not in cached for arch, d in children.items() if arch != host_arch)
     every = make_mirror(hub.url, "all", DOCKER_MIRROR_IMAGES_EXTRA_LIST=listing,
@@ -127,10 +132,10 @@ def test_upstream_cut_mid_transfer_leaves_no_corrupt_blob(tmp_path, hub, make_mi
     digest = push_image(hub.url, "library/big", "1", layers=[big])
     with ThrottlingProxy(("127.0.0.1", hub.port), rate_bytes=2_000_000) as slow:
         m = make_mirror(slow.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "big:1"))
-        wanted = warm.wanted_images(m.settings)[0]
+        wanted = image_lists.wanted_images(m.settings)[0]
         timer = threading.Timer(1.0, slow.cut)
         timer.start()
-        engine = warm.Engine(m.settings, log=lambda _: None, hang_up=hang_up, stall_timeout=3)
+        engine = warm_engine.Engine(m.settings, log=lambda _: None, hang_up=hang_up, stall_timeout=3)
         [result] = engine.run(wanted)
         timer.join()
         assert not result.ok and result.reference == "docker.io/library/big:1"
@@ -165,7 +170,7 @@ def test_shared_layers_across_repositories_are_fetched_once_and_served_offline(t
         api = regapi.RegistryAPI(m.url(), retries=0)
         for name in names:
             manifest = api.get_manifest(name, "1")
-            for blob in warm.blobs_of(manifest.json):
+            for blob in manifests.blobs_of(manifest.json):
                 api.fetch_blob(name, blob["digest"])
     finally:
         hub.start()
@@ -199,7 +204,7 @@ def test_pinned_images_survive_aged_expiry_while_ad_hoc_content_goes(tmp_path, h
     m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "pinned:1"))
     mirror_api = regapi.RegistryAPI(m.url())
     manifest = mirror_api.get_manifest("library/adhoc", "1")  # pulled ad hoc, not listed
-    for blob in warm.blobs_of(manifest.json):
+    for blob in manifests.blobs_of(manifest.json):
         mirror_api.fetch_blob("library/adhoc", blob["digest"])
     state_file = pinning.state_path(m.storage())
     deadline = time.monotonic() + 10  # the registry saves its expiry state every 5 s
@@ -217,13 +222,13 @@ def test_pinned_images_survive_aged_expiry_while_ad_hoc_content_goes(tmp_path, h
         entry["ExpiryData"] = "2000-01-01T00:00:00Z"
     state_file.write_text(json.dumps(state))
     container.start()
-    assert wait_until_answering("127.0.0.1", m.port, container)
+    assert wait_until_answering(m.settings.upstream("dockerhub").endpoint, 20.0)
     time.sleep(2)  # the expiry of the aged entries runs right after start
     hub.stop()  # offline: only what the mirror still holds can be served
     try:
         api = regapi.RegistryAPI(m.url(), retries=0)
         pinned = api.get_manifest("library/pinned", "1")
-        for blob in warm.blobs_of(pinned.json):
+        for blob in manifests.blobs_of(pinned.json):
             api.fetch_blob("library/pinned", blob["digest"])
         with pytest.raises(regapi.RegistryAPIError):
             api.get_manifest("library/adhoc", "1")
@@ -247,7 +252,7 @@ def test_plain_registry_gets_images_copied_with_digests_preserved(tmp_path, hub,
             assert api.get_manifest("library/multi", child["digest"]).digest == child["digest"]
     finally:
         hub.start()
-    again = warm.Engine(m.settings, log=lambda _: None).run(warm.wanted_images(m.settings)[0])
+    again = warm_engine.Engine(m.settings, log=lambda _: None).run(image_lists.wanted_images(m.settings)[0])
     assert sum(r.fetched_bytes for r in again) == 0
 
 

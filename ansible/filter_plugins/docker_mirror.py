@@ -12,7 +12,7 @@ the answer as the third argument.
 
 Ansible loads this file by path, without the project on sys.path; the plugin
 lives in the project tree, so it puts the tree's root on sys.path and uses
-mirror.images itself, keeping the reference grammar in one place.
+mirror.model.images itself, keeping the reference grammar in one place.
 """
 
 import sys
@@ -22,7 +22,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from mirror.images import mirror_reference  # noqa: E402 -- needs the path above
+from mirror.model.images import mirror_reference  # noqa: E402 -- needs the path above
 
 
 def docker_mirror_image(reference, mirror_address, ports_map, enabled=True):

@@ -7,7 +7,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from mirror.kconfig import ROOT
+from mirror.config.kconfig import ROOT
 
 
 def run_mirror(*args, config=None, env=None, check=True, timeout=60, **kwargs) -> subprocess.CompletedProcess:

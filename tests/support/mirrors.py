@@ -4,8 +4,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from mirror import install
-from mirror import settings as settings_mod
+from mirror.commands import install
+from mirror.config import settings as settings_mod
 from support.configs import QUIET_PROBES, run_mirror, write_config
 from support.upstream import free_port
 

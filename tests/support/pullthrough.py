@@ -14,8 +14,10 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from mirror import clients
-from mirror.registry import connect
+from mirror.engine.client import connect
+from mirror.engine.dockerd import active_mirrors, reload_docker
+from mirror.host.client_files import ClientPaths
+from mirror.model import client_config
 from support.upstream import UpstreamRegistry
 
 REAL_DAEMON_JSON = Path("/etc/docker/daemon.json")
@@ -92,18 +94,18 @@ def real_daemon_json():
     with open(DAEMON_JSON_LOCK, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         before = REAL_DAEMON_JSON.read_bytes() if REAL_DAEMON_JSON.exists() else None
-        original = clients.parse_daemon_json(before, REAL_DAEMON_JSON)
-        baseline = set(clients._active_mirrors(connect()))
+        original = client_config.parse_daemon_json(before, REAL_DAEMON_JSON)
+        baseline = set(active_mirrors(connect()))
         backups = set(REAL_DAEMON_JSON.parent.glob(REAL_DAEMON_JSON.name + ".*"))
         try:
             yield REAL_DAEMON_JSON
         finally:
             now = REAL_DAEMON_JSON.read_bytes() if REAL_DAEMON_JSON.exists() else None
-            left = set(clients._active_mirrors(connect())) - baseline
+            left = set(active_mirrors(connect())) - baseline
             if now != before or left:
-                explicit = {clients.REGISTRY_MIRRORS: [], clients.INSECURE_REGISTRIES: [], **original}
-                REAL_DAEMON_JSON.write_bytes(clients.dump_daemon_json(explicit))
-                clients.reload_docker(clients.ClientPaths(), connect, absent=left)
+                explicit = {client_config.REGISTRY_MIRRORS: [], client_config.INSECURE_REGISTRIES: [], **original}
+                REAL_DAEMON_JSON.write_bytes(client_config.dump_daemon_json(explicit))
+                reload_docker(ClientPaths(), connect, absent=left)
                 if before is None:
                     REAL_DAEMON_JSON.unlink()
                 else:

@@ -1,0 +1,1 @@
+"""One module per CLI verb: orchestration over config, model, host, engine and net."""

@@ -1,0 +1,388 @@
+"""`make docker-mirror-clients` (apply) and `make docker-mirror-clients-undo` (undo).
+
+What the clients should hold is planned in mirror.model.client_config; the
+files are read and written through mirror.host.client_files, dockerd is
+reloaded through mirror.engine.dockerd. What apply added is recorded (with
+the original bytes of every file it changed), so undo removes exactly that:
+a file nobody touched in between comes back byte for byte, and in a file
+someone changed since, only our entries go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config.settings import Settings
+from ..engine import client as engine_client
+from ..engine.dockerd import RELOAD_TIMEOUT, active_mirrors, reload_docker
+from ..errors import ClientFileError, MirrorNotInUse
+from ..host import client_files as files
+from ..host.client_files import ClientPaths, b64, unb64
+from ..host.layout import Layout
+from ..host.proc import dockerd_flags_conflict, dockerd_pid
+from ..model.client_config import (INSECURE_REGISTRIES, REGISTRY_MIRRORS, Wanted, dump_daemon_json,
+                                   hosts_toml, merge_daemon_json, parse_daemon_json, parse_toml,
+                                   plan_containerd_config, remove_inserted, unmerge_daemon_json, wanted)
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    state_path: Path | None = None
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One config file (daemon.json or containerd's config.toml): what to write, and its record."""
+
+    path: Path
+    writes: list[tuple[Path, bytes]]
+    backup: bool                 # keep a copy of the current file before writing
+    what: str                    # for the report
+    record: dict | None          # what goes into the state (JSON)
+    notes: list[str] = field(default_factory=list)
+    changed: bool = False
+    stale_mirrors: list[str] = field(default_factory=list)   # registry-mirrors entries taken out
+
+
+@dataclass(frozen=True)
+class HostsWrite:
+    path: Path
+    data: bytes
+    mirror: str
+    backup: bool                 # someone else's file is there: keep a copy
+
+
+@dataclass(frozen=True)
+class HostsPlan:
+    records: list[dict]
+    writes: list[HostsWrite]
+    notes: list[str]
+    stale: list[dict]            # records of hosts.toml files no longer wanted
+
+
+def state_path(settings: Settings) -> Path:
+    return Layout.of(settings).clients_state
+
+
+def _default_connect():
+    return engine_client.connect()
+
+
+# ---------------------------------------------------------------- apply
+
+def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: bool = True,
+          connect=None, timeout: float = RELOAD_TIMEOUT) -> Report:
+    """Point dockerd and containerd at the mirrors of `settings`; record what was added.
+
+    Everything is read, checked and planned before the first write, so an
+    invalid or unwritable file stops the run with nothing changed. Running it
+    again changes nothing, and takes back entries an earlier run added for
+    mirrors that are no longer configured.
+    """
+    connect = connect or _default_connect
+    if not (settings.enabled and settings.use):
+        symbol = "CONFIG_USE_DOCKER_MIRROR" if settings.enabled else "CONFIG_ENABLE_DOCKER_MIRROR"
+        raise MirrorNotInUse(
+            f"{settings.config_path}: {symbol} is not set, so this host's clients are not pointed "
+            "at the mirror; set it with 'make menuconfig', or take an earlier setup back with "
+            "'make docker-mirror-clients-undo'")
+    report = Report(state_path=state_path(settings))
+    with files.locked(report.state_path):
+        state = files.load_state(report.state_path)
+        want = wanted(settings)
+        docker_plan = _plan_docker(state.get("docker"), paths, want)
+        containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
+        hosts_plan = _plan_hosts(state.get("hosts", []), certs_dir, want)
+
+        writes = [p for p, _ in docker_plan.writes] + [p for p, _ in containerd_plan.writes] + \
+            [w.path for w in hosts_plan.writes]
+        for path in writes + [Path(e["path"]) for e in hosts_plan.stale]:
+            files.check_writable(path)
+        # every directory the writes create, outermost first, so undo can take them away again
+        new_dirs = list(dict.fromkeys(d for path in writes for d in files.missing_dirs(path.parent)))
+
+        # The state goes first: if a write below fails, undo still knows
+        # everything that may have been added.
+        new_state = {"docker": docker_plan.record, "containerd": containerd_plan.record,
+                     "hosts": hosts_plan.records,
+                     "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
+        files.save_state(report.state_path, new_state)
+
+        for directory in new_dirs:
+            directory.mkdir(exist_ok=True)
+        for plan in (docker_plan, containerd_plan):
+            for path, data in plan.writes:
+                saved = files.backup(path) if plan.backup else None
+                if saved:
+                    report.add(f"{path}: previous version kept as {saved}")
+                files.write(path, data)
+                report.add(f"{path}: {plan.what}")
+        for write in hosts_plan.writes:
+            if write.backup:
+                saved = files.backup(write.path)
+                report.add(f"{write.path}: someone else's file, kept as {saved}")
+            files.write(write.path, write.data)
+            report.add(f"{write.path}: written (mirror {write.mirror})")
+        for entry in hosts_plan.stale:
+            report.add(_undo_hosts_file(entry))
+        for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes:
+            report.add(line)
+
+        if reload:
+            report.add(_converge_dockerd(paths, connect, want, docker_plan, timeout))
+        report.add(f"recorded in {report.state_path} ('make docker-mirror-clients-undo' takes it back)")
+    return report
+
+
+def _plan_docker(prev: dict | None, paths: ClientPaths, want: Wanted) -> FilePlan:
+    path = paths.daemon_json
+    if prev and Path(prev["path"]) != path:
+        raise ClientFileError(f"the clients were set up with {prev['path']}, not {path}: "
+                              "run 'make docker-mirror-clients-undo' first")
+    raw = files.read(path)
+    current = parse_daemon_json(raw, path)
+    prev_added: dict = (prev or {}).get("added", {})
+    created = set((prev or {}).get("created_keys", []))
+    desired = {REGISTRY_MIRRORS: want.mirrors, INSECURE_REGISTRIES: want.insecure}
+    # entries an earlier run added for mirrors no longer configured (a port changed, ...)
+    stale = {k: [e for e in v if e not in desired.get(k, ())] for k, v in prev_added.items()}
+    stale = {k: v for k, v in stale.items() if v}
+    base = unmerge_daemon_json(current, stale, created)
+    new, added_now = merge_daemon_json(base, want.mirrors, want.insecure)
+    added = {}
+    for key in (REGISTRY_MIRRORS, INSECURE_REGISTRIES):
+        kept = [e for e in prev_added.get(key, []) if e not in stale.get(key, [])]
+        entries = list(dict.fromkeys(kept + added_now.get(key, [])))
+        if entries:
+            added[key] = entries
+    created = {k for k in created if k in added} | {k for k in added_now if k not in base}
+    prev_written = unb64((prev or {}).get("written"))
+    untouched_since = prev is None or raw == prev_written
+    changed = new != current
+    data = dump_daemon_json(new) if changed else raw
+    notes = []
+    if not changed:
+        notes.append(f"{path}: already has the mirror settings")
+    pid = dockerd_pid(paths.docker_pid)
+    if changed and pid is not None:
+        clash = dockerd_flags_conflict(pid, [k for k in added_now if k not in current] + list(stale))
+        if clash:
+            raise ClientFileError(
+                f"{path}: dockerd (pid {pid}) sets {', '.join(clash)} on its command line, and "
+                f"refuses a daemon.json that sets them too; left untouched: add the mirror to "
+                f"its command line instead ({', '.join(want.mirrors + want.insecure)})")
+    what = "; ".join(f"added {k} {', '.join(v)}" for k, v in added_now.items())
+    if stale:
+        what = "; ".join(filter(None, [what, "; ".join(f"removed old {k} {', '.join(v)}"
+                                                        for k, v in stale.items())]))
+    return FilePlan(
+        path=path,
+        writes=[(path, data)] if changed else [],
+        backup=changed and raw is not None and (prev is None or raw != prev_written),
+        what=what,
+        stale_mirrors=stale.get(REGISTRY_MIRRORS, []),
+        changed=changed,
+        notes=notes,
+        record={
+            "path": str(path),
+            "docker_pid": str(paths.docker_pid),
+            "original": prev["original"] if prev else b64(raw),
+            # original bytes can be put back only while nobody else changed the file
+            "restorable": untouched_since and (prev or {}).get("restorable", True),
+            "written": b64(data),
+            "added": added,
+            "created_keys": sorted(created),
+        },
+    )
+
+
+def _plan_containerd(prev: dict | None, paths: ClientPaths) -> tuple[FilePlan, Path]:
+    """containerd's config.toml, and the certs.d directory its config_path names."""
+    path = paths.containerd_config
+    if prev and Path(prev["path"]) != path:
+        raise ClientFileError(f"the clients were set up with {prev['path']}, not {path}: "
+                              "run 'make docker-mirror-clients-undo' first")
+    raw = files.read(path)
+    try:
+        text = None if raw is None else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientFileError(f"{path}: not UTF-8 text; left untouched: fix it and run again") from None
+    plan = plan_containerd_config(text, str(paths.certs_dir), path)
+    writes, notes = [], []
+    record = prev
+    if plan.new_text is not None:
+        data = plan.new_text.encode("utf-8")
+        writes.append((path, data))
+        record = {"path": str(path), "original": b64(raw), "written": b64(data),
+                  "inserted": plan.inserted, "certs_dir": plan.certs_dir}
+        what = plan.note + ("" if raw is not None else " (there was none)") + \
+            ": restart containerd to apply it"
+    else:
+        what = plan.note
+        notes.append(f"{path}: {plan.note}")
+    certs_dir = Path(plan.certs_dir)
+    if not certs_dir.is_absolute():
+        raise ClientFileError(f"{path}: config_path {plan.certs_dir!r} is not an absolute path; "
+                              "left untouched: fix it and run again")
+    return FilePlan(path, writes, raw is not None, what, record, notes), certs_dir
+
+
+def _plan_hosts(prev_records: list[dict], certs_dir: Path, want: Wanted) -> HostsPlan:
+    """certs.d/<registry>/hosts.toml for every mirrored registry."""
+    prev_hosts = {entry["path"]: entry for entry in prev_records}
+    records, writes, notes = [], [], []
+    for host in want.hosts:
+        file = certs_dir / host.registry / "hosts.toml"
+        data = hosts_toml(host.registry, host.mirror_url, host.server).encode("utf-8")
+        current = files.read(file)
+        before = prev_hosts.get(str(file))
+        if current != data:
+            ours = before is not None and current == unb64(before["written"])
+            writes.append(HostsWrite(file, data, host.mirror_url, current is not None and not ours))
+        else:
+            notes.append(f"{file}: already points at {host.mirror_url}")
+        records.append({"path": str(file), "written": b64(data),
+                        "original": before["original"] if before else b64(current)})
+    wanted_paths = {entry["path"] for entry in records}
+    stale = [entry for path_, entry in prev_hosts.items() if path_ not in wanted_paths]
+    return HostsPlan(records, writes, notes, stale)
+
+
+def _converge_dockerd(paths: ClientPaths, connect, want: Wanted, docker_plan: FilePlan, timeout: float) -> str:
+    pid = dockerd_pid(paths.docker_pid)
+    if pid is None:
+        return f"dockerd is not running ({paths.docker_pid}): it reads {paths.daemon_json} when it starts"
+    if not docker_plan.changed:
+        active = active_mirrors(connect())
+        if {m.rstrip("/") for m in want.mirrors} <= active:
+            return f"dockerd already uses the mirror ({', '.join(want.mirrors)})"
+    return reload_docker(paths, connect, present=want.mirrors, absent=docker_plan.stale_mirrors,
+                         timeout=timeout)
+
+
+# ---------------------------------------------------------------- undo
+
+def undo(settings: Settings, *, reload: bool = True, connect=None,
+         timeout: float = RELOAD_TIMEOUT) -> Report:
+    """Take back what apply recorded; files nobody changed since come back byte for byte."""
+    connect = connect or _default_connect
+    report = Report(state_path=state_path(settings))
+    with files.locked(report.state_path):
+        state = files.load_state(report.state_path)
+        if not state:
+            report.add(f"nothing to undo: no {report.state_path}")
+            return report
+        if state.get("docker"):
+            # an unreadable daemon.json stops the undo before anything is changed
+            path = Path(state["docker"]["path"])
+            parse_daemon_json(files.read(path), path)
+        for entry in state.get("hosts", []):
+            report.add(_undo_hosts_file(entry))
+        if state.get("containerd"):
+            report.add(_undo_containerd_config(state["containerd"]))
+        if state.get("docker"):
+            for line in _undo_daemon_json(state["docker"], reload, connect, timeout):
+                report.add(line)
+        # deepest first, once the files in them are gone
+        for directory in sorted(state.get("created_dirs", []), key=lambda d: -d.count("/")):
+            try:
+                Path(directory).rmdir()
+                report.add(f"{directory}: removed (created by docker-mirror-clients)")
+            except FileNotFoundError:
+                pass
+            except OSError:
+                report.add(f"{directory}: kept, it holds files docker-mirror-clients did not write")
+        report.state_path.unlink()
+        report.add(f"{report.state_path}: removed")
+    return report
+
+
+def _undo_hosts_file(entry: dict) -> str:
+    path = Path(entry["path"])
+    current = files.read(path)
+    original = unb64(entry["original"])
+    if current is None:
+        return f"{path}: already gone"
+    if current != unb64(entry["written"]):
+        return f"{path}: kept, it was changed after docker-mirror-clients wrote it"
+    if original is None:
+        files.unlink(path)
+        return f"{path}: removed"
+    files.write(path, original)
+    return f"{path}: previous version put back"
+
+
+def _undo_containerd_config(entry: dict) -> str:
+    path = Path(entry["path"])
+    current = files.read(path)
+    original = unb64(entry["original"])
+    if current == original:
+        return f"{path}: as it was before docker-mirror-clients"
+    if current == unb64(entry["written"]):
+        if original is None:
+            files.unlink(path)
+            return f"{path}: removed (docker-mirror-clients had created it): restart containerd to apply"
+        files.write(path, original)
+        return f"{path}: previous version put back: restart containerd to apply"
+    if current is None or original is None:
+        return f"{path}: kept as it is (changed since docker-mirror-clients wrote it)"
+    # Someone changed the file since: take out only our snippet, if it is intact.
+    stripped = remove_inserted(current.decode("utf-8", "replace"), entry.get("inserted") or "")
+    if stripped is None:
+        return (f"{path}: kept as it is, our config_path setting was changed since: "
+                f"take out config_path = {entry['certs_dir']} by hand if it should go")
+    parse_toml(stripped, path)  # never write a config containerd cannot read
+    saved = files.backup(path)
+    files.write(path, stripped.encode("utf-8"))
+    return f"{path}: our config_path setting taken out (previous version kept as {saved})"
+
+
+def _undo_daemon_json(entry: dict, reload: bool, connect, timeout: float) -> list[str]:
+    path = Path(entry["path"])
+    paths = ClientPaths(daemon_json=path, docker_pid=Path(entry["docker_pid"]))
+    raw = files.read(path)
+    current = parse_daemon_json(raw, path)
+    original = unb64(entry["original"])
+    lines = []
+    if entry["restorable"] and raw == unb64(entry["written"]):
+        if raw == original:
+            return [f"{path}: unchanged (docker-mirror-clients had added nothing to it)"]
+        target_bytes = original
+        target = parse_daemon_json(original, path)
+    else:
+        target = unmerge_daemon_json(current, entry["added"], entry["created_keys"])
+        if target == current:
+            return [f"{path}: holds none of the entries docker-mirror-clients added"]
+        saved = files.backup(path)
+        lines.append(f"{path}: changed since docker-mirror-clients wrote it; only its entries "
+                     f"are taken out (previous version kept as {saved})")
+        target_bytes = None if original is None and not target else dump_daemon_json(target)
+    ours = entry["added"].get(REGISTRY_MIRRORS, [])
+    running = reload and dockerd_pid(paths.docker_pid) is not None
+    dropped = [k for k in (REGISTRY_MIRRORS, INSECURE_REGISTRIES) if k in current and k not in target]
+    if running and raw != target_bytes:
+        if dropped:
+            # dockerd keeps its old list on reload when the key is absent from
+            # the file: reload once with the keys explicitly empty, then put
+            # the original bytes back (which it then reads the same way).
+            files.write(path, dump_daemon_json({**target, **{k: [] for k in dropped}}))
+        else:
+            _write_or_remove(path, target_bytes)
+        lines.append(reload_docker(paths, connect, absent=ours, timeout=timeout))
+    _write_or_remove(path, target_bytes)
+    lines.append(f"{path}: " + ("removed (docker-mirror-clients had created it)" if target_bytes is None
+                                else "previous version put back" if target_bytes == original
+                                else "entries of docker-mirror-clients taken out"))
+    return lines
+
+
+def _write_or_remove(path: Path, data: bytes | None) -> None:
+    if data is None:
+        files.unlink(path)
+    elif files.read(path) != data:
+        files.write(path, data)

@@ -1,0 +1,72 @@
+"""The refresh run (timer, background start, `make docker-mirror-pull`).
+
+One run at a time (a lock on the mirror directory), a log per run under
+logs/, old logs pruned, each upstream's mode re-checked (a mirror that came
+up offline returns to pull-through once its upstream answers), then the
+images to keep warm are pulled through the mirror.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config.settings import Settings
+from ..errors import MirrorError, RefreshBusy
+from ..host.files import atomic_write
+from ..host.layout import Layout
+from ..host.runlog import RunLog, new_log_path, prune_logs
+from . import install
+
+
+@contextlib.contextmanager
+def exclusive(layout: Layout, wait: bool, say=print):
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.refresh_lock, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise RefreshBusy(f"another refresh is running (lock {layout.refresh_lock}); "
+                                  "wait for it, or run again without --no-wait") from None
+            say(f"another refresh is running; waiting for it (lock {layout.refresh_lock})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool = True,
+        echo=print, warm=None) -> int:
+    """One refresh; returns the exit code (non-zero when anything failed).
+
+    `warm(settings, log, client) -> list of failed images` pulls the images
+    to keep warm; None skips that step.
+    """
+    layout = Layout.of(settings)
+    with exclusive(layout, wait, say=echo):
+        layout.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = RunLog(log_path or new_log_path(layout), echo=echo, stamp_echo=not sys.stdout.isatty())
+        started = datetime.now(timezone.utc)
+        failed: list[str] = []
+        try:
+            for old in prune_logs(layout, settings.log_retention_days):
+                log(f"removed old log {old.name}")
+            report = install.start_mirrors(settings, client, log=log)
+            for key, mode in report.modes.items():
+                log(f"{settings.upstream(key).registry}: {mode}")
+            if warm is not None:
+                failed = warm(settings, log, client)
+        except MirrorError as err:
+            log(f"error: {err}")
+            failed = failed or ["(setup)"]
+        result = "failed" if failed else "ok"
+        log(f"refresh {result}" + (f": {', '.join(failed)}" if failed else ""))
+        log.close()
+        atomic_write(layout.last_refresh, json.dumps({
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "result": result, "log": str(log.path), "failed": failed}, indent=2) + "\n")
+    return 1 if failed else 0

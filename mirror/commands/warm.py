@@ -1,0 +1,100 @@
+"""Warming: `make docker-mirror-pull` and the refresh pull the images to keep warm.
+
+The run itself is the engine's (commands.warm_engine); around it, this
+module lists the images, shows progress, writes images/manifest.txt and the
+summary, and pins what was warmed against the proxy's expiry.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+from tqdm import tqdm
+
+from .. import render
+from ..config import image_lists
+from ..config.settings import Settings
+from ..engine import containers
+from ..host import pinning
+from ..host.files import atomic_write
+from ..host.layout import Layout
+from ..model.manifests import chosen_platforms
+from ..model.modes import PULL_THROUGH
+from ..net.probes import wait_until_answering
+from ..render import human_size
+from .warm_engine import Engine, Result
+
+
+def write_manifest(layout: Layout, results: list[Result]) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries = [dict(reference=r.reference, digest=r.digest, upstream=r.upstream,
+                    size=r.fetched_bytes + r.cached_bytes, time=now) for r in results if r.ok]
+    atomic_write(layout.manifest, render.render("manifest.txt.j2", entries=entries))
+
+
+def summary(results: list[Result], errors: list[str]) -> str:
+    rows = [dict(image=r.reference, digest=r.digest[:19] or "-", fetched=human_size(r.fetched_bytes),
+                 cached=human_size(r.cached_bytes), seconds=f"{r.seconds:.1f}",
+                 result="ok" if r.ok else "FAILED") for r in results]
+    return render.render("warm-summary.txt.j2", rows=rows, errors=errors,
+                         failed=[r for r in results if not r.ok])
+
+
+def runs_distribution_2(settings: Settings, client) -> bool:
+    """True when every mirror container says it runs distribution 2.x."""
+    return client is not None and all(
+        containers.mirror_container(client, settings, u).major == "2" for u in settings.upstreams)
+
+
+def pin_warm_images(settings: Settings, client, results: list[Result], log=print) -> None:
+    """Exempt what was warmed from the proxy's 7-day expiry (see mirror.host.pinning)."""
+    if not settings.pull_through or settings.storage.backend != "filesystem" or client is None:
+        return
+    layout = Layout.of(settings)
+    for upstream in settings.upstreams:
+        mine = [r for r in results if r.ok and r.upstream == upstream.registry]
+        if not mine or containers.mirror_container(client, settings, upstream).mode != PULL_THROUGH:
+            continue
+        storage_dir = layout.storage_dir(upstream)
+        pins, fresh = set().union(*(r.items for r in mine)), set().union(*(r.fresh for r in mine))
+        if not pinning.needs_pinning(storage_dir, pins, fresh):
+            continue
+        try:
+            with containers.stopped(client, settings, upstream):
+                pinning.drop_pinned(storage_dir, pins)
+        finally:
+            wait_until_answering(upstream.endpoint, containers.START_TIMEOUT)
+        log(f"pinned {len(pins)} cached item(s) of the images to keep warm against expiry")
+
+
+def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = (),
+         extra_errors: list[str] = ()) -> list[str]:
+    """Warm every image to keep, and `extra` (reference, source) pairs.
+
+    Returns what failed: images, and bad list lines (with `extra_errors`,
+    those of lists read by the caller).
+    """
+    wanted, errors = image_lists.wanted_images(settings, extra)
+    errors = [*extra_errors, *errors]
+    for error in errors:
+        log(f"skipped: {error}")
+    platforms = chosen_platforms(settings.pull_all_platforms)
+    engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency,
+                    hang_up=runs_distribution_2(settings, client))
+    log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
+    # A bar for a person at a terminal; logs and the journal get the lines alone.
+    with tqdm(total=len(wanted), unit="image", file=sys.stderr, disable=not sys.stderr.isatty(),
+              dynamic_ncols=True) as bar:
+        fetched = [0]
+
+        def advance(result: Result) -> None:
+            fetched[0] += result.fetched_bytes
+            bar.set_postfix_str(f"{human_size(fetched[0])} fetched", refresh=False)
+            bar.update(1)
+        results = engine.run(wanted, progress=advance)
+    write_manifest(engine.layout, results)
+    pin_warm_images(settings, client, results, log=log)
+    for line in summary(results, errors).splitlines():
+        log(line)
+    return [r.reference for r in results if not r.ok] + errors

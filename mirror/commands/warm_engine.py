@@ -1,0 +1,261 @@
+"""The warm engine: one run over many images, through their mirror ports.
+
+For each image to keep warm, its manifest (and, for a multi-platform index,
+the children of the chosen platforms), config blob and layers are pulled
+through the image's mirror port, so the mirror caches them. Blobs are
+streamed, checked against their digest, and discarded: the mirror keeps the
+copy. A blob already in the mirror's storage is not fetched again, and a
+blob shared by several images is fetched once: never two requests for one
+blob at a time, or the proxy would fetch it upstream twice.
+
+With pull-through off the mirror is a plain registry: images are copied
+into it from their upstreams instead, every platform, digests preserved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config.settings import Settings, Upstream
+from ..errors import DigestMismatch, MirrorError, WarmError
+from ..host import storage
+from ..host.layout import Layout
+from ..model.manifests import Manifest, blobs_of, select_platforms
+from ..model.targets import Target
+from ..net.registry_api import RegistryAPI
+from ..render import human_size
+
+IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
+STALL_TIMEOUT = 15.0    # seconds a blob being stored may go without growing
+
+
+@dataclass
+class Result:
+    reference: str
+    upstream: str
+    digest: str = ""
+    fetched_bytes: int = 0
+    cached_bytes: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    items: set[str] = field(default_factory=set)   # 'repository@digest' of manifests and blobs
+    fresh: set[str] = field(default_factory=set)   # the items this run made the mirror cache
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class BlobGate:
+    """One fetch per blob and repository in a run, and one request per blob at a time.
+
+    The proxy serves a blob to a repository only once it is linked there, so
+    a blob shared by two repositories is fetched through each; but never
+    concurrently, since two requests for one uncached digest make the proxy
+    go upstream twice and store neither copy reliably.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.futures: dict[tuple, Future] = {}
+        self.digest_locks: dict[tuple, threading.Lock] = {}
+
+    def once(self, key: tuple, pool: ThreadPoolExecutor, fetch) -> tuple[Future, bool]:
+        """The future of the one fetch for `key`, and whether this call started it."""
+        with self.lock:
+            if key in self.futures:
+                return self.futures[key], False
+            future = pool.submit(fetch)
+            self.futures[key] = future
+            return future, True
+
+    def serialized(self, upstream: str, digest: str) -> threading.Lock:
+        with self.lock:
+            return self.digest_locks.setdefault((upstream, digest), threading.Lock())
+
+
+@dataclass
+class Engine:
+    """One warm run. `hang_up`: ask a distribution 2.x mirror for each new blob
+    and hang up, instead of reading it (see _fetch_through)."""
+
+    settings: Settings
+    log: callable = print
+    platforms: set[str] | None = None
+    concurrency: int = 4
+    hang_up: bool = False
+    stall_timeout: float = STALL_TIMEOUT
+    gate: BlobGate = field(default_factory=BlobGate)
+
+    def __post_init__(self):
+        self.layout = Layout.of(self.settings)
+        self.on_disk = self.settings.storage.backend == "filesystem"
+        self.hang_up = self.hang_up and self.on_disk
+        self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
+        self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate)
+                        for u in self.settings.upstreams}
+        self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
+                          for u in self.settings.upstreams}
+
+    def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
+        """True when the mirror can serve the blob for this repository from its own disk."""
+        return self.on_disk and storage.blob_linked(self.layout.storage_dir(upstream), repository, digest)
+
+    # -- pull-through: fetch through the mirror, which keeps the copy
+
+    def _wait_stored(self, storage_dir: Path, repository: str, digest: str) -> None:
+        """Until the registry has stored and linked the blob; checks its sha256 then.
+
+        distribution stores a proxied blob in the background and finishes after
+        the response: a request for the same blob meanwhile (from another
+        repository) would be served but never stored. Gives up when the
+        upload stops growing for `stall_timeout` (the upstream went away).
+        """
+        size, last_change = -1, time.monotonic()
+        while not storage.blob_linked(storage_dir, repository, digest):
+            now_size = storage.uploads_size(storage_dir, repository)
+            if now_size != size:
+                size, last_change = now_size, time.monotonic()
+            elif time.monotonic() - last_change > self.stall_timeout:
+                raise WarmError(f"blob {repository}@{digest}: the mirror stopped storing it "
+                                  f"(no progress for {self.stall_timeout:.0f} s; upstream gone?)")
+            time.sleep(0.05)
+        hasher = hashlib.sha256()
+        with open(storage.blob_data(storage_dir, digest), "rb") as stored:
+            for chunk in iter(lambda: stored.read(1 << 20), b""):
+                hasher.update(chunk)
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise DigestMismatch(f"blob {repository}@{digest}: the mirror stored content that does "
+                                 "not match its digest")
+
+    def _fetch_through(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
+        """Make the mirror cache one blob for `repository`; the bytes it fetched upstream."""
+        mirror = self.mirrors[upstream.key]
+        if not self.on_disk:
+            return mirror.fetch_blob(repository, digest)
+        storage_dir = self.layout.storage_dir(upstream)
+        with self.gate.serialized(upstream.key, digest):
+            if storage.blob_linked(storage_dir, repository, digest):
+                return 0
+            if storage.blob_data(storage_dir, digest).is_file():
+                # Cached for another repository: link it here, as distribution does
+                # on a cross-repository mount, rather than fetch it again.
+                storage.link_blob(storage_dir, repository, digest)
+                return 0
+            if self.hang_up:
+                # distribution 2.x fetches a proxied blob twice, once to store it
+                # and once for the client: hanging up leaves the one that stores.
+                mirror.open_blob(repository, digest)
+            else:
+                mirror.fetch_blob(repository, digest)
+            self._wait_stored(storage_dir, repository, digest)
+            return size
+
+    def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
+        upstream, repository, digest = target.upstream, target.ref.repository, descriptor["digest"]
+        if self.in_storage(upstream, repository, digest):
+            with lock:
+                result.cached_bytes += descriptor.get("size", 0)
+            return
+        future, mine = self.gate.once(
+            (upstream.key, repository, digest), self.blob_pool,
+            lambda: self._fetch_through(upstream, repository, digest, descriptor.get("size", 0)))
+        fetched = future.result(timeout=IMAGE_TIMEOUT)
+        with lock:
+            if mine and fetched:
+                result.fetched_bytes += fetched
+                result.fresh.add(f"{repository}@{digest}")
+            else:
+                result.cached_bytes += descriptor.get("size", 0)
+
+    def _warm_through(self, target: Target, result: Result) -> None:
+        mirror = self.mirrors[target.upstream.key]
+        top = mirror.get_manifest(target.ref.repository, target.ref.reference)
+        result.digest = top.digest
+        manifests = [top]
+        if top.is_index:
+            manifests = [mirror.get_manifest(target.ref.repository, child["digest"])
+                         for child in select_platforms(top.json, self.platforms)]
+            if not manifests:
+                raise WarmError(f"no manifest for platform(s) {', '.join(sorted(self.platforms or []))}")
+        lock = threading.Lock()
+        descriptors = {d["digest"]: d for m in manifests for d in blobs_of(m.json)}
+        repository = target.ref.repository
+        result.items = {f"{repository}@{d}" for d in [*descriptors, top.digest, *(m.digest for m in manifests)]}
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image-blobs") as waiters:
+            for waiter in [waiters.submit(self._warm_blob, target, d, result, lock)
+                           for d in descriptors.values()]:
+                waiter.result()
+        if result.fresh:
+            result.fresh |= {f"{repository}@{m.digest}" for m in {top, *manifests}}
+
+    # -- plain registry: copy from the upstream into the mirror
+
+    def _copy_blob(self, target: Target, descriptor: dict, result: Result) -> None:
+        repository, digest = target.ref.repository, descriptor["digest"]
+        mirror, upstream = self.mirrors[target.upstream.key], self.upstreams[target.upstream.key]
+        if mirror.blob_exists(repository, digest):
+            result.cached_bytes += descriptor.get("size", 0)
+            return
+        with tempfile.TemporaryFile() as spool:
+            size = upstream.fetch_blob(repository, digest, sink=spool.write)
+            spool.seek(0)
+            mirror.upload_blob(repository, digest, spool)
+        result.fetched_bytes += size
+
+    def _copy_manifest(self, target: Target, manifest: Manifest, reference: str, result: Result) -> None:
+        mirror, upstream = self.mirrors[target.upstream.key], self.upstreams[target.upstream.key]
+        if manifest.is_index:
+            # A registry accepts an index only when every child is there: copy all platforms.
+            for child in manifest.json.get("manifests", []):
+                child_manifest = upstream.get_manifest(target.ref.repository, child["digest"])
+                self._copy_manifest(target, child_manifest, child["digest"], result)
+        else:
+            for descriptor in blobs_of(manifest.json):
+                self._copy_blob(target, descriptor, result)
+        mirror.put_manifest(target.ref.repository, reference, manifest)
+
+    def _copy(self, target: Target, result: Result) -> None:
+        upstream = self.upstreams[target.upstream.key]
+        top = upstream.get_manifest(target.ref.repository, target.ref.reference)
+        result.digest = top.digest
+        self._copy_manifest(target, top, target.ref.reference, result)
+
+    def warm_one(self, target: Target) -> Result:
+        result = Result(str(target.ref), target.upstream.registry)
+        start = time.monotonic()
+        try:
+            if self.settings.pull_through:
+                self._warm_through(target, result)
+            else:
+                self._copy(target, result)
+        except MirrorError as err:
+            result.error = str(err)
+        except Exception as err:  # one image's surprise must not stop the others
+            result.error = f"{err.__class__.__name__}: {err}"
+        result.seconds = time.monotonic() - start
+        if result.ok:
+            self.log(f"{result.reference}: ok {result.digest[:19]} fetched {human_size(result.fetched_bytes)}"
+                     f", cached {human_size(result.cached_bytes)} in {result.seconds:.1f} s")
+        else:
+            self.log(f"{result.reference}: FAILED: {result.error}")
+        return result
+
+    def run(self, wanted: list[Target], progress=None) -> list[Result]:
+        """Warm `wanted`; `progress(result)` is called as each image finishes."""
+        def one(target: Target) -> Result:
+            result = self.warm_one(target)
+            if progress:
+                progress(result)
+            return result
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
+                return list(pool.map(one, wanted))
+        finally:
+            self.blob_pool.shutdown(wait=True)

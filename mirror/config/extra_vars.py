@@ -1,0 +1,39 @@
+"""extra_vars.yaml: the .config as variables for Ansible-style workflows."""
+
+from pathlib import Path
+
+from .. import render
+from ..host.files import atomic_write
+from . import dotconfig, settings
+
+
+def variables(config: dotconfig.DotConfig) -> dict:
+    """Every symbol, lowercase without the prefix (as kdevops names them)."""
+    return {name.lower(): entry.value for name, entry in config.entries.items()}
+
+
+def playbook_variables(loaded: settings.Settings) -> dict:
+    """What a playbook needs besides the Kconfig symbols: what the docker_mirror_image
+    filter (ansible/filter_plugins) takes, from each upstream's Endpoint.
+
+    `docker_mirror_address` is the host clients on the mirror host use; a
+    fleet playbook whose clients sit elsewhere overrides it with the mirror
+    host's LAN name (-e docker_mirror_address=...). No probe: the playbook
+    runs elsewhere and later, so it decides liveness itself (`enabled=`).
+    """
+    return {
+        "docker_mirror_address": loaded.client_host,
+        "docker_mirror_ports": {u.registry: u.port for u in loaded.upstreams},
+        "docker_mirror_urls": {u.registry: u.endpoint.url for u in loaded.upstreams},
+    }
+
+
+def holds_secret(config: dotconfig.DotConfig) -> bool:
+    return any(settings.is_secret(name) and entry.value
+               for name, entry in config.entries.items())
+
+
+def write(config: dotconfig.DotConfig, out: str | Path) -> Path:
+    text = render.render("extra_vars.yaml.j2", source=Path(config.path).name,
+                         variables={**variables(config), **playbook_variables(settings.from_dotconfig(config))})
+    return atomic_write(out, text, mode=0o600 if holds_secret(config) else 0o644)

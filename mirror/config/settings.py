@@ -1,0 +1,359 @@
+"""Typed, immutable settings, built once from `.config` and validated.
+
+Everything downstream takes a Settings; only mirror.config reads `.config`.
+Every rejected value raises ConfigError naming the CONFIG_ symbol, the value,
+where it was set and what is allowed. Facts derived from the values (each
+mirror's addresses, its debug port) are derived here, once, into an Endpoint.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, InvalidReference
+from ..model import images
+from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint
+from . import dotconfig
+
+# Symbols whose values are secrets: never logged, and files holding them are 0600.
+SECRET_SUFFIXES = ("_PASSWORD", "_ACCOUNT_KEY")
+
+# (key, Kconfig stem, registry host, offset of the default port from the main one)
+UPSTREAMS = (
+    ("dockerhub", "DOCKERHUB", images.DOCKER_HUB, 0),
+    ("ghcr", "GHCR", "ghcr.io", 1),
+    ("quay", "QUAY", "quay.io", 2),
+    ("k8s", "K8S", "registry.k8s.io", 3),
+    ("custom", "CUSTOM", None, 4),
+)
+
+# (Kconfig stem, repository) of the images to keep warm
+WARM_IMAGES = (
+    ("MINIO", "minio/minio"),
+    ("MILVUS", "milvusdb/milvus"),
+    ("ETCD", "quay.io/coreos/etcd"),
+    ("VLLM_OPENAI", "vllm/vllm-openai"),
+    ("VLLM_CPU", "openeuler/vllm-cpu"),
+    ("VLLM_ROUTER", "ghcr.io/vllm-project/production-stack/router"),
+    ("LMCACHE", "lmcache/vllm-openai"),
+    ("LMCACHE_NIGHTLY", "lmcache/vllm-openai"),
+)
+
+_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$")
+_NFS_CLIENT = re.compile(r"^[A-Za-z0-9*?.:/_\[\]@-]+$")
+
+
+def is_secret(symbol: str) -> bool:
+    return symbol.endswith(SECRET_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    key: str          # dockerhub, ghcr, quay, k8s, custom
+    registry: str     # the host image names start with: docker.io, ghcr.io, ...
+    remote_url: str
+    endpoint: Endpoint  # where its mirror listens and is reached
+    username: str
+    password: str = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+
+@dataclass(frozen=True)
+class Storage:
+    backend: str      # filesystem | azure
+    path: str         # filesystem: root of the per-upstream data directories
+    azure_account_name: str = ""
+    azure_account_key: str = field(default="", repr=False)
+    azure_container: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str
+    enabled: bool
+    install: bool
+    use: bool
+    auto_detect: bool
+    path: str
+    port: int
+    bind_address: str
+    pull_through: bool
+    registry_image: str
+    container_prefix: str
+    upstreams: tuple[Upstream, ...]
+    storage: Storage
+    htpasswd_path: str | None
+    tls_certificate: str | None
+    tls_key: str | None
+    warm_images: tuple[str, ...]       # normalised references
+    extra_image_list: str | None
+    refresh: bool
+    refresh_on_calendar: str
+    refresh_random_delay: int          # minutes; 0: none
+    pull_concurrency: int
+    pull_all_platforms: bool
+    log_retention_days: int
+    nfs_export: bool
+    nfs_clients: tuple[str, ...]
+
+    def __post_init__(self):
+        # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
+        # a copy that changed one without the other would listen on one address and be
+        # probed, rendered and handed to clients on another.
+        for upstream in self.upstreams:
+            if (upstream.endpoint.bind, upstream.endpoint.tls) != (self.bind_address, self.tls_certificate is not None):
+                raise ValueError(f"the {upstream.key} endpoint {upstream.endpoint} does not follow the settings' "
+                                 "bind address and TLS: build Settings with from_dotconfig()")
+
+    def upstream(self, key: str) -> Upstream | None:
+        return next((u for u in self.upstreams if u.key == key), None)
+
+    @property
+    def client_host(self) -> str:
+        """The host this machine's clients name the mirrors by (they share the bind
+        address; the Docker Hub mirror is always configured)."""
+        return self.upstreams[0].endpoint.client_host
+
+
+class _Reader:
+    """Typed access to .config entries; the default stands for 'not set'."""
+
+    def __init__(self, config: dotconfig.DotConfig):
+        self.config = config
+
+    def fail(self, symbol: str, value: object, allowed: str):
+        raise ConfigError(dotconfig.PREFIX + symbol, value, allowed, self.config.source(symbol))
+
+    def raw(self, symbol: str, default):
+        entry = self.config.entries.get(symbol)
+        return default if entry is None else entry.value
+
+    def bool(self, symbol: str) -> bool:
+        value = self.raw(symbol, False)
+        if not isinstance(value, bool):
+            self.fail(symbol, value, "must be y or n")
+        return value
+
+    def int(self, symbol: str, low: int, high: int, default: int) -> int:
+        value = self.raw(symbol, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(symbol, value, f"must be an integer from {low} to {high}")
+        return value
+
+    def str(self, symbol: str, default: str = "") -> str:
+        value = self.raw(symbol, default)
+        if not isinstance(value, str):
+            self.fail(symbol, value, 'must be a quoted string, CONFIG_X="..."')
+        return value
+
+    def path(self, symbol: str, default: str = "", required: bool = True) -> str:
+        value = self.str(symbol, default)
+        if not value and not required:
+            return value
+        if not value.startswith("/") or "\n" in value or "\x00" in value:
+            self.fail(symbol, value, "must be an absolute path (starting with /)")
+        return value
+
+    def url(self, symbol: str, default: str = "") -> str:
+        value = self.str(symbol, default)
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 -- raises on a bad port
+        except ValueError:
+            self.fail(symbol, value, "must be an http:// or https:// URL with a valid port")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or any(c.isspace() for c in value):
+            self.fail(symbol, value, "must be an http:// or https:// URL, e.g. https://registry-1.docker.io")
+        return value.rstrip("/")
+
+    def image(self, symbol: str, reference: str, value: str | None = None) -> str:
+        """Normalise `reference`, built from the symbol's `value` (default: the same)."""
+        try:
+            return images.normalize(reference)
+        except InvalidReference as err:
+            self.fail(symbol, reference if value is None else value,
+                      f"must be a valid image reference ({err})")
+
+
+def _upstreams(read: _Reader, main_port: int, bind: str, tls: bool) -> tuple[Upstream, ...]:
+    found = []
+    used_ports: dict[int, str] = {}
+    for key, stem, registry, offset in UPSTREAMS:
+        prefix = f"DOCKER_MIRROR_{stem}"
+        if key != "dockerhub" and not read.bool(prefix):
+            continue
+        if key == "custom":
+            registry = read.str(f"{prefix}_REGISTRY").lower()
+            if not _HOSTNAME.match(registry) or "." not in registry and ":" not in registry \
+                    and registry != "localhost":
+                read.fail(f"{prefix}_REGISTRY", registry,
+                          "must be a registry host name such as registry.example.com[:port]")
+        port_symbol = "DOCKER_MIRROR_PORT" if key == "dockerhub" else f"{prefix}_PORT"
+        port = main_port if key == "dockerhub" else read.int(port_symbol, 0, 65535, 0)
+        if port == 0:
+            port = main_port + offset
+            if port > 65535:
+                read.fail(port_symbol, 0, f"defaults to DOCKER_MIRROR_PORT+{offset}={port}, "
+                          "which is over 65535: set a port from 1 to 65535")
+        if port in used_ports:
+            read.fail(port_symbol, port, f"port already used by the {used_ports[port]}; "
+                      "each upstream needs its own port")
+        used_ports[port] = f"{key} mirror"
+        endpoint = Endpoint.of(bind, port, tls)
+        debug = endpoint.debug_port
+        if debug in used_ports:
+            read.fail(port_symbol, port, f"its debug/metrics port {debug} (port +/- {DEBUG_PORT_OFFSET}) "
+                      f"is the port of the {used_ports[debug]}; choose ports less than "
+                      f"{DEBUG_PORT_OFFSET} apart")
+        used_ports[debug] = f"debug port of the {key} mirror"
+        found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL"), endpoint,
+                              read.str(f"{prefix}_USERNAME"), read.str(f"{prefix}_PASSWORD")))
+    return tuple(found)
+
+
+def _storage(read: _Reader, mirror_path: str) -> Storage:
+    if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
+        fields = {}
+        for name in ("ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"):
+            symbol = f"DOCKER_MIRROR_AZURE_{name}"
+            fields[name] = read.str(symbol, "dockerregistry" if name == "CONTAINER" else "")
+            if not fields[name]:
+                read.fail(symbol, "", "is required with the azure storage backend")
+        return Storage("azure", "", fields["ACCOUNT_NAME"], fields["ACCOUNT_KEY"], fields["CONTAINER"])
+    path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
+    return Storage("filesystem", path or f"{mirror_path}/registry")
+
+
+def _check_htpasswd(read: _Reader, symbol: str, path: str) -> None:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        read.fail(symbol, path, f"must be a readable htpasswd file ({err.strerror})")
+    users = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, colon, digest = line.partition(":")
+        if not colon or not user or not _BCRYPT.match(digest.strip()):
+            # the hash itself is a secret: name the user and line, not the entry
+            raise ConfigError(
+                dotconfig.PREFIX + symbol, path,
+                f"line {number} (user {user!r}) is not a bcrypt entry; the registry accepts "
+                "bcrypt only: recreate it with 'htpasswd -B FILE USER'",
+                read.config.source(symbol))
+        users += 1
+    if users == 0:
+        read.fail(symbol, path, "holds no user; add one with 'htpasswd -B FILE USER'")
+
+
+def _warm_images(read: _Reader, registry_image: str) -> tuple[str, ...]:
+    refs = []
+    for stem, repository in WARM_IMAGES:
+        symbol = f"DOCKER_MIRROR_IMAGE_{stem}"
+        if read.bool(symbol):
+            tag = read.str(f"{symbol}_TAG", "latest")
+            joiner = "@" if tag.startswith("sha256:") else ":"
+            refs.append(read.image(f"{symbol}_TAG", f"{repository}{joiner}{tag}", tag))
+    if read.bool("DOCKER_MIRROR_IMAGE_REGISTRY"):
+        refs.append(registry_image)
+    return tuple(dict.fromkeys(refs))
+
+
+def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
+    read = _Reader(config)
+    enabled = read.bool("ENABLE_DOCKER_MIRROR")
+    path = read.path("DOCKER_MIRROR_PATH", "/mirror/docker")
+    port = read.int("DOCKER_MIRROR_PORT", 1, 65535, 5000)
+
+    bind = read.str("DOCKER_MIRROR_BIND_ADDRESS", "127.0.0.1")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        read.fail("DOCKER_MIRROR_BIND_ADDRESS", bind,
+                  "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
+
+    registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", "registry:2")
+    registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
+
+    container_prefix = read.str("DOCKER_MIRROR_CONTAINER_PREFIX", "docker-mirror")
+    if not _CONTAINER_NAME.match(container_prefix):
+        read.fail("DOCKER_MIRROR_CONTAINER_PREFIX", container_prefix,
+                  "must be 1-51 letters, digits, '_', '.' or '-', starting with a letter or digit")
+
+    htpasswd = None
+    if read.bool("DOCKER_MIRROR_HTPASSWD"):
+        htpasswd = read.path("DOCKER_MIRROR_HTPASSWD_PATH")
+        _check_htpasswd(read, "DOCKER_MIRROR_HTPASSWD_PATH", htpasswd)
+    tls_certificate = tls_key = None
+    if read.bool("DOCKER_MIRROR_TLS"):
+        tls_certificate = read.path("DOCKER_MIRROR_TLS_CERTIFICATE")
+        tls_key = read.path("DOCKER_MIRROR_TLS_KEY")
+
+    on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR", "*-*-* 02:00:00")
+    refresh = read.bool("DOCKER_MIRROR_REFRESH")
+    if refresh and (not on_calendar.strip() or any(c in on_calendar for c in "\n\r\\\"")):
+        read.fail("DOCKER_MIRROR_REFRESH_ON_CALENDAR", on_calendar,
+                  "must be a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'daily'")
+
+    nfs_export = read.bool("DOCKER_MIRROR_NFS_EXPORT")
+    nfs_clients = tuple(read.str("DOCKER_MIRROR_NFS_CLIENTS").split())
+    if nfs_export and not nfs_clients:
+        read.fail("DOCKER_MIRROR_NFS_CLIENTS", "", "is required when exporting: hosts or networks "
+                  "allowed to mount, e.g. '192.168.122.0/24'")
+    for client in nfs_clients:
+        if not _NFS_CLIENT.match(client):
+            read.fail("DOCKER_MIRROR_NFS_CLIENTS", client,
+                      "each client must be a host name, address, wildcard or CIDR network, "
+                      "without options (the export is always read-only)")
+
+    extra_list = read.path("DOCKER_MIRROR_IMAGES_EXTRA_LIST", required=False) or None
+
+    return Settings(
+        config_path=config.path,
+        enabled=enabled,
+        install=enabled and read.bool("INSTALL_DOCKER_MIRROR"),
+        use=enabled and read.bool("USE_DOCKER_MIRROR"),
+        auto_detect=read.bool("DOCKER_MIRROR_AUTO_DETECT"),
+        path=path,
+        port=port,
+        bind_address=bind,
+        pull_through=read.bool("DOCKER_MIRROR_PULL_THROUGH_CACHE"),
+        registry_image=registry_image,
+        container_prefix=container_prefix,
+        upstreams=_upstreams(read, port, bind, tls_certificate is not None),
+        storage=_storage(read, path),
+        htpasswd_path=htpasswd,
+        tls_certificate=tls_certificate,
+        tls_key=tls_key,
+        warm_images=_warm_images(read, registry_image),
+        extra_image_list=extra_list,
+        refresh=refresh,
+        refresh_on_calendar=on_calendar,
+        refresh_random_delay=read.int("DOCKER_MIRROR_REFRESH_RANDOM_DELAY", 0, 720, 15),
+        pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 4),
+        pull_all_platforms=read.bool("DOCKER_MIRROR_PULL_ALL_PLATFORMS"),
+        log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
+        nfs_export=nfs_export,
+        nfs_clients=nfs_clients,
+    )
+
+
+def load(path: str | Path = ".config") -> Settings:
+    return from_dotconfig(dotconfig.load(path))
+
+
+def load_default() -> Settings:
+    """The settings of $KCONFIG_CONFIG (default .config), as make passes them."""
+    return load(os.environ.get("KCONFIG_CONFIG", ".config"))

@@ -1,0 +1,268 @@
+"""The registry containers: one per upstream, and the short-lived maintenance one.
+
+One path for all of them, in the style of docker-py's `_create_container_args`:
+`plan()` / `maintenance_plan()` are pure and turn settings into a
+RegistrySpec (rendered config, mounts, labels, a hash of all of it);
+`apply()` and `temporary()` make the engine run specs, through `_run()`.
+Only containers whose spec changed or that are not running are touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+from docker.types import LogConfig, Mount
+
+from .. import render
+from ..config.settings import Settings, Upstream
+from ..errors import DockerError, MaintenanceError, MirrorStartError, PortInUse
+from ..host import ports
+from ..host.files import atomic_write
+from ..host.layout import Layout
+from ..model.endpoint import DEBUG_HOST, Endpoint
+from ..model.modes import PLAIN
+from ..net.probes import wait_until_answering
+from .client import docker_errors, find_container
+from .registry_image import RegistryImage
+
+LABEL_UPSTREAM = "docker-mirror.upstream"
+LABEL_MODE = "docker-mirror.mode"
+LABEL_HASH = "docker-mirror.config-hash"
+LABEL_ADDRESS = "docker-mirror.address"
+LABEL_MAJOR = "docker-mirror.registry-major"  # distribution 2 or 3
+# A maintenance registry has no LABEL_UPSTREAM: remove_unconfigured() must not take it for a mirror.
+LABEL_MAINTENANCE = "docker-mirror.maintenance"
+
+START_TIMEOUT = 20.0       # seconds for a new registry to answer /v2/
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    upstream: Upstream    # its endpoint is where the container listens
+    name: str
+    mode: str
+    config_path: str      # host file holding the rendered config
+    config_text: str
+    mounts: tuple[tuple[str, str, bool], ...]  # (host source, container target, read-only)
+    config_hash: str
+    registry_major: int
+    lasting: bool = True  # a mirror: restarted unless stopped; False: a temporary container
+
+    @property
+    def address(self) -> str:
+        return self.upstream.endpoint.listen
+
+    @property
+    def labels(self) -> dict[str, str]:
+        if not self.lasting:
+            return {LABEL_MAINTENANCE: self.upstream.key}
+        return {LABEL_UPSTREAM: self.upstream.key, LABEL_MODE: self.mode,
+                LABEL_HASH: self.config_hash, LABEL_ADDRESS: self.address,
+                LABEL_MAJOR: str(self.registry_major)}
+
+
+@dataclass(frozen=True)
+class MirrorContainer:
+    """What the engine says about one mirror's container."""
+
+    name: str
+    state: str            # running, exited, ..., absent, unknown (engine unreachable)
+    mode: str | None
+    major: str | None     # the distribution major it runs, from its label
+
+
+def container_name(settings: Settings, upstream: Upstream) -> str:
+    return f"{settings.container_prefix}-{upstream.key}"
+
+
+def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream, mode: str,
+          http_secret: str, *, name: str, config_path, lasting: bool = True) -> RegistrySpec:
+    text = render.registry_config(settings, upstream, major=image.major, mode=mode, http_secret=http_secret)
+    mounts = [(str(config_path), image.config_path, True)]
+    if settings.storage.backend == "filesystem":
+        mounts.append((str(layout.storage_dir(upstream)), render.CONTAINER_STORAGE, False))
+    if settings.htpasswd_path:
+        mounts.append((settings.htpasswd_path, render.CONTAINER_HTPASSWD, True))
+    if settings.tls_certificate:
+        mounts.append((settings.tls_certificate, render.CONTAINER_TLS_CERT, True))
+        mounts.append((settings.tls_key, render.CONTAINER_TLS_KEY, True))
+    # The hash of exactly these three: an unchanged configuration keeps its container.
+    digest = hashlib.sha256(json.dumps([text, image.image_id, mounts]).encode()).hexdigest()
+    return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
+                        image.major, lasting)
+
+
+def plan(settings: Settings, layout: Layout, image: RegistryImage, modes: dict[str, str],
+         http_secret: str) -> list[RegistrySpec]:
+    """One mirror container per upstream, in the mode chosen for it."""
+    return [_spec(settings, layout, image, upstream, modes[upstream.key], http_secret,
+                  name=container_name(settings, upstream), config_path=layout.config_file(upstream))
+            for upstream in settings.upstreams]
+
+
+def maintenance_plan(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream,
+                     endpoint: Endpoint, http_secret: str) -> RegistrySpec:
+    """A plain registry on the mirror's storage, listening on `endpoint` (loopback).
+
+    Same registry image and http secret as the mirror; no htpasswd and no TLS,
+    as it listens on loopback only, on a free port, and lives seconds.
+    """
+    if endpoint.tls:
+        raise ValueError("the maintenance registry speaks plain HTTP on loopback")
+    maintained = dataclasses.replace(upstream, endpoint=endpoint)
+    local = dataclasses.replace(settings, bind_address=endpoint.bind, htpasswd_path=None,
+                                tls_certificate=None, tls_key=None, upstreams=(maintained,))
+    return _spec(local, layout, image, maintained, PLAIN,
+                 http_secret, name=f"{container_name(settings, upstream)}-maintenance",
+                 config_path=layout.maintenance_config(upstream), lasting=False)
+
+
+def _needs_replacing(container, spec: RegistrySpec) -> bool:
+    return (container is None or container.status != "running"
+            or container.labels.get(LABEL_HASH) != spec.config_hash)
+
+
+def check_ports(client, specs: list[RegistrySpec]) -> None:
+    """Refuse before touching anything when another process holds a port a mirror needs.
+
+    Each mirror needs its port on the bind address and its debug/metrics
+    port on loopback; ports held by our own running container are ours.
+    """
+    for spec in specs:
+        container = find_container(client, spec.name)
+        if not _needs_replacing(container, spec):
+            continue
+        if container is not None and container.status == "running" \
+                and container.labels.get(LABEL_ADDRESS) == spec.address:
+            continue
+        endpoint = spec.upstream.endpoint
+        for address, port, what in ((endpoint.bind, endpoint.port, "its port"),
+                                    (DEBUG_HOST, endpoint.debug_port, "its debug/metrics port")):
+            if not ports.port_is_free(address, port):
+                raise PortInUse(
+                    f"port {port} on {address} ({what}, for the {spec.upstream.registry} mirror) is "
+                    f"held by {ports.holder(port)}: stop it, or choose another port in "
+                    f"'make menuconfig'; nothing was started")
+
+
+def _write_config(spec: RegistrySpec) -> None:
+    # Always 0600: every config holds the http secret, some an upstream password.
+    path = Path(spec.config_path)
+    if not path.exists() or path.read_text() != spec.config_text:
+        atomic_write(path, spec.config_text, mode=0o600)
+
+
+def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerError]):
+    """Replace whatever holds the name by a container running `spec`, answering."""
+    _write_config(spec)
+    with docker_errors(f"replace container {spec.name}"):
+        old = find_container(client, spec.name)
+        if old is not None:
+            old.remove(force=True, v=True)
+    options = dict(restart_policy={"Name": "unless-stopped"},
+                   log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"})) \
+        if spec.lasting else {}
+    try:
+        container = client.containers.run(
+            image.image_id, name=spec.name, detach=True,
+            # Host networking: the registry listens on the bind address itself and
+            # reaches upstreams (or a local proxy) exactly as this host does.
+            network_mode="host", labels=spec.labels,
+            mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts],
+            **options)
+    except docker.errors.DockerException as err:
+        raise failure(f"cannot start {spec.name}: {err}") from None
+
+    def died() -> bool:
+        container.reload()
+        return container.status in ("exited", "dead")
+
+    if not wait_until_answering(spec.upstream.endpoint, START_TIMEOUT, gave_up=died):
+        tail = container.logs(tail=15).decode(errors="replace").strip()
+        raise failure(f"the {spec.upstream.registry} registry {spec.name} did not answer on "
+                      f"{spec.address} within {START_TIMEOUT:.0f} s; its last log lines:\n{tail}")
+    return container
+
+
+def apply(client, image: RegistryImage, specs: list[RegistrySpec], log=print) -> dict[str, str]:
+    """Make the engine run `specs`; returns {upstream key: what was done}."""
+    check_ports(client, specs)
+    done = {}
+    for spec in specs:
+        container = find_container(client, spec.name)
+        if not _needs_replacing(container, spec):
+            _write_config(spec)
+            done[spec.upstream.key] = "unchanged"
+            continue
+        action = "created" if container is None else \
+            "restarted" if container.status != "running" else "recreated"
+        _run(client, image, spec, MirrorStartError)
+        log(f"{spec.upstream.registry}: mirror {action} on {spec.address} ({spec.mode})")
+        done[spec.upstream.key] = action
+    return done
+
+
+@contextmanager
+def temporary(client, image: RegistryImage, spec: RegistrySpec, log=print):
+    """Run `spec` for the time of the block (a leftover of a killed run is replaced)."""
+    try:
+        _run(client, image, spec, MaintenanceError)
+        log(f"{spec.upstream.registry}: maintenance registry {spec.name} on {spec.address}")
+        yield spec.upstream.endpoint
+    finally:
+        with docker_errors(f"remove container {spec.name}"):
+            container = find_container(client, spec.name)
+            if container is not None:
+                container.remove(force=True, v=True)
+        Path(spec.config_path).unlink(missing_ok=True)
+
+
+def remove_unconfigured(client, settings: Settings) -> list[str]:
+    """Remove this mirror's containers of upstreams no longer configured."""
+    keep = {container_name(settings, u) for u in settings.upstreams}
+    removed = []
+    with docker_errors("list the mirror containers"):
+        for container in client.containers.list(all=True, filters={"label": LABEL_UPSTREAM}):
+            if container.name.startswith(f"{settings.container_prefix}-") and container.name not in keep:
+                container.remove(force=True, v=True)
+                removed.append(container.name)
+    return removed
+
+
+def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorContainer:
+    """The state, mode and distribution major of the mirror's container.
+
+    `client` None (engine unreachable) or an engine error gives state
+    'unknown': callers only report it, and go on.
+    """
+    name = container_name(settings, upstream)
+    if client is None:
+        return MirrorContainer(name, "unknown", None, None)
+    try:
+        container = find_container(client, name)
+    except DockerError:
+        return MirrorContainer(name, "unknown", None, None)
+    if container is None:
+        return MirrorContainer(name, "absent", None, None)
+    labels = container.labels or {}
+    return MirrorContainer(name, container.status, labels.get(LABEL_MODE), labels.get(LABEL_MAJOR))
+
+
+@contextmanager
+def stopped(client, settings: Settings, upstream: Upstream, timeout: int = 10):
+    """The mirror's container stopped for the time of the block, started again after."""
+    name = container_name(settings, upstream)
+    with docker_errors(f"stop {name}"):
+        container = client.containers.get(name)
+        container.stop(timeout=timeout)
+    try:
+        yield
+    finally:
+        with docker_errors(f"start {name}"):
+            container.start()

@@ -1,0 +1,253 @@
+"""The registry image the mirror runs: found locally, pulled, or built offline.
+
+Hosts without Docker Hub (air-gapped ones, CI sandboxes) cannot pull
+`registry:2`, but Debian ships the same program as /usr/bin/docker-registry;
+wrapping that binary in an image gives an equivalent registry container.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+
+import docker.errors
+
+from ..errors import DockerError, RegistryImageError
+from .client import short
+
+CONFIG_V2 = "/etc/docker/registry/config.yml"
+CONFIG_V3 = "/etc/distribution/config.yml"
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+OFFLINE_REPO = "docker-mirror/registry"
+OFFLINE_LABEL = "io.docker-mirror.built-offline"
+VERSION_LABEL = "org.opencontainers.image.version"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+# What the official image ships, so the offline image also runs on its own.
+DEFAULT_CONFIG = """\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+
+
+@dataclass(frozen=True)
+class RegistryImage:
+    ref: str
+    image_id: str
+    major: int  # 2 or 3
+    config_path: str  # where the image reads its config
+    built_offline: bool
+
+
+def describe(client, ref: str) -> RegistryImage:
+    """Inspect the local image `ref` and tell which distribution major it is.
+
+    The tag says nothing reliable (`registry:latest` moved from 2 to 3), so
+    the answer comes from the config path its command line names, or else
+    from the OCI version label of an image that calls itself distribution.
+    """
+    image = _local_image(client, ref)
+    if image is None:
+        raise RegistryImageError(f"registry image {ref} is not present locally")
+    config = image.attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    argv = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
+    major = _major_from_argv(argv) or _major_from_labels(labels)
+    if major is None:
+        raise RegistryImageError(
+            f"image {ref} is not a distribution registry image: its command "
+            f"{argv or '(none)'} names neither {CONFIG_V2} nor {CONFIG_V3}"
+        )
+    return RegistryImage(
+        ref=ref,
+        image_id=image.id,
+        major=major,
+        config_path=CONFIG_V3 if major == 3 else CONFIG_V2,
+        built_offline=labels.get(OFFLINE_LABEL) == "true",
+    )
+
+
+def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
+    """Return a usable registry image: `wanted` if local or pullable, else one
+    built offline from Debian's docker-registry binary."""
+    if _local_image(client, wanted) is not None:
+        return describe(client, wanted)
+    # Built offline before: keep it, and keep setup quick and quiet on an
+    # air-gapped host. `docker pull` the wanted image to switch to it.
+    for image in client.images.list(filters={"label": f"{OFFLINE_LABEL}=true"}):
+        if image.tags:
+            return describe(client, image.tags[0])
+    try:
+        client.images.pull(wanted)
+        return describe(client, wanted)
+    except docker.errors.DockerException as err:
+        pull_error = short(err)
+    built = build_offline_image(client, wanted, pull_error)
+    log(f"could not pull {wanted} ({pull_error}); using {built.ref}, built offline from {REGISTRY_BINARY}")
+    return built
+
+
+def build_offline_image(client, wanted: str = "registry:2", pull_error: str = "",
+                        binary: str | None = None) -> RegistryImage:
+    """Build (or reuse) docker-mirror/registry:<version>-offline from `binary`
+    (default: docker-registry on PATH, else /usr/bin/docker-registry)."""
+    binary = binary or shutil.which("docker-registry") or REGISTRY_BINARY
+    if not os.access(binary, os.X_OK):
+        why = f" ({pull_error})" if pull_error else ""
+        raise RegistryImageError(
+            f"cannot pull {wanted}{why}, and cannot build it offline because "
+            f"{binary} is missing: `apt-get install docker-registry` fixes it"
+        )
+    version = _binary_version(binary)
+    ref = f"{OFFLINE_REPO}:{version}-offline"
+    if _local_image(client, ref) is not None:
+        return describe(client, ref)
+    rootfs = _rootfs_tar(binary)
+    changes = [
+        f'ENTRYPOINT ["/bin/registry","serve","{CONFIG_V2}"]',
+        "EXPOSE 5000",
+        'VOLUME ["/var/lib/registry"]',
+        f'LABEL {VERSION_LABEL}="{version}" {OFFLINE_LABEL}="true"',
+    ]
+    repo, tag = ref.rsplit(":", 1)
+    try:
+        answer = client.api.import_image_from_data(rootfs, repository=repo, tag=tag, changes=changes)
+    except docker.errors.DockerException as err:
+        raise DockerError(f"Docker refused to import {ref}: {short(err)}") from err
+    failure = _import_failure(answer)
+    if failure:
+        raise DockerError(f"Docker refused to import {ref}: {failure}")
+    return describe(client, ref)
+
+
+def _local_image(client, ref: str):
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as err:
+        raise DockerError(f"cannot inspect image {ref}: {short(err)}") from err
+
+
+def _major_from_argv(argv) -> int | None:
+    words = " ".join(str(word) for word in argv)
+    if CONFIG_V3 in words:
+        return 3
+    if CONFIG_V2 in words:
+        return 2
+    return None
+
+
+def _major_from_labels(labels: dict) -> int | None:
+    identity = " ".join(
+        labels.get(key, "")
+        for key in ("org.opencontainers.image.source", "org.opencontainers.image.title")
+    )
+    if "distribution" not in identity:
+        return None
+    found = re.match(r"v?(\d+)\.", labels.get(VERSION_LABEL, ""))
+    major = int(found.group(1)) if found else None
+    return major if major in (2, 3) else None
+
+
+def _binary_version(binary: str) -> str:
+    # Prints e.g. "docker-registry github.com/docker/distribution 2.8.2+ds1";
+    # the Debian suffix is dropped because "+" is not allowed in a tag.
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RegistryImageError(f"cannot run {binary} --version: {err}") from err
+    found = re.search(r"\bv?(\d+\.\d+\.\d+)", out)
+    if not found:
+        raise RegistryImageError(f"cannot read a version from `{binary} --version`: {out.strip()!r}")
+    return found.group(1)
+
+
+def _shared_libraries(binary: str) -> list[str]:
+    try:
+        out = subprocess.run(
+            ["ldd", binary], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RegistryImageError(f"cannot run ldd on {binary}: {err}") from err
+    # "libc.so.6 => /lib/.../libc.so.6 (0x..)" and "/lib64/ld-linux-x86-64.so.2 (0x..)";
+    # a static binary says "not a dynamic executable" and needs nothing.
+    return re.findall(r"(?:=>\s*|^\s*)(/\S+)\s+\(0x", out, flags=re.MULTILINE)
+
+
+def _rootfs_tar(binary: str) -> bytes:
+    files: dict[str, tuple[bytes, int]] = {
+        "bin/registry": (_read(binary), 0o755),
+        "etc/passwd": (b"root:x:0:0:root:/root:/sbin/nologin\n"
+                       b"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n", 0o644),
+        "etc/group": (b"root:x:0:\nnogroup:x:65534:\n", 0o644),
+        "etc/nsswitch.conf": (b"hosts: files dns\n", 0o644),
+        CONFIG_V2.lstrip("/"): (DEFAULT_CONFIG.encode(), 0o644),
+    }
+    for lib in _shared_libraries(binary):
+        # Copied as regular files at the path the loader asks for, so the
+        # host's symlink layout (usrmerge or not) does not matter.
+        files[lib.lstrip("/")] = (_read(lib), 0o755)
+    if os.path.exists(CA_BUNDLE):
+        files[CA_BUNDLE.lstrip("/")] = (_read(CA_BUNDLE), 0o644)
+
+    dirs = {"tmp": 0o1777, "var/lib/registry": 0o755, "root": 0o700}
+    for name in files:
+        parent = os.path.dirname(name)
+        while parent:
+            dirs.setdefault(parent, 0o755)
+            parent = os.path.dirname(parent)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(dirs):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, dirs[name]
+            tar.addfile(info)
+        for name in sorted(files):
+            data, mode = files[name]
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _import_failure(answer) -> str:
+    """The error message in an /images/create answer, or "" on success."""
+    for line in str(answer).splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
+            return str(message.get("error") or message["errorDetail"])
+    return ""

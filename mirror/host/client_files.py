@@ -1,0 +1,132 @@
+"""Host files that belong to someone else (daemon.json, containerd's config, hosts.toml),
+and the record of what docker-mirror-clients changed in them.
+
+Every read and write fails as ClientFileError naming the file; writes keep
+the owner's mode. The record (<DOCKER_MIRROR_PATH>/config/clients-state.json)
+holds the original bytes of every file changed, base64, so that undo can put
+back exactly what was there.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ClientFileError
+from . import files
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClientPaths:
+    """Where this host's client configuration lives (tests point these at a tmp dir)."""
+
+    daemon_json: Path = Path("/etc/docker/daemon.json")
+    docker_pid: Path = Path("/var/run/docker.pid")
+    containerd_config: Path = Path("/etc/containerd/config.toml")
+    certs_dir: Path = Path("/etc/containerd/certs.d")
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
+def read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ClientFileError(f"cannot read {path}: {err.strerror}; nothing was changed") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any write when `path` cannot be written (atomic_write needs its directory)."""
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ClientFileError(f"cannot write {path}: {ancestor} is not a directory; nothing was changed")
+    # access(2) also answers EROFS for a read-only mount, which root's bypass of mode bits does not cover
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only_fs(ancestor) else "permission denied"
+        raise ClientFileError(f"cannot write {path}: {ancestor} is not writable ({why}); nothing was changed")
+    if path.is_dir():
+        raise ClientFileError(f"cannot write {path}: it is a directory; nothing was changed")
+
+
+def _read_only_fs(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    try:
+        if path.exists():
+            mode = path.stat().st_mode & 0o7777  # keep the owner's choice of mode
+        files.atomic_write(path, data, mode=mode)
+    except OSError as err:
+        raise ClientFileError(f"cannot write {path}: {err.strerror}") from None
+
+
+def backup(path: Path) -> Path | None:
+    try:
+        return files.backup(path)
+    except OSError as err:
+        raise ClientFileError(f"cannot back up {path} before changing it: {err.strerror}; "
+                              "left untouched") from None
+
+
+def unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        raise ClientFileError(f"cannot remove {path}: {err.strerror}") from None
+
+
+def missing_dirs(directory: Path) -> list[Path]:
+    """The directories mkdir -p would create for `directory`, outermost first."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    return list(reversed(missing))
+
+
+# ---------------------------------------------------------------- the record
+
+@contextmanager
+def locked(state_file: Path):
+    """One apply/undo at a time: each reads the state, edits files, and writes the state."""
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_file.with_name(".clients.lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def load_state(path: Path) -> dict:
+    data = read(path)
+    if data is None:
+        return {}
+    try:
+        state = json.loads(data)
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"version {state.get('version')!r}, expected {STATE_VERSION}")
+        return state
+    except (ValueError, AttributeError) as err:
+        raise ClientFileError(f"{path}: not a state file this tool wrote ({err}); nothing was "
+                              "changed. Remove it only if the clients hold no mirror setting") from None
+
+
+def save_state(path: Path, state: dict) -> None:
+    # 0600: it holds copies of daemon.json, which may name proxies with credentials
+    files.atomic_write(path, json.dumps({**state, "version": STATE_VERSION}, indent=2) + "\n", mode=0o600)

@@ -1,0 +1,251 @@
+"""A distribution filesystem storage tree: what it holds, and blob links.
+
+A pull-through registry answers an empty /v2/_catalog, so what it has cached
+is read from its storage tree, laid out by distribution as:
+
+    docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+    docker/registry/v2/repositories/<name>/_manifests/revisions/sha256/<hex>/link
+    docker/registry/v2/blobs/sha256/<hex[:2]>/<hex>/data
+
+A link file holds a digest (`sha256:<hex>`). A tag is served only when its
+tag link, the repository's revision link and the manifest blob all exist
+(distribution resolves a manifest through the revision link), so content
+that expired or was deleted is not listed as cached. Listing reads only
+directory entries and small link files, never blob data.
+
+Two writes: `link_blob`, the one distribution itself makes when a
+repository gains a blob the store already holds (a cross-repository mount):
+    docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
+and `link_partial_index`, which stores an index as a proxy caches one.
+
+Every path in the tree is built by `StorageTree` (as distribution builds
+them in one paths.go), and every digest is validated there: a malformed
+one never becomes a path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..model.images import ImageRef
+from ..model.manifests import Manifest
+from .files import atomic_write
+
+V2 = Path("docker", "registry", "v2")
+SCHEDULER_STATE = "scheduler-state.json"   # the proxy's expiry state, at the storage root
+# go-digest's registered algorithms and their hex lengths
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+
+
+def valid_digest(digest: str | None) -> bool:
+    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
+
+
+def _split(digest: str) -> tuple[str, str]:
+    if not valid_digest(digest):
+        raise ValueError(f"not a digest: {digest!r}")
+    algorithm, hexdigest = digest.split(":", 1)
+    return algorithm, hexdigest
+
+
+class StorageTree:
+    """Every path of one registry's storage directory (paths only, no I/O)."""
+
+    def __init__(self, storage_dir):
+        self.root = Path(storage_dir)
+        self.v2 = self.root / V2
+
+    @property
+    def scheduler_state(self) -> Path:
+        return self.root / SCHEDULER_STATE
+
+    @property
+    def repositories(self) -> Path:
+        return self.v2 / "repositories"
+
+    def repository(self, name: str) -> Path:
+        # Names come from parsed references, whose components never hold '.' or '/' alone.
+        return self.repositories / name
+
+    def blob_data(self, digest: str) -> Path:
+        algorithm, hexdigest = _split(digest)
+        return self.v2 / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
+
+    def layer_link(self, repository: str, digest: str) -> Path:
+        algorithm, hexdigest = _split(digest)
+        return self.repository(repository) / "_layers" / algorithm / hexdigest / "link"
+
+    def revision_link(self, repository: str, digest: str) -> Path:
+        algorithm, hexdigest = _split(digest)
+        return self.repository(repository) / "_manifests" / "revisions" / algorithm / hexdigest / "link"
+
+    def tags(self, repository: str) -> Path:
+        return self.repository(repository) / "_manifests" / "tags"
+
+    def tag_link(self, repository: str, tag: str) -> Path:
+        return self.tags(repository) / tag / "current" / "link"
+
+    def tag_index_link(self, repository: str, tag: str, digest: str) -> Path:
+        algorithm, hexdigest = _split(digest)
+        return self.tags(repository) / tag / "index" / algorithm / hexdigest / "link"
+
+    def uploads(self, repository: str) -> Path:
+        return self.repository(repository) / "_uploads"
+
+
+@dataclass(frozen=True, order=True)
+class CachedTag:
+    repository: str
+    tag: str
+    digest: str
+
+
+def _read_link(path: Path) -> str | None:
+    """The digest in a link file, or None when absent, unreadable or malformed."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(200).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text if valid_digest(text) else None
+
+
+def _manifest_present(tree: StorageTree, repository: str, digest: str | None) -> bool:
+    return valid_digest(digest) and tree.revision_link(repository, digest).is_file() \
+        and tree.blob_data(digest).is_file()
+
+
+def _subdirs(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as entries:
+            return [e for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:  # absent, or not readable: nothing cached there
+        return []
+
+
+def _repositories(top: Path):
+    """(name, directory) of every repository under `top`, nested names included.
+
+    A directory holding `_manifests` is a repository; it may also hold
+    further repositories (`a/b` and `a/b/c`). Entries starting with `_` are
+    distribution's own (`_layers`, `_uploads`), never name components.
+    """
+    stack = [("", top)]
+    while stack:
+        name, directory = stack.pop()
+        children = _subdirs(directory)
+        if name and any(e.name == "_manifests" for e in children):
+            yield name, directory
+        for entry in children:
+            if not entry.name.startswith("_"):
+                stack.append((f"{name}/{entry.name}" if name else entry.name, Path(entry.path)))
+
+
+def disk_usage(path) -> int:
+    """Bytes allocated under `path`, counted as `du -s` does (not apparent sizes).
+
+    Allocated blocks (st_blocks * 512), directories included, each hard-linked
+    file once; `path` itself may be a symbolic link (`du -H`), links inside
+    it are not followed. 0 when `path` does not exist.
+    """
+    try:
+        top = os.stat(path)
+    except OSError:
+        return 0
+    seen: set[tuple[int, int]] = set()
+    total = top.st_blocks * 512
+    if not os.path.isdir(path):
+        return total
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if st.st_nlink > 1 and not entry.is_dir(follow_symlinks=False):
+                        if (st.st_dev, st.st_ino) in seen:
+                            continue
+                        seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
+def cached_tags(storage_dir) -> list[CachedTag]:
+    """Every tag the registry storing into `storage_dir` can serve, sorted."""
+    tree = StorageTree(storage_dir)
+    found = []
+    for repository, _ in _repositories(tree.repositories):
+        for tag in _subdirs(tree.tags(repository)):
+            digest = _read_link(tree.tag_link(repository, tag.name))
+            if _manifest_present(tree, repository, digest):
+                found.append(CachedTag(repository, tag.name, digest))
+    return sorted(found)
+
+
+def has_image(storage_dir, ref: ImageRef) -> bool:
+    """True when `ref` (by digest when it has one, else by tag) is served from the cache.
+
+    Only the manifest (or index) named is checked; for a multi-platform index
+    the per-platform manifests and layers are not followed.
+    """
+    tree = StorageTree(storage_dir)
+    if ref.digest:
+        return _manifest_present(tree, ref.repository, ref.digest)
+    if not ref.tag:
+        return False
+    return _manifest_present(tree, ref.repository, _read_link(tree.tag_link(ref.repository, ref.tag)))
+
+
+def blob_data(storage_dir, digest: str) -> Path:
+    return StorageTree(storage_dir).blob_data(digest)
+
+
+def blob_linked(storage_dir, repository: str, digest: str) -> bool:
+    """True when the registry serves the blob to this repository from its own disk."""
+    tree = StorageTree(storage_dir)
+    return tree.layer_link(repository, digest).is_file() and tree.blob_data(digest).is_file()
+
+
+def link_blob(storage_dir, repository: str, digest: str) -> None:
+    """Let `repository` serve a blob the store holds for another repository."""
+    atomic_write(StorageTree(storage_dir).layer_link(repository, digest), digest)
+
+
+def uploads_size(storage_dir, repository: str) -> int:
+    """Bytes in the repository's unfinished uploads: grows while the registry stores a blob."""
+    total = 0
+    for data in StorageTree(storage_dir).uploads(repository).glob("*/data"):
+        try:
+            total += data.stat().st_size
+        except OSError:
+            pass  # committed or purged meanwhile
+    return total
+
+
+def link_partial_index(storage_dir, repository: str, tag: str | None, manifest: Manifest) -> None:
+    """Store an index whose other platforms are absent, as a proxy caches one.
+
+    distribution 2.8 accepts a pushed index only when every child is there
+    (3.x can be told otherwise); a pull-through mirror, though, holds exactly
+    this: the index and the children it was asked for. Writing the index blob
+    and its links in the storage layout (v2, unchanged since 2.0) gives the
+    proxy the same state, so the tag keeps the upstream's digest.
+    """
+    tree = StorageTree(storage_dir)
+    data = tree.blob_data(manifest.digest)
+    if not data.exists():
+        atomic_write(data, manifest.body)
+    atomic_write(tree.revision_link(repository, manifest.digest), manifest.digest)
+    if tag:
+        atomic_write(tree.tag_index_link(repository, tag, manifest.digest), manifest.digest)
+        atomic_write(tree.tag_link(repository, tag), manifest.digest)

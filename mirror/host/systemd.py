@@ -1,0 +1,93 @@
+"""systemd on this host: is it there, the mirror's units, and the refresh schedule.
+
+Without systemd as PID 1 the refresh runs as a detached process instead
+(start_detached). Unit texts come rendered (mirror.render); this module
+only writes them and asks systemctl, so commands that install, start,
+stop or remove units all go through the same few calls.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from .files import atomic_write
+
+SYSTEMD_DIR = Path("/etc/systemd/system")
+BOOT_UNIT = "docker-mirror.service"
+REFRESH_UNIT = "docker-mirror-update.service"
+REFRESH_TIMER = "docker-mirror-update.timer"
+UNITS = (BOOT_UNIT, REFRESH_UNIT, REFRESH_TIMER)
+SYSTEMCTL_TIMEOUT = 5.0   # seconds for systemctl show / systemd-analyze
+
+
+def systemd_is_pid1() -> bool:
+    """True when systemd manages this host (the test sd_booted(3) uses)."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def systemctl(*args: str) -> None:
+    subprocess.run(["systemctl", *args], check=True, capture_output=True)
+
+
+def write_units(units: dict[str, str]) -> bool:
+    """Write the unit files whose text differs; True when any changed (then daemon-reload)."""
+    changed = False
+    for name, text in units.items():
+        path = SYSTEMD_DIR / name
+        if not path.exists() or path.read_text() != text:
+            atomic_write(path, text)
+            changed = True
+    if changed:
+        systemctl("daemon-reload")
+    return changed
+
+
+def enable_units() -> None:
+    systemctl("enable", "--now", REFRESH_TIMER)
+    systemctl("enable", BOOT_UNIT)
+
+
+def start_refresh() -> None:
+    # --no-block: the first refresh may take long; setup returns now.
+    systemctl("start", "--no-block", REFRESH_UNIT)
+
+
+def start_detached(argv: list[str], cwd: Path) -> int:
+    """No systemd: start `argv` detached from this process and its terminal; returns its pid."""
+    with open(os.devnull, "rb") as devnull:
+        process = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+    return process.pid
+
+
+def _output(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def next_elapse(on_calendar: str, now: float | None = None) -> str | None:
+    """When `on_calendar` next elapses after `now` (epoch seconds; default now),
+    as systemd-analyze writes it ('Tue 2026-11-24 02:00:00 UTC'); None when
+    systemd-analyze is missing, slow or rejects the expression."""
+    argv = ["systemd-analyze", "calendar", "--iterations=1"]
+    if now is not None:
+        argv.append(f"--base-time=@{int(now)}")
+    out = _output([*argv, "--", on_calendar])
+    for line in (out or "").splitlines():
+        label, colon, value = line.strip().partition(":")
+        if colon and label == "Next elapse":
+            return value.strip() or None
+    return None
+
+
+def timer_next_elapse() -> str | None:
+    """The refresh timer's next run as systemd has it scheduled (systemd hosts)."""
+    out = _output(["systemctl", "show", REFRESH_TIMER, "-p", "NextElapseUSecRealtime", "--value"])
+    value = (out or "").strip()
+    return value if value and value != "n/a" else None

@@ -1,0 +1,1 @@
+"""Pure values: image references, endpoints, modes, manifests, archive format, client plans."""
