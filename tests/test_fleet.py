@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from mirror.commands import clients
 from mirror.config.kconfig import ROOT
 from mirror.model import client_config
 from support.configs import run_mirror, write_config

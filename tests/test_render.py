@@ -174,12 +174,6 @@ def test_each_upstream_gets_its_own_port_key_and_remote(tmp_path):
     assert doc["proxy"]["remoteurl"] == "https://ghcr.io"
 
 
-@pytest.mark.parametrize("port, expected", [(1, 10001), (5000, 15000), (55535, 65535),
-                                            (55536, 45536), (65535, 55535)])
-def test_debug_port(port, expected):
-    assert endpoint.debug_port(port) == expected
-
-
 def test_unknown_mode_or_major_is_refused(tmp_path):
     s = load(tmp_path)
     with pytest.raises(ValueError, match="mode"):
@@ -248,7 +242,7 @@ def port_is_free(port: int) -> bool:
 
 
 def mirror_port() -> int:
-    """A free port whose debug port (render.debug_port) is free too."""
+    """A free port whose debug port (endpoint.debug_port) is free too."""
     for _ in range(100):
         port = free_port()
         if port_is_free(endpoint.debug_port(port)):
@@ -469,6 +463,19 @@ def test_refresh_service_and_timer(units):
     assert unit_value(timer, "Timer", "RandomizedDelaySec") == "15min"
     assert unit_value(timer, "Timer", "Unit") == "docker-mirror-update.service"
     assert unit_value(timer, "Install", "WantedBy") == "timers.target"
+
+
+@pytest.mark.parametrize("delay, expected", [(0, None), (1, "1min"), (15, "15min"), (720, "720min")])
+def test_timer_random_delay_follows_the_setting(tmp_path, delay, expected):
+    timer = render.refresh_timer(load(tmp_path, DOCKER_MIRROR_REFRESH_RANDOM_DELAY=delay))
+    delays = [v for section, k, v in unit_entries(timer) if (section, k) == ("Timer", "RandomizedDelaySec")]
+    assert delays == ([expected] if expected else [])  # 0: no line at all, the timer fires when due
+    assert unit_value(timer, "Timer", "OnCalendar") == "*-*-* 02:00:00"
+
+
+def test_human_size():
+    assert [render.human_size(n) for n in (0, 1023, 1536, 5 << 20, 3 << 30, 2 << 40, 999.6)] == \
+        ["0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 GiB", "2.0 TiB", "1000 B"]
 
 
 def test_boot_service(units):

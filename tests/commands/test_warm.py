@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror import render
 from mirror.commands import warm, warm_engine
 from mirror.config import image_lists
 from mirror.config.kconfig import ROOT

@@ -20,7 +20,6 @@ from mirror import errors
 from mirror.commands import clients
 from mirror.config import dotconfig
 from mirror.config import settings as settings_mod
-from mirror.engine import dockerd
 from mirror.host.client_files import ClientPaths
 from mirror.model import client_config
 from support.configs import run_mirror, write_config
@@ -451,7 +450,8 @@ def ctr_pull(namespace, hosts_dir, ref):
 
 
 @pytest.fixture
-def namespace():
+def namespace(docker_client):
+    # ctr talks to the engine's own containerd, which runs only with the engine
     name = f"dmclients-{uuid.uuid4().hex[:8]}"
     yield name
     ctr_remove_namespace(name)

@@ -209,3 +209,40 @@ def test_cli_reports_errors_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: CONFIG_DOCKER_MIRROR_PORT=99999 (")
     assert "must be an integer from 1 to 65535" in result.stderr
+
+
+def test_refresh_random_delay(tmp_path):
+    assert load(tmp_path).refresh_random_delay == 15
+    assert load(tmp_path, DOCKER_MIRROR_REFRESH_RANDOM_DELAY=0).refresh_random_delay == 0
+    assert load(tmp_path, DOCKER_MIRROR_REFRESH_RANDOM_DELAY=720).refresh_random_delay == 720
+    err = rejected(tmp_path, DOCKER_MIRROR_REFRESH_RANDOM_DELAY=721)
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_REFRESH_RANDOM_DELAY"
+    assert err.allowed == "must be an integer from 0 to 720"
+
+
+def test_each_upstream_endpoint_is_derived_once_from_port_bind_and_tls(tmp_path):
+    cert = tmp_path / "cert.pem"
+    s = load(tmp_path, olddefconfig=True, DOCKER_MIRROR_PORT=6000, DOCKER_MIRROR_BIND_ADDRESS="::",
+             DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE=str(cert),
+             DOCKER_MIRROR_TLS_KEY=str(cert))
+    hub, ghcr = s.upstreams
+    assert (hub.endpoint.listen, hub.endpoint.debug_listen, hub.endpoint.url) == \
+        ("[::]:6000", "127.0.0.1:16000", "https://[::1]:6000")
+    assert (ghcr.port, ghcr.endpoint.listen, ghcr.endpoint.debug_port) == (6001, "[::]:6001", 16001)
+    assert s.client_host == "[::1]"
+
+
+def test_a_copy_with_another_bind_address_is_refused(tmp_path):
+    # The endpoints would still name the old address: build settings from .config instead.
+    import dataclasses
+    s = load(tmp_path)
+    with pytest.raises(ValueError, match="from_dotconfig"):
+        dataclasses.replace(s, bind_address="0.0.0.0")
+    with pytest.raises(ValueError, match="from_dotconfig"):
+        dataclasses.replace(s, tls_certificate="/etc/ssl/c.pem")
+
+
+def test_a_debug_port_on_another_mirror_port_is_refused(tmp_path):
+    err = rejected(tmp_path, olddefconfig=True, DOCKER_MIRROR_PORT=5000, DOCKER_MIRROR_GHCR=True,
+                   DOCKER_MIRROR_GHCR_PORT=15000)
+    assert err.symbol == "CONFIG_DOCKER_MIRROR_GHCR_PORT" and "debug port of the dockerhub mirror" in err.allowed

@@ -27,7 +27,7 @@ from mirror.net import probes
 from support.configs import write_config
 from support.upstream import REGISTRY_BINARY, UpstreamRegistry, free_port, make_layer, push_image
 
-ROOT = Path(__file__).resolve().parent.parent
+from mirror.config.kconfig import ROOT  # noqa: E402
 CHECK_SCRIPT = ROOT / "scripts" / "check_docker_mirror.sh"
 
 MINIO = ("minio/minio", "RELEASE.2023-03-20T20-16-18Z")
