@@ -25,7 +25,7 @@ from mirror.model import images
 from mirror.model.endpoint import Endpoint
 from support.configs import run_mirror, write_config
 from support.upstream import MEDIA, UpstreamRegistry, free_port, push_image
-from test_images import references
+from support.references import references
 
 PLUGIN_DIR = ROOT / "ansible" / "filter_plugins"
 ACCEPT = ", ".join(MEDIA[kind][what] for kind in MEDIA for what in ("manifest", "index"))
