@@ -51,6 +51,11 @@ docker-mirror-pull: $(EXTRA_VARS) ## Warm the mirror with the images to keep, no
 docker-mirror-status: $(EXTRA_VARS) ## Show what the mirror holds and whether it answers
 	@$(MIRROR) status
 
+.PHONY: docker-mirror-gc
+# DRY_RUN=1: list what would go and the bytes it would free.
+docker-mirror-gc: $(EXTRA_VARS) ## Drop what the cache policy says and free its disk (DRY_RUN=1: list only)
+	@$(MIRROR) gc $(if $(DRY_RUN),--dry-run)
+
 .PHONY: docker-mirror-restore
 docker-mirror-restore: $(EXTRA_VARS) ## Load images/archives/*.tar back into the mirror
 	@$(MIRROR) restore

@@ -116,6 +116,13 @@ def cmd_status(args) -> int:
     return status.exit_code(doc)
 
 
+def cmd_gc(args) -> int:
+    from .commands import lifecycle
+    from .engine.client import connect
+    lifecycle.collect(settings.load(args.config), connect(), dry_run=args.dry_run)
+    return 0
+
+
 def cmd_check_mirror(args) -> int:
     from .commands import status
     text, code = status.check(settings.load(args.config), args.check, args.image)
@@ -211,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show what the mirror holds and whether it answers")
     status.add_argument("--json", action="store_true", help="one JSON document")
     status.set_defaults(func=cmd_status)
+
+    gc = commands.add_parser("gc", help="drop what the cache's lifecycle policy says, and free its disk "
+                             "(distribution's garbage-collect; the mirror stops meanwhile)")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="list what would go and the bytes it would free; change nothing")
+    gc.set_defaults(func=cmd_gc)
 
     check = commands.add_parser("check-mirror", help="kdevops-style checks (check_docker_mirror.sh)")
     check.add_argument("check", metavar="CHECK",

@@ -24,8 +24,9 @@ CONTAINER_HTPASSWD = "/auth/htpasswd"
 CONTAINER_TLS_CERT = "/certs/cert.pem"
 CONTAINER_TLS_KEY = "/certs/key.pem"
 
-# distribution 3.x only (proxy.ttl); 2.8 has this same 7 days built in.
-PROXY_TTL = "168h"
+# distribution 3.x only (proxy.ttl): never expire; the product's own policy drops what goes
+# (2.8 has a fixed 7 days, made harmless by storage deletes being off).
+PROXY_TTL = "0s"
 
 HTPASSWD_REALM = "docker-mirror"
 

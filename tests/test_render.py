@@ -39,7 +39,7 @@ HOSTILE = CONFIG_HOSTILE + "\nline2\r\n\ttab \x85nel \u2028ls \U0001F600 \x00\x1
 
 FILESYSTEM_STORAGE = {"filesystem": {"rootdirectory": render.CONTAINER_STORAGE}}
 COMMON_STORAGE = {
-    "delete": {"enabled": True},
+    "delete": {"enabled": False},
     "cache": {"blobdescriptor": "inmemory"},
     "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h",
                                       "dryrun": False}},
@@ -126,8 +126,8 @@ def test_modes_and_major_versions(tmp_path, mode, major):
     else:
         assert "readonly" not in maintenance
     assert maintenance["uploadpurging"]["enabled"] is True
-    # expiry must really delete, in every mode: they all share one storage
-    assert doc["storage"]["delete"] == {"enabled": True}
+    # the registry's own expiry must never delete (the lifecycle policy does), in every mode
+    assert doc["storage"]["delete"] == {"enabled": False}
 
     if mode == L.PULL_THROUGH:
         expected = {"remoteurl": DOCKER_HUB_URL}

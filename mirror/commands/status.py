@@ -21,7 +21,9 @@ from ..errors import UnknownCheck
 from ..host import storage, systemd
 from ..host.layout import Layout
 from ..model import images
+from ..model.retention import SYSTEM_CLOCK, Clock
 from ..net.probes import answers
+from . import lifecycle
 
 LAST_REFRESH_KEYS = ("started", "finished", "result", "log", "failed")
 CHECKS = ("DOCKER_MIRROR_URL", "DOCKER_MIRROR_EXISTS", "DOCKER_MIRROR_DIR", "IMAGE_EXISTS")
@@ -39,7 +41,7 @@ def _container(client, settings: Settings, upstream: Upstream) -> dict:
     return {"name": found.name, "state": found.state, "mode": found.mode}
 
 
-def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client) -> dict:
+def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, images: list[dict]) -> dict:
     local = settings.storage.backend == "filesystem"
     storage_dir = layout.storage_dir(upstream) if local else None
     tags = storage.cached_tags(storage_dir) if local else []
@@ -56,6 +58,7 @@ def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client) ->
         "repositories": len({t.repository for t in tags}),
         "tags": len(tags),
         "disk_bytes": storage.disk_usage(storage_dir) if local else 0,
+        "images": images,   # size, pinned, last pulled, when the lifecycle policy drops it
     }
 
 
@@ -86,17 +89,22 @@ def _refresh(settings: Settings, layout: Layout, now: float | None) -> dict:
             "next_source": source, "schedule": settings.refresh_on_calendar}
 
 
-def gather(settings: Settings, client, *, now: float | datetime | None = None) -> dict:
+def gather(settings: Settings, client, *, now: float | datetime | None = None,
+           clock: Clock = SYSTEM_CLOCK) -> dict:
     """The status document; `client` is a docker client, or None when the engine is unreachable."""
     if isinstance(now, datetime):
         now = now.timestamp()
     layout = Layout.of(settings)
+    rows = lifecycle.image_rows(settings, client, clock)
     return {
         "config": settings.config_path,
         "path": settings.path,
         "enabled": settings.enabled,
         "storage_backend": settings.storage.backend,
-        "upstreams": [_upstream(settings, layout, u, client) for u in settings.upstreams],
+        "upstreams": [_upstream(settings, layout, u, client, rows.get(u.key, [])) for u in settings.upstreams],
+        "lifecycle": {"keep_unused_days": settings.lifecycle.keep_unused_days,
+                      "max_bytes": settings.lifecycle.max_bytes,
+                      "keep_previous": settings.lifecycle.keep_previous},
         "refresh": _refresh(settings, layout, now),
     }
 
@@ -121,6 +129,10 @@ def format_text(doc: dict) -> str:
         "summary": f"{_plural(u['repositories'], 'repository', 'repositories')} / "
                    f"{_plural(u['tags'], 'tag', 'tags')}",
         "lines": [f"{c['repository']}:{c['tag']}  {c['digest'][:19]}" for c in u["cached"]],
+        "image_lines": [f"{i['repository']}:{','.join(i['tags']) or '-'}  {i['digest'][:19]}  "
+                        f"{render.human_size(i['bytes'])}  {'pinned' if i['pinned'] else 'unpinned'}  "
+                        f"last pulled {i['last_pulled'] or 'never'}  drops "
+                        f"{i['drops'] or 'never (pinned)'}" for i in u["images"]],
         "disk": render.human_size(u["disk_bytes"]),
     } for u in doc["upstreams"]]
     return render.render("status.txt.j2", doc=doc, upstreams=upstreams,

@@ -2,7 +2,8 @@
 
 The run itself is the engine's (commands.warm_engine); around it, this
 module lists the images, shows progress, writes images/manifest.txt and the
-summary, and pins what was warmed against the proxy's expiry.
+summary, pins what was warmed (commands.lifecycle) and collects what the
+cache's lifecycle policy drops.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from tqdm import tqdm
 from .. import render
 from ..config import image_lists
 from ..config.settings import Settings
+from ..errors import MirrorError
 from ..engine import containers
-from ..host import pinning
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.manifests import chosen_platforms
-from ..model.modes import PULL_THROUGH
-from ..net.probes import wait_until_answering
 from ..render import human_size
+from . import lifecycle
 from .warm_engine import Engine, Result
 
 
@@ -47,30 +47,11 @@ def runs_distribution_2(settings: Settings, client) -> bool:
         containers.mirror_container(client, settings, u).major == "2" for u in settings.upstreams)
 
 
-def pin_warm_images(settings: Settings, client, results: list[Result], log=print) -> None:
-    """Exempt what was warmed from the proxy's 7-day expiry (see mirror.host.pinning)."""
-    if not settings.pull_through or settings.storage.backend != "filesystem" or client is None:
-        return
-    layout = Layout.of(settings)
-    for upstream in settings.upstreams:
-        mine = [r for r in results if r.ok and r.upstream == upstream.registry]
-        if not mine or containers.mirror_container(client, settings, upstream).mode != PULL_THROUGH:
-            continue
-        storage_dir = layout.storage_dir(upstream)
-        pins, fresh = set().union(*(r.items for r in mine)), set().union(*(r.fresh for r in mine))
-        if not pinning.needs_pinning(storage_dir, pins, fresh):
-            continue
-        try:
-            with containers.stopped(client, settings, upstream):
-                pinning.drop_pinned(storage_dir, pins)
-        finally:
-            wait_until_answering(upstream.endpoint, containers.START_TIMEOUT)
-        log(f"pinned {len(pins)} cached item(s) of the images to keep warm against expiry")
-
-
 def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = (),
-         extra_errors: list[str] = ()) -> list[str]:
-    """Warm every image to keep, and `extra` (reference, source) pairs.
+         extra_errors: list[str] = (), gc: bool = True) -> list[str]:
+    """Warm every image to keep, and `extra` (reference, source) pairs; then pin them
+    (the current digest and the previous ones kept) and, with `gc`, collect what the
+    lifecycle policy drops.
 
     Returns what failed: images, and bad list lines (with `extra_errors`,
     those of lists read by the caller).
@@ -94,7 +75,14 @@ def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]
             bar.update(1)
         results = engine.run(wanted, progress=advance)
     write_manifest(engine.layout, results)
-    pin_warm_images(settings, client, results, log=log)
+    lifecycle.record_pins(settings, wanted, results)
     for line in summary(results, errors).splitlines():
         log(line)
-    return [r.reference for r in results if not r.ok] + errors
+    failed = [r.reference for r in results if not r.ok] + errors
+    if gc:
+        try:
+            lifecycle.collect(settings, client, log=log)
+        except MirrorError as err:
+            log(f"garbage collection failed: {err}")
+            failed.append("(garbage collection)")
+    return failed

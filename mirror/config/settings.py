@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, InvalidReference
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint
+from ..model.retention import Policy
 from . import dotconfig
 
 # Symbols whose values are secrets: never logged, and files holding them are 0600.
@@ -80,6 +81,19 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """The cache's retention policy (Kconfig "Cache lifecycle")."""
+
+    keep_unused_days: int = 30     # unpinned images unused this long are dropped
+    max_bytes: int = 0             # the whole cache's limit (Kconfig: GiB); 0: none
+    keep_previous: int = 1         # digests kept per image to keep warm, besides its current one
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.keep_unused_days, self.max_bytes, self.keep_previous)
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: str
     enabled: bool
@@ -107,6 +121,7 @@ class Settings:
     log_retention_days: int
     nfs_export: bool
     nfs_clients: tuple[str, ...]
+    lifecycle: Lifecycle = Lifecycle()
 
     def __post_init__(self):
         # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
@@ -347,6 +362,10 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
         nfs_export=nfs_export,
         nfs_clients=nfs_clients,
+        lifecycle=Lifecycle(
+            keep_unused_days=read.int("DOCKER_MIRROR_KEEP_UNUSED_DAYS", 1, 3650, 30),
+            max_bytes=read.int("DOCKER_MIRROR_CACHE_MAX_SIZE_GB", 0, 1 << 20, 0) << 30,
+            keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS", 0, 100, 1)),
     )
 
 

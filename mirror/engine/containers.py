@@ -223,6 +223,35 @@ def temporary(client, image: RegistryImage, spec: RegistrySpec, log=print):
         Path(spec.config_path).unlink(missing_ok=True)
 
 
+# The registry binary in registry:2, registry:3 and the offline-built image alike.
+REGISTRY_BINARY = "/bin/registry"
+
+
+def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) -> str:
+    """Run the registry binary with `args` (e.g. garbage-collect CONFIG) on the spec's
+    config and storage, to completion, with no network; returns its output."""
+    _write_config(spec)
+    name = f"{spec.name}-once"
+    try:
+        with docker_errors(f"remove container {name}"):
+            leftover = find_container(client, name)  # of a run that was killed
+            if leftover is not None:
+                leftover.remove(force=True, v=True)
+        output = client.containers.run(
+            image.image_id, args, entrypoint=[REGISTRY_BINARY], name=name, network_mode="none",
+            labels=spec.labels, remove=True, stdout=True, stderr=True,
+            mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts])
+    except docker.errors.ContainerError as err:
+        tail = (err.stderr or b"").decode(errors="replace").strip()[-2000:]
+        raise MaintenanceError(f"registry {args[0]} on the {spec.upstream.registry} storage failed "
+                               f"(exit {err.exit_status}):\n{tail}") from None
+    except docker.errors.DockerException as err:
+        raise MaintenanceError(f"cannot run registry {args[0]} ({name}): {err}") from None
+    finally:
+        Path(spec.config_path).unlink(missing_ok=True)
+    return output.decode(errors="replace")
+
+
 def remove_unconfigured(client, settings: Settings) -> list[str]:
     """Remove this mirror's containers of upstreams no longer configured."""
     keep = {container_name(settings, u) for u in settings.upstreams}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,3 +250,101 @@ def link_partial_index(storage_dir, repository: str, tag: str | None, manifest: 
     if tag:
         atomic_write(tree.tag_index_link(repository, tag, manifest.digest), manifest.digest)
         atomic_write(tree.tag_link(repository, tag), manifest.digest)
+
+
+# ---------------------------------------------------------------- the cache's lifecycle
+#
+# What the collection needs: every repository and its manifests, the blobs
+# they name, and the one removal distribution's garbage-collect leaves to its
+# caller (a manifest's links). garbage-collect then deletes the blobs no
+# remaining manifest references, in every repository (mark and sweep).
+
+def repositories(storage_dir) -> list[str]:
+    """Every repository name in the tree, sorted."""
+    return sorted(name for name, _ in _repositories(StorageTree(storage_dir).repositories))
+
+
+def revisions(storage_dir, repository: str) -> list[str]:
+    """The digests of the manifests (and indexes) the repository holds, whose blob is there."""
+    tree = StorageTree(storage_dir)
+    found = []
+    for algorithm in _subdirs(tree.repository(repository) / "_manifests" / "revisions"):
+        for entry in _subdirs(algorithm.path):
+            digest = f"{algorithm.name}:{entry.name}"
+            if valid_digest(digest) and _manifest_present(tree, repository, digest):
+                found.append(digest)
+    return sorted(found)
+
+
+def tags(storage_dir, repository: str) -> dict[str, str]:
+    """{tag: digest} of the repository's tags whose link is readable."""
+    tree = StorageTree(storage_dir)
+    found = {}
+    for tag in _subdirs(tree.tags(repository)):
+        digest = _read_link(tree.tag_link(repository, tag.name))
+        if digest:
+            found[tag.name] = digest
+    return found
+
+
+def read_manifest(storage_dir, digest: str, limit: int = 4 << 20) -> bytes | None:
+    """The stored bytes of a manifest blob (at most `limit`: manifests are small), or None."""
+    try:
+        with open(StorageTree(storage_dir).blob_data(digest), "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
+def blob_size(storage_dir, digest: str) -> int:
+    """Bytes of the stored blob, 0 when absent."""
+    try:
+        return StorageTree(storage_dir).blob_data(digest).stat().st_size
+    except OSError:
+        return 0
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_manifest(storage_dir, repository: str, digest: str) -> list[str]:
+    """Unlink one manifest from the repository, as a DELETE by digest does; returns the tags removed.
+
+    The revision link goes, and so do the tags pointing at it (and their
+    index entries for it). Its blobs stay until garbage-collect finds them
+    unreferenced. The registry must be stopped (or read-only) meanwhile.
+    """
+    tree = StorageTree(storage_dir)
+    _remove_tree(tree.revision_link(repository, digest).parent)
+    removed = []
+    for tag, current in tags(storage_dir, repository).items():
+        if current == digest:
+            _remove_tree(tree.tags(repository) / tag)
+            removed.append(tag)
+        else:
+            _remove_tree(tree.tag_index_link(repository, tag, digest).parent)
+    return removed
+
+
+def tidy(storage_dir) -> int:
+    """After a collection: drop layer links to blobs that are gone, and repositories left
+    without a manifest; returns how many layer links went.
+
+    distribution's sweep deletes blob data only; a dangling `_layers` link
+    would make the registry look for a blob it no longer has.
+    """
+    tree = StorageTree(storage_dir)
+    dropped = 0
+    for repository in repositories(storage_dir):
+        if not revisions(storage_dir, repository):
+            _remove_tree(tree.repository(repository) / "_manifests")
+            _remove_tree(tree.repository(repository) / "_layers")
+            continue
+        for algorithm in _subdirs(tree.repository(repository) / "_layers"):
+            for entry in _subdirs(algorithm.path):
+                digest = f"{algorithm.name}:{entry.name}"
+                if valid_digest(digest) and not tree.blob_data(digest).is_file():
+                    _remove_tree(Path(entry.path))
+                    dropped += 1
+    return dropped

@@ -1,4 +1,4 @@
-"""The warm engine on real mirrors: exact digests, no refetch, failures isolated, pinning."""
+"""The warm engine on real mirrors: exact digests, no refetch, failures isolated (pins and expiry: test_lifecycle)."""
 
 import hashlib
 import json
@@ -15,10 +15,8 @@ import requests
 from mirror.commands import warm, warm_engine
 from mirror.config import image_lists
 from mirror.config.kconfig import ROOT
-from mirror.host import pinning
 from mirror.model import manifests
 from mirror.net import registry_api as regapi
-from mirror.net.probes import wait_until_answering
 from support.configs import QUIET_PROBES
 from support.mirrors import mirror_factory
 from support.throttle import ThrottlingProxy
@@ -195,44 +193,6 @@ def test_two_runs_at_once_wait_or_refuse(tmp_path, hub, make_mirror):
         assert "waiting for it" in waited.stdout
         assert first.wait(timeout=60) == 0
         first.stdout.close()
-
-
-def test_pinned_images_survive_aged_expiry_while_ad_hoc_content_goes(tmp_path, hub, make_mirror, docker_client):
-    push_image(hub.url, "library/pinned", "1")
-    adhoc = push_image(hub.url, "library/adhoc", "1")
-    m = make_mirror(hub.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "pinned:1"))
-    mirror_api = regapi.RegistryAPI(m.url())
-    manifest = mirror_api.get_manifest("library/adhoc", "1")  # pulled ad hoc, not listed
-    for blob in manifests.blobs_of(manifest.json):
-        mirror_api.fetch_blob("library/adhoc", blob["digest"])
-    state_file = pinning.state_path(m.storage())
-    deadline = time.monotonic() + 10  # the registry saves its expiry state every 5 s
-    while f"library/adhoc@{adhoc}" not in pinning.read_state(state_file) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert warm.warm(m.settings, log=lambda _: None, client=docker_client) == []
-    state = pinning.read_state(state_file)
-    assert f"library/adhoc@{adhoc}" in state
-    assert not [k for k in state if k.startswith("library/pinned@")]
-    # Age every entry into the past and restart, as a week going by.
-    container = m.container(docker_client)
-    container.stop(timeout=10)
-    state = pinning.read_state(state_file)
-    for entry in state.values():
-        entry["ExpiryData"] = "2000-01-01T00:00:00Z"
-    state_file.write_text(json.dumps(state))
-    container.start()
-    assert wait_until_answering(m.settings.upstream("dockerhub").endpoint, 20.0)
-    time.sleep(2)  # the expiry of the aged entries runs right after start
-    hub.stop()  # offline: only what the mirror still holds can be served
-    try:
-        api = regapi.RegistryAPI(m.url(), retries=0)
-        pinned = api.get_manifest("library/pinned", "1")
-        for blob in manifests.blobs_of(pinned.json):
-            api.fetch_blob("library/pinned", blob["digest"])
-        with pytest.raises(regapi.RegistryAPIError):
-            api.get_manifest("library/adhoc", "1")
-    finally:
-        hub.start()
 
 
 def test_plain_registry_gets_images_copied_with_digests_preserved(tmp_path, hub, make_mirror):

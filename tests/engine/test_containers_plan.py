@@ -49,8 +49,10 @@ def test_the_hash_follows_config_image_and_mounts_only(tmp_path):
 def test_the_hash_of_an_unchanged_configuration_is_the_one_earlier_versions_wrote(tmp_path):
     # A mirror set up by an earlier version keeps its containers only while this holds:
     # change it only with a change of the registry config itself, and say so.
-    # (083cf7198bc2f0fa: what the flat mirror/registry.py of 87bc86e computed for this input.)
-    assert plan(load(tmp_path))[0].config_hash == "083cf7198bc2f0fa"
+    # (083cf7198bc2f0fa: what the flat mirror/registry.py of 87bc86e computed for this input;
+    # 943b65ac98edf70a since the cache lifecycle turned storage deletes off: a mirror set up
+    # before is re-created once, its request log read first.)
+    assert plan(load(tmp_path))[0].config_hash == "943b65ac98edf70a"
 
 
 def test_tls_and_htpasswd_are_mounted_read_only(tmp_path):
