@@ -51,6 +51,10 @@ docker-mirror-pull: $(EXTRA_VARS) ## Warm the mirror with the images to keep, no
 docker-mirror-status: $(EXTRA_VARS) ## Show what the mirror holds and whether it answers
 	@$(MIRROR) status
 
+.PHONY: docker-mirror-remove
+docker-mirror-remove: ## Take the mirror down (keeper, units, containers); PURGE=1 also deletes the cache
+	@$(MIRROR) remove $(if $(filter 1 y yes,$(PURGE)),--purge)
+
 .PHONY: docker-mirror-gc
 # DRY_RUN=1: list what would go and the bytes it would free.
 docker-mirror-gc: $(EXTRA_VARS) ## Drop what the cache policy says and free its disk (DRY_RUN=1: list only)

@@ -45,28 +45,93 @@ def cmd_check(args) -> int:
     return 0
 
 
+# The command line's overrides of .config (kdevops' docker-mirror-setup.sh DIR PORT NAME):
+# (option, symbol, type, help). Setup passes them on to the keeper and the refresh it starts.
+OVERRIDES = (
+    ("--path", "DOCKER_MIRROR_PATH", str, "mirror directory (overrides DOCKER_MIRROR_PATH)"),
+    ("--port", "DOCKER_MIRROR_PORT", int, "Docker Hub mirror port (overrides DOCKER_MIRROR_PORT)"),
+    ("--name", "DOCKER_MIRROR_CONTAINER_PREFIX", str,
+     "container name prefix (overrides DOCKER_MIRROR_CONTAINER_PREFIX)"),
+)
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    for option, _, kind, text in OVERRIDES:
+        parser.add_argument(option, type=kind, help=text)
+
+
+def override_args(args) -> list[str]:
+    """The overrides given, as words of a command line that repeats them."""
+    words = []
+    for option, _, _, _ in OVERRIDES:
+        value = getattr(args, option[2:])
+        if value is not None:
+            words += [option, str(value)]
+    return words
+
+
+def load_settings(args) -> settings.Settings:
+    """.config, with the command line's overrides (when the command takes them)."""
+    config = dotconfig.load(args.config)
+    overrides = {symbol: getattr(args, option[2:], None) for option, symbol, _, _ in OVERRIDES}
+    overrides = {symbol: value for symbol, value in overrides.items() if value is not None}
+    if overrides:
+        config = config.with_values(overrides, origin="command line")
+    return settings.from_dotconfig(config)
+
+
 def cmd_docker_mirror(args) -> int:
     from .commands import install
     from .engine.client import connect
-    overrides = {symbol: value for symbol, value in (("DOCKER_MIRROR_PATH", args.path),
-                                                     ("DOCKER_MIRROR_PORT", args.port),
-                                                     ("DOCKER_MIRROR_CONTAINER_PREFIX", args.name))
-                 if value is not None}
-    config = dotconfig.load(args.config)
-    if overrides:
-        config = config.with_values(overrides, origin="command line")
-    loaded = settings.from_dotconfig(config)
-    report = install.docker_mirror(loaded, connect(), boot=args.boot)
+    loaded = load_settings(args)
+    report = install.docker_mirror(loaded, connect(), boot=args.boot, mirror_args=override_args(args))
     for upstream in loaded.upstreams:
-        print(f"{upstream.registry}: {report.modes[upstream.key]} mirror on "
-              f"{upstream.endpoint.listen} ({report.actions[upstream.key]})")
+        if upstream.key in report.actions:
+            print(f"{upstream.registry}: {report.modes[upstream.key]} mirror on "
+                  f"{upstream.endpoint.listen} ({report.actions[upstream.key]})")
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from datetime import datetime
+
+    from .commands import keeper
+    from .engine.client import connect
+
+    def log(line: str) -> None:
+        # The journal stamps each line itself; a log file needs the time written in.
+        stamp = "" if os.environ.get("JOURNAL_STREAM") else f"{datetime.now():%Y-%m-%d %H:%M:%S} "
+        print(f"{stamp}{line}", flush=True)
+
+    return keeper.run(lambda: load_settings(args), connect, log=log)
+
+
+def cmd_remove(args) -> int:
+    from .commands import remove
+    from .engine.client import connect
+    loaded = load_settings(args)
+    try:
+        client = connect()
+    except DockerError as err:
+        client = None
+        print(f"warning: {err}; containers are left as they are", file=sys.stderr)
+
+    def confirm(question: str) -> bool:
+        # PURGE=1 is the answer where nobody can be asked (CI, a pipe).
+        if not sys.stdin.isatty():
+            return True
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    found = remove.remove(loaded, client, purge_cache=args.purge, confirm=confirm)
+    if not found and not args.purge:
+        print(f"nothing of the mirror in {loaded.path} is set up on this host")
     return 0
 
 
 def cmd_refresh(args) -> int:
     from .commands import refresh, warm
     from .engine.client import connect
-    loaded = settings.load(args.config)
+    loaded = load_settings(args)
     log_path = Path(os.path.abspath(args.log)) if args.log else None
     echo = print if sys.stdout.isatty() or args.verbose else None
     return refresh.run(loaded, connect(), log_path=log_path, wait=not args.no_wait,
@@ -184,17 +249,29 @@ def build_parser() -> argparse.ArgumentParser:
         setup = commands.add_parser(name, help="set up the Docker registry mirror" if name != "mirror"
                                     else "set up every enabled mirror (the Docker mirror included)")
         setup.add_argument("--boot", action="store_true",
-                           help="boot-time run: re-check upstreams, start no refresh")
-        setup.add_argument("--path", help="mirror directory (overrides DOCKER_MIRROR_PATH)")
-        setup.add_argument("--port", type=int, help="Docker Hub mirror port (overrides DOCKER_MIRROR_PORT)")
-        setup.add_argument("--name", help="container name prefix (overrides DOCKER_MIRROR_CONTAINER_PREFIX)")
+                           help="the mirrors alone: re-check upstreams, (re)start the containers; "
+                           "no units, keeper or refresh (what the keeper does at each check)")
+        add_overrides(setup)
         setup.set_defaults(func=cmd_docker_mirror)
+
+    watch = commands.add_parser("watch", help="keep the mirrors up (the keeper that docker-mirror "
+                                "starts: a systemd unit, or a background process)")
+    add_overrides(watch)
+    watch.set_defaults(func=cmd_watch)
+
+    remove = commands.add_parser("remove", help="take down what docker-mirror set up (keeper, units, "
+                                 "containers, NFS export); the cache stays unless --purge")
+    remove.add_argument("--purge", action="store_true",
+                        help="also delete the mirror directory and its cache (asks first on a terminal)")
+    add_overrides(remove)
+    remove.set_defaults(func=cmd_remove)
 
     refresh = commands.add_parser("refresh", help="one refresh run (what the timer starts)")
     refresh.add_argument("--log", help="log file (default: logs/update-<time>.log)")
     refresh.add_argument("--no-wait", action="store_true",
                          help="exit at once when another refresh is running")
     refresh.add_argument("-v", "--verbose", action="store_true", help="also print the log lines")
+    add_overrides(refresh)
     refresh.set_defaults(func=cmd_refresh)
 
     pull = commands.add_parser("pull", help="warm the mirror with the images to keep, now")

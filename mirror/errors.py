@@ -131,11 +131,20 @@ class RefreshBusy(MirrorError):
     """Another refresh holds the lock (--no-wait)."""
 
 
+class KeeperRunning(MirrorError):
+    """Another keeper already keeps this mirror directory."""
+
+
+class PurgeRefused(UsageError):
+    """DOCKER_MIRROR_PATH does not look like a mirror directory: it is not deleted."""
+
+
 EXIT_CODES: dict[type[MirrorError], int] = {
     MirrorError: 1,
     UsageError: 2,
     HostError: 3,
     RefreshBusy: 75,  # EX_TEMPFAIL: try again later
+    KeeperRunning: 75,
 }
 
 

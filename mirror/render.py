@@ -6,6 +6,7 @@ reach the text through the quoting filters below, never raw, so a quote, a
 colon, a `#`, a `%` or a newline cannot change the structure of the file.
 """
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -131,6 +132,11 @@ def systemd_exec(value: str) -> str:
     return _quote_word(value.replace("%", "%%"))
 
 
+def systemd_args(words) -> str:
+    """More words for an ExecStart= line, each a systemd_arg, each after a space."""
+    return "".join(f" {systemd_arg(word)}" for word in words)
+
+
 def _quote_word(value: str) -> str:
     if value and set(value) <= _PLAIN_ARG:
         return value
@@ -191,6 +197,7 @@ def environment() -> jinja2.Environment:
     env.filters["systemd"] = systemd_value
     env.filters["systemd_arg"] = systemd_arg
     env.filters["systemd_exec"] = systemd_exec
+    env.filters["systemd_args"] = systemd_args
     env.filters["exports_path"] = exports_path
     env.filters["docker_mirror_image"] = docker_mirror_image
     return env
@@ -221,10 +228,11 @@ def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode:
     )
 
 
-def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str) -> str:
+def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,
+                    mirror_args: tuple[str, ...] = ()) -> str:
     """docker-mirror-update.service: one refresh run, started by the timer."""
     return render("docker-mirror-update.service.j2", settings=settings, python=python,
-                  workdir=workdir, config_path=config_path)
+                  workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def refresh_timer(settings: Settings) -> str:
@@ -233,10 +241,11 @@ def refresh_timer(settings: Settings) -> str:
     return render("docker-mirror-update.timer.j2", settings=settings)
 
 
-def boot_service(settings: Settings, *, python: str, workdir: str, config_path: str) -> str:
-    """docker-mirror.service: brings the mirrors up at boot, read-only where offline."""
+def keeper_service(settings: Settings, *, python: str, workdir: str, config_path: str,
+                   mirror_args: tuple[str, ...] = ()) -> str:
+    """docker-mirror.service: the keeper (mirror.commands.keeper), at boot and ever after."""
     return render("docker-mirror.service.j2", settings=settings, python=python,
-                  workdir=workdir, config_path=config_path)
+                  workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def nfs_exports(settings: Settings) -> str:
@@ -259,9 +268,19 @@ def human_size(n: float) -> str:
     return f"{size:.1f} {unit}"
 
 
-def unit_files(settings: Settings, *, python: str, workdir: str, config_path: str) -> dict[str, str]:
-    """The three systemd units of the mirror, by file name."""
-    context = dict(python=python, workdir=workdir, config_path=config_path)
-    return {"docker-mirror.service": boot_service(settings, **context),
-            "docker-mirror-update.service": refresh_service(settings, **context),
-            "docker-mirror-update.timer": refresh_timer(settings)}
+def unit_marker(settings: Settings) -> str:
+    """What every unit of this mirror holds and no other mirror's does: its .config, as rendered."""
+    return f"--config {systemd_arg(os.path.abspath(settings.config_path))} "
+
+
+def unit_files(settings: Settings, *, python: str, workdir: str, config_path: str,
+               mirror_args: tuple[str, ...] = ()) -> dict[str, str]:
+    """The mirror's systemd units, by file name: the keeper, and the refresh
+    service and timer when the refresh is on. `mirror_args`: the command
+    line's overrides of the settings (--path, --port, --name), passed on."""
+    context = dict(python=python, workdir=workdir, config_path=config_path, mirror_args=mirror_args)
+    units = {"docker-mirror.service": keeper_service(settings, **context)}
+    if settings.refresh:
+        units["docker-mirror-update.service"] = refresh_service(settings, **context)
+        units["docker-mirror-update.timer"] = refresh_timer(settings)
+    return units

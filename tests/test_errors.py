@@ -12,6 +12,7 @@ EXPECTED = {
     errors.MaintenanceError: 3, errors.DockerReloadError: 3,
     errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.ArchiveError: 1, errors.WarmError: 1,
     errors.MirrorError: 1, errors.RefreshBusy: 75, errors.UsageError: 2, errors.HostError: 3,
+    errors.KeeperRunning: 75, errors.PurgeRefused: 2,
 }
 
 

@@ -7,6 +7,7 @@ tokenizer rules of nfs-utils' exportfs.
 """
 
 import dataclasses
+import os
 import shlex
 import socket
 import subprocess
@@ -423,9 +424,8 @@ def units(tmp_path):
     s = load(tmp_path, DOCKER_MIRROR_REFRESH_ON_CALENDAR="Mon..Fri *-*-* 03:30:00",
              DOCKER_MIRROR_PATH="/srv/docker mirror/100%")
     context = dict(python=str(python), workdir=str(odd), config_path=config_path)
-    texts = {"docker-mirror.service": render.boot_service(s, **context),
-             "docker-mirror-update.service": render.refresh_service(s, **context),
-             "docker-mirror-update.timer": render.refresh_timer(s)}
+    texts = render.unit_files(s, **context)
+    assert list(texts) == ["docker-mirror.service", "docker-mirror-update.service", "docker-mirror-update.timer"]
     directory = tmp_path / "units"
     directory.mkdir()
     for name, text in texts.items():
@@ -478,18 +478,57 @@ def test_human_size():
         ["0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 GiB", "2.0 TiB", "1000 B"]
 
 
-def test_boot_service(units):
+def test_keeper_service(units):
     _, texts, context = units
-    boot = texts["docker-mirror.service"]
+    keeper = texts["docker-mirror.service"]
+    # Long-running and restarted by systemd: the keeper outlives engine restarts and its own crashes.
+    assert unit_value(keeper, "Service", "Type") == "simple"
+    assert unit_value(keeper, "Service", "Restart") == "always"
+    # Wants=, not Requires=: a stopped engine must not stop the keeper that waits for it.
+    assert not any(k == "Requires" for _, k, _ in unit_entries(keeper))
+    assert unit_value(keeper, "Unit", "Wants").split() == ["docker.service", "network-online.target"]
+    assert unit_value(keeper, "Unit", "After").split() == ["docker.service", "network-online.target"]
+    assert exec_words(unit_value(keeper, "Service", "ExecStart")) == [
+        context["python"], "-m", "mirror", "--config", context["config_path"], "watch"]
+    assert unit_value(keeper, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_without_the_keeper_the_unit_runs_the_boot_path_once(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_KEEPER=False)
+    boot = render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
+                             config_path="/srv/.config")["docker-mirror.service"]
     assert unit_value(boot, "Service", "Type") == "oneshot"
     assert unit_value(boot, "Service", "RemainAfterExit") == "yes"
     assert unit_value(boot, "Unit", "Requires") == "docker.service"
-    assert unit_value(boot, "Unit", "After").split() == ["docker.service", "network-online.target"]
-    assert exec_words(unit_value(boot, "Service", "ExecStart")) == [
-        context["python"], "-m", "mirror", "--config", context["config_path"],
-        "docker-mirror", "--boot"]
-    assert unit_value(boot, "Install", "WantedBy") == "multi-user.target"
     assert not any(k == "Restart" for _, k, _ in unit_entries(boot))
+    assert exec_words(unit_value(boot, "Service", "ExecStart")) == [
+        "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "docker-mirror", "--boot"]
+    directory = tmp_path / "units"
+    directory.mkdir()
+    (directory / "docker-mirror.service").write_text(boot)
+    verified = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(directory / "docker-mirror.service")],
+                              capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_units_pass_the_command_line_overrides_on(tmp_path):
+    s = load(tmp_path)
+    units = render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
+                              config_path=os.path.abspath(s.config_path),
+                              mirror_args=("--path", "/srv/my mirror", "--port", "5100"))
+    for name, verb in (("docker-mirror.service", "watch"), ("docker-mirror-update.service", "refresh")):
+        assert exec_words(unit_value(units[name], "Service", "ExecStart"))[-5:] == [
+            verb, "--path", "/srv/my mirror", "--port", "5100"], name
+        # remove finds this mirror's units, and only them, by this mark
+        assert render.unit_marker(s) in units[name]
+        (tmp_path / "other").mkdir(exist_ok=True)
+        assert render.unit_marker(load(tmp_path / "other")) not in units[name]
+
+
+def test_refresh_off_means_the_keeper_unit_alone(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_REFRESH=False)
+    assert list(render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
+                                  config_path="/srv/.config")) == ["docker-mirror.service"]
 
 
 def test_systemd_filters():

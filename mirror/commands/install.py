@@ -22,11 +22,13 @@ from ..config.kconfig import ROOT
 from ..config.settings import Settings
 from ..engine import containers
 from ..engine.registry_image import ensure_registry_image
-from ..errors import MirrorError
+from ..errors import DockerError
 from ..host import layout as host_layout
-from ..host import nfs, runlog, systemd
+from ..host import locks, nfs, runlog, systemd
 from ..host.layout import Layout
-from ..model.modes import OFFLINE, choose_mode
+from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
+from ..net.probes import answers
+from . import lifecycle, remove
 from ..net.registry_api import upstream_answers
 
 
@@ -35,6 +37,7 @@ class Report:
     actions: dict[str, str] = field(default_factory=dict)   # upstream key -> what was done
     modes: dict[str, str] = field(default_factory=dict)
     refresh: str = ""                                        # how the first refresh was started
+    keeper: str = ""                                         # how the keeper runs (without systemd)
 
 
 def upstream_modes(settings: Settings) -> dict[str, str]:
@@ -46,33 +49,80 @@ def upstream_modes(settings: Settings) -> dict[str, str]:
         return {u.key: choose_mode(True, up) for u, up in zip(settings.upstreams, answers)}
 
 
-def start_mirrors(settings: Settings, client, log=print) -> Report:
+def keep_serving_proxies(settings: Settings, client, modes: dict[str, str], log=print) -> dict[str, str]:
+    """Leave a pull-through mirror that answers in that mode although its upstream did not.
+
+    distribution 2.8 serves its cache when the upstream goes away after it
+    started; only a start with the upstream away fails. So a blip of the
+    upstream is no reason for the keeper to re-create a mirror that serves.
+    """
+    kept = dict(modes)
+    for upstream in settings.upstreams:
+        if modes[upstream.key] != OFFLINE:
+            continue
+        found = containers.mirror_container(client, settings, upstream)
+        if found.state == "running" and found.mode == PULL_THROUGH and answers(upstream.endpoint):
+            kept[upstream.key] = PULL_THROUGH
+            log(f"{upstream.registry}: upstream {upstream.display_url} does not answer; "
+                "the running pull-through mirror goes on serving its cache")
+    return kept
+
+
+def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = False) -> Report:
+    """Make the mirror containers match the settings and each upstream's state.
+
+    `keep_serving` (the keeper): a pull-through mirror that still answers
+    stays as it is when its upstream does not answer (keep_serving_proxies).
+    """
     layout = Layout.of(settings)
     host_layout.ensure(layout, settings, render.render("manifest.txt.j2", entries=[]))
-    image = ensure_registry_image(client, settings.registry_image, log=log)
-    modes = upstream_modes(settings)
-    for key, mode in modes.items():
-        if mode == OFFLINE:
-            log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).remote_url} "
-                "does not answer: serving the cache read-only until it does")
-    specs = containers.plan(settings, layout, image, modes, host_layout.http_secret(layout))
-    for name in containers.remove_unconfigured(client, settings):
-        log(f"removed {name}: its upstream is no longer configured")
-    return Report(actions=containers.apply(client, image, specs, log=log), modes=modes)
+    with locks.held(layout.setup_lock):
+        image = ensure_registry_image(client, settings.registry_image, log=log)
+        modes = upstream_modes(settings)
+        if keep_serving:
+            modes = keep_serving_proxies(settings, client, modes, log=log)
+        for key, mode in modes.items():
+            if mode == OFFLINE:
+                log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} "
+                    "does not answer: serving the cache read-only until it does")
+        specs = containers.plan(settings, layout, image, modes, host_layout.http_secret(layout))
+        for name in containers.remove_unconfigured(client, settings):
+            log(f"removed {name}: its upstream is no longer configured")
+        try:
+            # A re-created container's log goes with it: read the pulls it recorded first.
+            lifecycle.ingest(settings, client)
+        except DockerError as err:
+            log(f"warning: last use not recorded: {err}")
+        return Report(actions=containers.apply(client, image, specs, log=log), modes=modes)
 
 
-def refresh_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "mirror", "--config", os.path.abspath(settings.config_path), "refresh"]
+def mirror_command(settings: Settings, verb: str, mirror_args=()) -> list[str]:
+    """How a unit or a detached process runs `verb` on this mirror (`mirror_args`: --path, ...)."""
+    return [sys.executable, "-m", "mirror", "--config", os.path.abspath(settings.config_path),
+            verb, *mirror_args]
 
 
-def install_units(settings: Settings) -> bool:
-    """Write the systemd units and enable them; True when any unit changed."""
+def install_units(settings: Settings, mirror_args=()) -> bool:
+    """Write, enable and start the keeper (and the refresh timer); True when any unit changed."""
     units = render.unit_files(settings, python=sys.executable, workdir=str(ROOT),
-                              config_path=os.path.abspath(settings.config_path))
+                              config_path=os.path.abspath(settings.config_path), mirror_args=mirror_args)
     changed = systemd.write_units(units)
-    if changed:
-        systemd.enable_units()
-    return changed
+    systemd.remove_units([name for name in systemd.units_of(render.unit_marker(settings)) if name not in units])
+    enable = [name for name in units if name != systemd.REFRESH_UNIT]   # the timer starts that one
+    # Without the keeper, docker-mirror.service runs once at boot: this run just did its work.
+    start = [name for name in enable if settings.keeper or name != systemd.KEEPER_UNIT]
+    systemd.start_units(enable, start, changed)
+    return bool(changed)
+
+
+def start_keeper(settings: Settings, layout: Layout, mirror_args=()) -> str:
+    """No systemd: start the keeper in the background unless one runs; says which."""
+    running = locks.holder(layout.keeper_lock)
+    if running is not None:
+        return f"keeper running (pid {running})"
+    pid = systemd.start_detached(mirror_command(settings, "watch", mirror_args), cwd=ROOT,
+                                 output=layout.keeper_log)
+    return f"keeper started in the background (pid {pid}); its log: {layout.keeper_log}"
 
 
 def export_nfs(settings: Settings, log=print, exports_file=nfs.EXPORTS_FILE) -> None:
@@ -80,31 +130,43 @@ def export_nfs(settings: Settings, log=print, exports_file=nfs.EXPORTS_FILE) -> 
                log=log, exports_file=exports_file)
 
 
-def start_first_refresh(settings: Settings, layout: Layout, on_systemd: bool) -> str:
+def start_first_refresh(settings: Settings, layout: Layout, on_systemd: bool, mirror_args=()) -> str:
     """Start a refresh without waiting for it; returns how to follow it."""
     if on_systemd:
         systemd.start_refresh()
         return f"first refresh started by systemd; follow it with: journalctl -u {systemd.REFRESH_UNIT} -f"
     log_path = runlog.new_log_path(layout)
-    pid = systemd.start_detached([*refresh_command(settings), "--log", str(log_path)], cwd=ROOT)
+    pid = systemd.start_detached([*mirror_command(settings, "refresh", mirror_args), "--log", str(log_path)],
+                                 cwd=ROOT)
     return f"first refresh started in the background (pid {pid}); follow it with: tail -f {log_path}"
 
 
-def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print) -> Report:
+def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, mirror_args=()) -> Report:
+    """Set the mirror up, or (switched off in .config) take down what an earlier run set up.
+
+    `boot`: the mirrors alone, as the keeper's checks do: no units, no keeper, no refresh.
+    """
     if not settings.enabled or not settings.install:
-        raise MirrorError("the Docker mirror is not to be installed here (ENABLE_DOCKER_MIRROR / "
-                          "INSTALL_DOCKER_MIRROR are off): nothing to do; 'make menuconfig' to change")
+        removed = remove.remove(settings, client, log=log)
+        log(f"the Docker mirror is switched off in {settings.config_path} (ENABLE_DOCKER_MIRROR / "
+            "INSTALL_DOCKER_MIRROR): " + ("took down what was set up; the cache stays where it was"
+                                          if removed else "nothing is set up here"))
+        return Report()
     report = start_mirrors(settings, client, log=log)
+    if boot:
+        return report
     layout = Layout.of(settings)
     if settings.nfs_export:
         export_nfs(settings, log=log)
     changed = any(action != "unchanged" for action in report.actions.values())
-    if not settings.refresh or boot:
-        return report
     on_systemd = systemd.systemd_is_pid1()
     if on_systemd:
-        changed = install_units(settings) or changed
-    if changed or not layout.last_refresh.exists():
-        report.refresh = start_first_refresh(settings, layout, on_systemd)
+        changed = install_units(settings, mirror_args) or changed
+    elif settings.keeper:
+        report.keeper = start_keeper(settings, layout, mirror_args)
+        if not report.keeper.startswith("keeper running"):
+            log(report.keeper)
+    if settings.refresh and (changed or not layout.last_refresh.exists()):
+        report.refresh = start_first_refresh(settings, layout, on_systemd, mirror_args)
         log(report.refresh)
     return report

@@ -8,8 +8,6 @@ images to keep warm are pulled through the mirror.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import sys
 from datetime import datetime, timezone
@@ -17,25 +15,19 @@ from pathlib import Path
 
 from ..config.settings import Settings
 from ..errors import MirrorError, RefreshBusy
+from ..host import locks
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..host.runlog import RunLog, new_log_path, prune_logs
 from . import install
 
 
-@contextlib.contextmanager
 def exclusive(layout: Layout, wait: bool, say=print):
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.refresh_lock, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise RefreshBusy(f"another refresh is running (lock {layout.refresh_lock}); "
-                                  "wait for it, or run again without --no-wait") from None
-            say(f"another refresh is running; waiting for it (lock {layout.refresh_lock})")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    return locks.held(
+        layout.refresh_lock, wait=wait,
+        on_wait=lambda: say(f"another refresh is running; waiting for it (lock {layout.refresh_lock})"),
+        busy=lambda: RefreshBusy(f"another refresh is running (lock {layout.refresh_lock}); "
+                                 "wait for it, or run again without --no-wait"))
 
 
 def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool = True,

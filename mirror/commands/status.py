@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from .. import render
 from ..config.settings import Settings, Upstream
 from ..engine import containers
 from ..errors import UnknownCheck
-from ..host import storage, systemd
+from ..host import locks, storage, systemd
 from ..host.layout import Layout
 from ..model import images
 from ..model.retention import SYSTEM_CLOCK, Clock
@@ -27,11 +26,6 @@ from . import lifecycle
 
 LAST_REFRESH_KEYS = ("started", "finished", "result", "log", "failed")
 CHECKS = ("DOCKER_MIRROR_URL", "DOCKER_MIRROR_EXISTS", "DOCKER_MIRROR_DIR", "IMAGE_EXISTS")
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 # ---------------------------------------------------------------- parts of the document
@@ -48,7 +42,7 @@ def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, im
     return {
         "key": upstream.key,
         "registry": upstream.registry,
-        "remote_url": _without_credentials(upstream.remote_url),
+        "remote_url": upstream.display_url,
         "address": upstream.endpoint.listen,
         "url": upstream.endpoint.url,
         "container": _container(client, settings, upstream),
@@ -105,6 +99,8 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
         "lifecycle": {"keep_unused_days": settings.lifecycle.keep_unused_days,
                       "max_bytes": settings.lifecycle.max_bytes,
                       "keep_previous": settings.lifecycle.keep_previous},
+        "keeper": {"pid": locks.holder(layout.keeper_lock), "log": None if systemd.systemd_is_pid1()
+                   else str(layout.keeper_log)},
         "refresh": _refresh(settings, layout, now),
     }
 

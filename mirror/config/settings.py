@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, InvalidReference
 from ..model import images
@@ -32,6 +32,13 @@ UPSTREAMS = (
     ("k8s", "K8S", "registry.k8s.io", 3),
     ("custom", "CUSTOM", None, 4),
 )
+
+UPSTREAM_KEYS = tuple(key for key, *_ in UPSTREAMS)
+
+# Kconfig's defaults, for a .config that lacks them: with the mirror switched
+# off, Kconfig writes none of the symbols inside `if ENABLE_DOCKER_MIRROR`.
+DEFAULT_REMOTE_URLS = {"dockerhub": "https://registry-1.docker.io", "ghcr": "https://ghcr.io",
+                       "quay": "https://quay.io", "k8s": "https://registry.k8s.io"}
 
 # (Kconfig stem, repository) of the images to keep warm
 WARM_IMAGES = (
@@ -69,6 +76,12 @@ class Upstream:
     @property
     def port(self) -> int:
         return self.endpoint.port
+
+    @property
+    def display_url(self) -> str:
+        """The remote URL without any user:password@ in it: the one to log and show."""
+        parts = urlsplit(self.remote_url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,8 @@ class Settings:
     pull_concurrency: int
     pull_all_platforms: bool
     log_retention_days: int
+    keeper: bool                       # a keeper keeps the mirrors up (mirror.commands.keeper)
+    recheck_interval: int              # seconds between the keeper's checks
     nfs_export: bool
     nfs_clients: tuple[str, ...]
     lifecycle: Lifecycle = Lifecycle()
@@ -233,7 +248,7 @@ def _upstreams(read: _Reader, main_port: int, bind: str, tls: bool) -> tuple[Ups
                       f"is the port of the {used_ports[debug]}; choose ports less than "
                       f"{DEBUG_PORT_OFFSET} apart")
         used_ports[debug] = f"debug port of the {key} mirror"
-        found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL"), endpoint,
+        found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL", DEFAULT_REMOTE_URLS.get(key, "")), endpoint,
                               read.str(f"{prefix}_USERNAME"), read.str(f"{prefix}_PASSWORD")))
     return tuple(found)
 
@@ -360,6 +375,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 4),
         pull_all_platforms=read.bool("DOCKER_MIRROR_PULL_ALL_PLATFORMS"),
         log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
+        keeper=read.bool("DOCKER_MIRROR_KEEPER"),
+        recheck_interval=read.int("DOCKER_MIRROR_RECHECK_INTERVAL", 10, 86400, 300),
         nfs_export=nfs_export,
         nfs_clients=nfs_clients,
         lifecycle=Lifecycle(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ import docker.errors
 from docker.types import LogConfig, Mount
 
 from .. import render
-from ..config.settings import Settings, Upstream
+from ..config.settings import UPSTREAM_KEYS, Settings, Upstream
 from ..errors import DockerError, MaintenanceError, MirrorStartError, PortInUse
-from ..host import ports
+from ..host import locks, ports
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.endpoint import DEBUG_HOST, Endpoint
@@ -36,6 +37,9 @@ LABEL_MODE = "docker-mirror.mode"
 LABEL_HASH = "docker-mirror.config-hash"
 LABEL_ADDRESS = "docker-mirror.address"
 LABEL_MAJOR = "docker-mirror.registry-major"  # distribution 2 or 3
+# The .config a mirror container belongs to: with the mirror switched off,
+# .config no longer names its prefix, and this is how its containers are found.
+LABEL_CONFIG = "docker-mirror.config"
 # A maintenance registry has no LABEL_UPSTREAM: remove_unconfigured() must not take it for a mirror.
 LABEL_MAINTENANCE = "docker-mirror.maintenance"
 
@@ -53,6 +57,7 @@ class RegistrySpec:
     config_hash: str
     registry_major: int
     lasting: bool = True  # a mirror: restarted unless stopped; False: a temporary container
+    config: str = ""      # the absolute path of the .config it belongs to (LABEL_CONFIG)
 
     @property
     def address(self) -> str:
@@ -64,7 +69,7 @@ class RegistrySpec:
             return {LABEL_MAINTENANCE: self.upstream.key}
         return {LABEL_UPSTREAM: self.upstream.key, LABEL_MODE: self.mode,
                 LABEL_HASH: self.config_hash, LABEL_ADDRESS: self.address,
-                LABEL_MAJOR: str(self.registry_major)}
+                LABEL_MAJOR: str(self.registry_major), LABEL_CONFIG: self.config}
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
     # The hash of exactly these three: an unchanged configuration keeps its container.
     digest = hashlib.sha256(json.dumps([text, image.image_id, mounts]).encode()).hexdigest()
     return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
-                        image.major, lasting)
+                        image.major, lasting, config_of(settings))
 
 
 def plan(settings: Settings, layout: Layout, image: RegistryImage, modes: dict[str, str],
@@ -252,16 +257,35 @@ def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) 
     return output.decode(errors="replace")
 
 
-def remove_unconfigured(client, settings: Settings) -> list[str]:
-    """Remove this mirror's containers of upstreams no longer configured."""
-    keep = {container_name(settings, u) for u in settings.upstreams}
+def config_of(settings: Settings) -> str:
+    return os.path.abspath(settings.config_path)
+
+
+def _remove_mirrors(client, settings: Settings, keep: set[str], by_name: bool = True) -> list[str]:
+    """Remove the containers labelled with this .config, and (`by_name`) those of this
+    mirror's names that carry no such label (made before the label existed). Exact
+    names, not a prefix: another mirror's prefix may start with this one's."""
+    names = {f"{settings.container_prefix}-{key}" for key in UPSTREAM_KEYS} if by_name else set()
     removed = []
     with docker_errors("list the mirror containers"):
         for container in client.containers.list(all=True, filters={"label": LABEL_UPSTREAM}):
-            if container.name.startswith(f"{settings.container_prefix}-") and container.name not in keep:
+            owner = (container.labels or {}).get(LABEL_CONFIG)
+            ours = owner == config_of(settings) if owner else container.name in names
+            if ours and container.name not in keep:
                 container.remove(force=True, v=True)
                 removed.append(container.name)
     return removed
+
+
+def remove_unconfigured(client, settings: Settings) -> list[str]:
+    """Remove this mirror's containers of upstreams no longer configured."""
+    return _remove_mirrors(client, settings, keep={container_name(settings, u) for u in settings.upstreams})
+
+
+def remove_all(client, settings: Settings) -> list[str]:
+    """Remove every container of this mirror (make docker-mirror-remove). With the mirror
+    switched off, .config's names are Kconfig's defaults: only the label counts then."""
+    return _remove_mirrors(client, settings, keep=set(), by_name=settings.enabled)
 
 
 def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorContainer:
@@ -287,11 +311,13 @@ def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorCo
 def stopped(client, settings: Settings, upstream: Upstream, timeout: int = 10):
     """The mirror's container stopped for the time of the block, started again after."""
     name = container_name(settings, upstream)
-    with docker_errors(f"stop {name}"):
-        container = client.containers.get(name)
-        container.stop(timeout=timeout)
-    try:
-        yield
-    finally:
-        with docker_errors(f"start {name}"):
-            container.start()
+    # The setup lock keeps the keeper from "repairing" a container stopped on purpose.
+    with locks.held(Layout.of(settings).setup_lock):
+        with docker_errors(f"stop {name}"):
+            container = client.containers.get(name)
+            container.stop(timeout=timeout)
+        try:
+            yield
+        finally:
+            with docker_errors(f"start {name}"):
+                container.start()

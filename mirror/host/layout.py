@@ -60,6 +60,19 @@ class Layout:
     def refresh_lock(self) -> Path:
         return self.root / ".refresh.lock"
 
+    @property
+    def setup_lock(self) -> Path:
+        return self.root / ".setup.lock"
+
+    @property
+    def keeper_lock(self) -> Path:
+        return self.root / ".keeper.lock"
+
+    @property
+    def keeper_log(self) -> Path:
+        """Where the keeper writes without systemd (with it, the journal)."""
+        return self.logs_dir / "keeper.log"
+
     def config_file(self, upstream: Upstream) -> Path:
         """The Docker Hub mirror's config is config/config.yml, as in kdevops."""
         name = "config.yml" if upstream.key == "dockerhub" else f"{upstream.key}.yml"

@@ -22,3 +22,17 @@ def export(text: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -
     else:
         log(f"NFS: wrote {exports_file}, but exportfs is missing: install nfs-kernel-server "
             "(apt-get install nfs-kernel-server) and run 'exportfs -ra'")
+
+
+def unexport(path: str, log=print, exports_file: Path = EXPORTS_FILE) -> bool:
+    """Remove the exports file when it exports `path`; True when it did."""
+    try:
+        if path not in exports_file.read_text():
+            return False
+    except FileNotFoundError:
+        return False
+    exports_file.unlink()
+    if shutil.which("exportfs"):
+        subprocess.run(["exportfs", "-ra"], check=True)
+    log(f"NFS: no longer exporting {path}")
+    return True

@@ -15,10 +15,10 @@ from pathlib import Path
 from .files import atomic_write
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
-BOOT_UNIT = "docker-mirror.service"
+KEEPER_UNIT = "docker-mirror.service"
 REFRESH_UNIT = "docker-mirror-update.service"
 REFRESH_TIMER = "docker-mirror-update.timer"
-UNITS = (BOOT_UNIT, REFRESH_UNIT, REFRESH_TIMER)
+UNITS = (KEEPER_UNIT, REFRESH_UNIT, REFRESH_TIMER)
 SYSTEMCTL_TIMEOUT = 5.0   # seconds for systemctl show / systemd-analyze
 
 
@@ -31,22 +31,46 @@ def systemctl(*args: str) -> None:
     subprocess.run(["systemctl", *args], check=True, capture_output=True)
 
 
-def write_units(units: dict[str, str]) -> bool:
-    """Write the unit files whose text differs; True when any changed (then daemon-reload)."""
-    changed = False
+def write_units(units: dict[str, str]) -> set[str]:
+    """Write the unit files whose text differs; returns their names (then daemon-reload)."""
+    changed = set()
     for name, text in units.items():
         path = SYSTEMD_DIR / name
         if not path.exists() or path.read_text() != text:
             atomic_write(path, text)
-            changed = True
+            changed.add(name)
     if changed:
         systemctl("daemon-reload")
     return changed
 
 
-def enable_units() -> None:
-    systemctl("enable", "--now", REFRESH_TIMER)
-    systemctl("enable", BOOT_UNIT)
+def start_units(enable: list[str], start: list[str], changed: set[str]) -> None:
+    """Enable `enable` and start `start`; one whose file changed is restarted to take it up."""
+    systemctl("enable", *enable)
+    for name in start:
+        systemctl("restart" if name in changed else "start", name)
+
+
+def units_of(marker: str) -> list[str]:
+    """The installed units of this file set whose text names `marker` (a mirror's .config)."""
+    found = []
+    for name in UNITS:
+        try:
+            if marker in (SYSTEMD_DIR / name).read_text():
+                found.append(name)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def remove_units(names: list[str]) -> None:
+    """Stop, disable and delete `names`."""
+    if not names:
+        return
+    subprocess.run(["systemctl", "disable", "--now", *names], capture_output=True)
+    for name in names:
+        (SYSTEMD_DIR / name).unlink(missing_ok=True)
+    systemctl("daemon-reload")
 
 
 def start_refresh() -> None:
@@ -54,11 +78,15 @@ def start_refresh() -> None:
     systemctl("start", "--no-block", REFRESH_UNIT)
 
 
-def start_detached(argv: list[str], cwd: Path) -> int:
-    """No systemd: start `argv` detached from this process and its terminal; returns its pid."""
-    with open(os.devnull, "rb") as devnull:
-        process = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+def start_detached(argv: list[str], cwd: Path, output: Path | None = None) -> int:
+    """No systemd: start `argv` detached from this process and its terminal; returns its pid.
+
+    `output`: a file its stdout and stderr are appended to (default: nowhere).
+    """
+    with open(os.devnull, "rb") as devnull, \
+            open(output if output else os.devnull, "ab") as out:
+        process = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=out, stderr=out,
+                                   start_new_session=True)
     return process.pid
 
 

@@ -31,7 +31,7 @@ def test_one_spec_per_upstream_listening_on_its_endpoint(tmp_path):
     assert 'addr: "[::]:5001"' in ghcr.config_text and 'addr: "127.0.0.1:15001"' in ghcr.config_text
     assert hub.labels == {containers.LABEL_UPSTREAM: "dockerhub", containers.LABEL_MODE: PULL_THROUGH,
                           containers.LABEL_HASH: hub.config_hash, containers.LABEL_ADDRESS: "[::]:5000",
-                          containers.LABEL_MAJOR: "2"}
+                          containers.LABEL_MAJOR: "2", containers.LABEL_CONFIG: str(tmp_path / ".config")}
     assert hub.mounts == (("/mirror/docker/config/config.yml", CONFIG_V2, True),
                           ("/mirror/docker/registry/dockerhub", "/var/lib/registry", False))
     assert hub.lasting

@@ -34,6 +34,9 @@ class Mirror:
         values = dict(DOCKER_MIRROR_PATH=str(self.root), DOCKER_MIRROR_PORT=self.port,
                       DOCKER_MIRROR_CONTAINER_PREFIX=self.prefix,
                       DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=self.hub_url, DOCKER_MIRROR_REFRESH=False,
+                      # A keeper would repair on its own what these tests break on purpose to
+                      # see `make docker-mirror` repair it; tests/commands/test_keeper.py turns it on.
+                      DOCKER_MIRROR_KEEPER=False,
                       DOCKER_MIRROR_IMAGE_MINIO=False, DOCKER_MIRROR_IMAGE_MILVUS=False,
                       DOCKER_MIRROR_IMAGE_REGISTRY=False, **ghcr)
         values.update(self.overrides)
@@ -56,6 +59,8 @@ class Mirror:
         return self.root / "registry" / key
 
     def remove(self, client):
+        """The product's own way out (keeper first), then whatever a failed test left behind."""
+        self.run("remove", check=False)
         for container in client.containers.list(all=True, filters={"name": self.prefix}):
             container.remove(force=True, v=True)
 

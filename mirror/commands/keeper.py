@@ -1,0 +1,122 @@
+"""`python3 -m mirror watch`: keep the mirrors up with no person involved.
+
+distribution 2.8 panics at start when its proxy upstream is unreachable, and
+Docker's restart policy then restarts it forever. That happens whenever the
+engine restarts while the upstream is away (a reboot offline, an upgrade of
+the docker.io package), long after `make docker-mirror` ran. The keeper
+re-runs the boot path (probe every upstream; a mirror whose upstream does not
+answer serves its cache read-only) when the engine comes back, when one of
+the mirror's containers dies, and every DOCKER_MIRROR_RECHECK_INTERVAL
+seconds, which is also how an offline mirror returns to pull-through once its
+upstream answers again.
+
+It runs as docker-mirror.service under systemd (Restart=always), and as a
+detached process started by `make docker-mirror` elsewhere. A lock on the
+mirror directory keeps it to one keeper per mirror. The settings are loaded
+again before every check, so an edited .config is followed, never fought.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import docker.errors
+import requests
+
+from ..config.settings import Settings
+from ..engine import containers
+from ..errors import DockerError, KeeperRunning, MirrorError, NotConfiguredError
+from ..host import locks
+from ..host.layout import Layout
+from . import install
+
+ENGINE_POLL = 1.0        # seconds between attempts to reach a restarting engine
+MIN_SPACING = 5.0        # seconds at least between two checks: a container that dies at
+                         # once after each re-creation must not turn the keeper into a loop
+
+
+def check(settings: Settings, client, log=print) -> dict[str, str]:
+    """One check: the boot path, logged only when it changed something."""
+    lines: list[str] = []
+    report = install.start_mirrors(settings, client, log=lines.append, keep_serving=True)
+    if any(action != "unchanged" for action in report.actions.values()):
+        for line in lines:
+            log(line)
+    return report.actions
+
+
+def wait_for_trouble(client, settings: Settings, timeout: float) -> str:
+    """Block until a mirror container dies ('died'), the engine goes away
+    ('engine') or `timeout` seconds pass ('interval')."""
+    names = {containers.container_name(settings, u) for u in settings.upstreams}
+    until = time.time() + timeout
+    try:
+        for event in client.events(decode=True, since=int(time.time()), until=int(until) + 1,
+                                   filters={"type": "container", "event": "die",
+                                            "label": containers.LABEL_UPSTREAM}):
+            if event.get("Actor", {}).get("Attributes", {}).get("name") in names:
+                return "died"
+    except (docker.errors.DockerException, requests.RequestException):
+        return "engine"
+    # The event stream also ends when the engine shuts down.
+    return "interval" if time.time() >= until else "engine"
+
+
+def _engine(connect: Callable, log) -> object:
+    """A client of the engine, waiting for it as long as it takes (it may be restarting)."""
+    waiting = False
+    while True:
+        try:
+            client = connect()
+        except DockerError as err:
+            if not waiting:
+                log(f"the Docker engine does not answer ({err}); waiting for it")
+                waiting = True
+            time.sleep(ENGINE_POLL)
+            continue
+        if waiting:
+            log("the Docker engine answers again: checking the mirrors")
+        return client
+
+
+def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
+        cycles: int | None = None) -> int:
+    """Keep the mirror up until it is switched off in .config; `cycles` bounds the loop (tests)."""
+    settings = load_settings()
+    layout = Layout.of(settings)
+    busy = lambda: KeeperRunning(f"a keeper already runs for {layout.root} (pid "  # noqa: E731
+                                 f"{locks.holder(layout.keeper_lock)})")
+    with locks.held(layout.keeper_lock, wait=False, busy=busy) as lock:
+        locks.record_pid(lock)
+        log(f"keeping the mirror in {layout.root} up (checks every {settings.recheck_interval} s, "
+            "and whenever the engine restarts or a mirror container dies)")
+        last_check = 0.0
+        while cycles is None or cycles > 0:
+            cycles = None if cycles is None else cycles - 1
+            try:
+                settings = load_settings()
+            except NotConfiguredError as err:
+                log(f"{err}: the keeper stops")
+                return 0
+            except MirrorError as err:
+                log(f"error: {err}; going on with the settings read before")
+            if not settings.enabled or not settings.install or not settings.keeper:
+                log("the mirror or its keeper is switched off in .config: the keeper stops")
+                return 0
+            if Layout.of(settings).root != layout.root:
+                log(f"the mirror moved to {settings.path}: this keeper stops; "
+                    "'make docker-mirror' starts the keeper of the new directory")
+                return 0
+            time.sleep(max(0.0, last_check + MIN_SPACING - time.monotonic()))
+            client = _engine(connect, log)
+            try:
+                last_check = time.monotonic()
+                check(settings, client, log=log)
+            except MirrorError as err:
+                log(f"error: {err}")
+            reason = wait_for_trouble(client, settings, settings.recheck_interval)
+            if reason == "died":
+                log("a mirror container died: checking the mirrors")
+            client.close()
+    return 0
