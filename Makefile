@@ -93,6 +93,13 @@ deps: ## Install what the mirror needs (apt packages, .venv, Docker engine)
 test: ## Run the test suite
 	@$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-$(KCONFIG_CONFIG):
-	@echo "No $(KCONFIG_CONFIG) yet: run 'make defconfig' (defaults) or 'make menuconfig' first." >&2
-	@exit 2
+# As the kernel's syncconfig: a .config older than the Kconfig files (a pull
+# brought new options) gets the defaults of the new options; every value
+# already set stays. touch: kconfiglib leaves an unchanged file as it was.
+$(KCONFIG_CONFIG): Kconfig $(wildcard kconfig/Kconfig.*)
+	@if [ ! -f $@ ]; then \
+		echo "No $(KCONFIG_CONFIG) yet: run 'make defconfig' (defaults) or 'make menuconfig' first." >&2; \
+		exit 2; \
+	fi
+	@echo "Kconfig is newer than $@: adding the defaults of new options (make olddefconfig)" >&2
+	@$(MIRROR) config olddefconfig >/dev/null && touch $@

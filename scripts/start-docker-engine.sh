@@ -62,8 +62,14 @@ else
 		exit 1
 	fi
 	# Without systemd nobody else will start it. iptables is off because
-	# containers here and in CI need no NAT and the rules often cannot be set.
-	$SUDO sh -c "setsid nohup dockerd --iptables=false >>'$LOG' 2>&1 </dev/null &"
+	# containers here and in CI need no NAT and the rules often cannot be set;
+	# unless daemon.json says otherwise: dockerd refuses a setting given both
+	# as a flag and in the file.
+	flags="--iptables=false"
+	if grep -qs '"iptables"' /etc/docker/daemon.json; then
+		flags=""
+	fi
+	$SUDO sh -c "setsid nohup dockerd $flags >>'$LOG' 2>&1 </dev/null &"
 fi
 
 deadline=$((SECONDS + WAIT_SECONDS))

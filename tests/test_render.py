@@ -470,6 +470,8 @@ def test_timer_random_delay_follows_the_setting(tmp_path, delay, expected):
     timer = render.refresh_timer(load(tmp_path, DOCKER_MIRROR_REFRESH_RANDOM_DELAY=delay))
     delays = [v for section, k, v in unit_entries(timer) if (section, k) == ("Timer", "RandomizedDelaySec")]
     assert delays == ([expected] if expected else [])  # 0: no line at all, the timer fires when due
+    accuracy = [v for section, k, v in unit_entries(timer) if (section, k) == ("Timer", "AccuracySec")]
+    assert accuracy == ([] if expected else ["1s"])   # when due: not up to systemd's default minute late
     assert unit_value(timer, "Timer", "OnCalendar") == "*-*-* 02:00:00"
 
 

@@ -170,8 +170,9 @@ class _Reader:
         entry = self.config.entries.get(symbol)
         return default if entry is None else entry.value
 
-    def bool(self, symbol: str) -> bool:
-        value = self.raw(symbol, False)
+    def bool(self, symbol: str, default: bool = False) -> bool:
+        """`default`: for a symbol the .config lacks ('# ... is not set' is n)."""
+        value = self.raw(symbol, default)
         if not isinstance(value, bool):
             self.fail(symbol, value, "must be y or n")
         return value
@@ -375,7 +376,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 4),
         pull_all_platforms=read.bool("DOCKER_MIRROR_PULL_ALL_PLATFORMS"),
         log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
-        keeper=read.bool("DOCKER_MIRROR_KEEPER"),
+        # Kconfig's default: a .config written before the keeper existed lacks the symbol.
+        keeper=read.bool("DOCKER_MIRROR_KEEPER", default=True),
         recheck_interval=read.int("DOCKER_MIRROR_RECHECK_INTERVAL", 10, 86400, 300),
         nfs_export=nfs_export,
         nfs_clients=nfs_clients,

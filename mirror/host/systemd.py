@@ -52,14 +52,17 @@ def start_units(enable: list[str], start: list[str], changed: set[str]) -> None:
 
 
 def units_of(marker: str) -> list[str]:
-    """The installed units of this file set whose text names `marker` (a mirror's .config)."""
+    """The installed units of this file set whose services name `marker` (a mirror's .config);
+    the refresh timer goes with the refresh service it starts."""
     found = []
-    for name in UNITS:
+    for name in (KEEPER_UNIT, REFRESH_UNIT):
         try:
             if marker in (SYSTEMD_DIR / name).read_text():
                 found.append(name)
         except FileNotFoundError:
             continue
+    if REFRESH_UNIT in found and (SYSTEMD_DIR / REFRESH_TIMER).exists():
+        found.append(REFRESH_TIMER)
     return found
 
 

@@ -246,3 +246,22 @@ def test_a_debug_port_on_another_mirror_port_is_refused(tmp_path):
     err = rejected(tmp_path, olddefconfig=True, DOCKER_MIRROR_PORT=5000, DOCKER_MIRROR_GHCR=True,
                    DOCKER_MIRROR_GHCR_PORT=15000)
     assert err.symbol == "CONFIG_DOCKER_MIRROR_GHCR_PORT" and "debug port of the dockerhub mirror" in err.allowed
+
+
+def test_a_switched_off_mirror_loads_with_kconfigs_defaults(tmp_path):
+    # Kconfig writes none of the symbols inside `if ENABLE_DOCKER_MIRROR` then: `make check`,
+    # status and the way out must still read such a .config.
+    (tmp_path / ".config").write_text("# CONFIG_ENABLE_DOCKER_MIRROR is not set\n")
+    s = settings.load(tmp_path / ".config")
+    assert not s.enabled
+    assert [(u.key, u.remote_url) for u in s.upstreams] == [("dockerhub", "https://registry-1.docker.io")]
+    assert run_mirror("check", config=tmp_path / ".config").stdout.startswith(f"{tmp_path / '.config'}: OK (disabled")
+
+
+def test_the_keeper_is_on_for_a_config_written_before_it_existed(tmp_path):
+    path = write_config(tmp_path / ".config")
+    lines = [line for line in path.read_text().splitlines() if "DOCKER_MIRROR_KEEPER" not in line]
+    path.write_text("\n".join(lines) + "\n")
+    assert settings.load(path).keeper                      # absent: Kconfig's default, y
+    path.write_text(path.read_text() + "# CONFIG_DOCKER_MIRROR_KEEPER is not set\n")
+    assert not settings.load(path).keeper                  # switched off: n
