@@ -119,6 +119,22 @@ class DigestMismatch(RegistryAPIError):
     """Content that does not hash to the digest it was asked for by."""
 
 
+class InvalidDigest(RegistryAPIError):
+    """A digest from a registry or an archive that is not sha256: plus 64 hex digits."""
+
+
+class InvalidManifest(RegistryAPIError):
+    """A manifest or index that is not the JSON object the spec describes."""
+
+
+class ResponseTooLarge(RegistryAPIError):
+    """A registry answer larger than any honest one (a manifest, a token, an error)."""
+
+
+class DeadlineExceeded(RegistryAPIError):
+    """A registry request that did not complete within its overall deadline."""
+
+
 class ArchiveError(MirrorError):
     """An image archive that cannot be written, read or trusted."""
 

@@ -10,7 +10,8 @@ EXPECTED = {
     errors.ScanError: 2, errors.ClientFileError: 2, errors.MirrorNotInUse: 2,
     errors.PortInUse: 3, errors.DockerError: 3, errors.RegistryImageError: 3, errors.MirrorStartError: 3,
     errors.MaintenanceError: 3, errors.DockerReloadError: 3,
-    errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.ArchiveError: 1, errors.WarmError: 1,
+    errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.InvalidDigest: 1, errors.InvalidManifest: 1,
+    errors.ResponseTooLarge: 1, errors.DeadlineExceeded: 1, errors.ArchiveError: 1, errors.WarmError: 1,
     errors.MirrorError: 1, errors.RefreshBusy: 75, errors.UsageError: 2, errors.HostError: 3,
     errors.KeeperRunning: 75, errors.PurgeRefused: 2,
 }

@@ -26,7 +26,7 @@ from ..config.settings import Settings, Upstream
 from ..errors import DigestMismatch, MirrorError, WarmError
 from ..host import storage
 from ..host.layout import Layout
-from ..model.manifests import Manifest, blobs_of, select_platforms
+from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
 from ..net.registry_api import RegistryAPI
 from ..render import human_size
@@ -213,7 +213,7 @@ class Engine:
         mirror, upstream = self.mirrors[target.upstream.key], self.upstreams[target.upstream.key]
         if manifest.is_index:
             # A registry accepts an index only when every child is there: copy all platforms.
-            for child in manifest.json.get("manifests", []):
+            for child in children_of(manifest.json):
                 child_manifest = upstream.get_manifest(target.ref.repository, child["digest"])
                 self._copy_manifest(target, child_manifest, child["digest"], result)
         else:

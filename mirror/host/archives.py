@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchiveError, InvalidReference
-from ..model import images
+from ..errors import ArchiveError, InvalidDigest, InvalidReference
+from ..model import digests, images
 from ..model.archive_format import (ARCHIVE_NAME, CHECKSUM_LINE, CHECKSUM_SUFFIX, FORMAT,
                                     FORMAT_VERSION, META, SUFFIX, TarWriter, blob_path,
                                     checksum_line, checksum_path)
@@ -23,6 +23,57 @@ from .layout import Layout
 
 CHUNK = 4 << 20
 STALE_TEMP_SECONDS = 24 * 3600
+MAX_META = 1 << 20          # bytes of docker-mirror.json: a few kB in any archive we write
+MAX_MEMBERS = 100_000
+
+
+def _members(tar: tarfile.TarFile, limit: int = MAX_MEMBERS):
+    """The members of `tar`, one by one, refusing a header that moves backwards.
+
+    CVE-2025-8194: before Python 3.11.14 / 3.12.12 / 3.13.6, a member with a
+    negative size sends tarfile's offset back to an earlier header, and
+    getmembers() loops forever. This host's Python may predate the fix, so
+    every archive is read through here: sizes must be >= 0 and each header
+    must lie beyond the last.
+    """
+    last = -1
+    for _ in range(limit):
+        member = tar.next()
+        if member is None:
+            return
+        if member.size < 0 or member.offset <= last:
+            raise ArchiveError(f"tar header of {member.name[:80]!r} at byte {member.offset}: "
+                               f"size {member.size} or position invalid (CVE-2025-8194 guard)")
+        last = member.offset
+        yield member
+    raise ArchiveError(f"more than {limit} members: not an archive written by 'pull --archive'")
+
+
+def _meta(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
+    if member.size > MAX_META:
+        raise ArchiveError(f"{META} of {member.size} bytes refused (at most {MAX_META})")
+    try:
+        meta = json.loads(tar.extractfile(member).read(MAX_META))
+    except (ValueError, RecursionError) as err:
+        raise ArchiveError(f"{META} is not JSON ({err.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise ArchiveError(f"{META} is a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def _check_digests(meta: dict) -> None:
+    """Every digest docker-mirror.json names is a sha256 digest, before it names a member."""
+    top, manifests = meta.get("top"), meta.get("manifests")
+    if not isinstance(top, dict) or not isinstance(manifests, list) \
+            or not all(isinstance(m, dict) for m in manifests):
+        raise ArchiveError(f"{META}: 'top' or 'manifests' missing or malformed")
+    try:
+        for entry in (top, *manifests):
+            digests.require(entry.get("digest"), f"{META}: a manifest digest")
+            if not isinstance(entry.get("mediaType", ""), str):
+                raise ArchiveError(f"{META}: a mediaType that is not a string")
+    except InvalidDigest as err:
+        raise ArchiveError(str(err)) from None
 
 
 def write(path: Path, fill: Callable[[TarWriter], None]) -> tuple[int, str]:
@@ -52,11 +103,11 @@ def read_metadata(path: Path) -> dict | None:
     """docker-mirror.json of an archive (its first member), or None."""
     try:
         with tarfile.open(path, "r:") as tar:
-            first = tar.next()
+            first = next(_members(tar, limit=1), None)
             if first is None or first.name != META or not first.isfile():
                 return None
-            return json.loads(tar.extractfile(first).read())
-    except (OSError, tarfile.TarError, ValueError):
+            return _meta(tar, first)
+    except (OSError, tarfile.TarError, ArchiveError):
         return None
 
 
@@ -173,20 +224,19 @@ def open_archive(path: Path) -> Archive:
     """Read an archive's table of members (no extraction: nothing lands on disk)."""
     try:
         with tarfile.open(path, "r:") as tar:
-            members = {m.name: m for m in tar.getmembers()}
+            members = {m.name: m for m in _members(tar)}
             if META not in members:
                 raise ArchiveError(f"no {META}: not an archive written by 'pull --archive'")
-            meta = json.loads(tar.extractfile(members[META]).read())
+            meta = _meta(tar, members[META])
     except (OSError, tarfile.TarError) as err:
         raise ArchiveError(f"cannot read it as a tar ({err})") from None
-    except ValueError as err:
-        raise ArchiveError(f"{META} is not JSON ({err})") from None
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise ArchiveError(f"{META}: unknown format {meta.get('format')!r} version {meta.get('version')!r}")
     try:
         images.parse(meta["reference"])
-    except (KeyError, InvalidReference) as err:
+    except (KeyError, TypeError, InvalidReference) as err:
         raise ArchiveError(f"{META}: bad reference ({err})") from None
+    _check_digests(meta)
     return Archive(path, meta, members)
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArchiveError
-from . import images
+from . import digests, images
 from .manifests import OCI_INDEX, Manifest, blobs_of, platform_name
 
 FORMAT = "docker-mirror-archive"
@@ -69,7 +69,8 @@ def checksum_line(hexdigest: str, name: str) -> str:
 
 
 def blob_path(digest: str) -> str:
-    algorithm, hexdigest = digest.split(":", 1)
+    # Checked here, the one place a digest becomes a member name, on write and on read.
+    algorithm, hexdigest = digests.require(digest, "archive member").split(":", 1)
     return f"blobs/{algorithm}/{hexdigest}"
 
 

@@ -1,10 +1,21 @@
-"""Image manifests and indexes (OCI and Docker v2): their blobs and platforms (pure)."""
+"""Image manifests and indexes (OCI and Docker v2): their blobs and platforms (pure).
+
+A manifest comes from a registry or an archive, so its shape is checked
+where it is read: a JSON object (not a list, a string, or nesting deep
+enough to exhaust the parser), descriptors that are objects, and every
+digest `sha256:` plus 64 hex digits (model.digests) before it names a
+path, a URL or a tar member. Anything else is InvalidManifest or
+InvalidDigest, one image's failure rather than a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import platform
 from dataclasses import dataclass
+
+from ..errors import InvalidManifest
+from . import digests
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -24,17 +35,48 @@ class Manifest:
 
     @property
     def json(self) -> dict:
-        return json.loads(self.body)
+        return parse(self.body, f"manifest {self.digest}")
 
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES or "manifests" in self.json
 
 
+def parse(body: bytes, what: str) -> dict:
+    """A manifest's JSON object; InvalidManifest for anything else."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise InvalidManifest(f"{what}: not JSON ({err.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise InvalidManifest(f"{what}: a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _descriptors(manifest: dict, key: str) -> list[dict]:
+    found = manifest.get(key, [])
+    if not isinstance(found, list) or not all(isinstance(d, dict) for d in found):
+        raise InvalidManifest(f"manifest: {key!r} is not a list of descriptors")
+    for descriptor in found:
+        digests.require(descriptor.get("digest"), f"manifest: a digest in {key!r}")
+    return found
+
+
+def children_of(index: dict) -> list[dict]:
+    """The descriptors of an index's manifests, their digests checked."""
+    return _descriptors(index, "manifests")
+
+
 def blobs_of(manifest: dict) -> list[dict]:
-    """The descriptors of an image manifest's config and layers."""
-    return [manifest["config"], *manifest.get("layers", [])] if "config" in manifest else \
-        list(manifest.get("layers", []))
+    """The descriptors of an image manifest's config and layers, their digests checked."""
+    layers = _descriptors(manifest, "layers")
+    if "config" not in manifest:
+        return list(layers)
+    config = manifest["config"]
+    if not isinstance(config, dict):
+        raise InvalidManifest("manifest: 'config' is not a descriptor")
+    digests.require(config.get("digest"), "manifest: the config digest")
+    return [config, *layers]
 
 
 def host_platform() -> str:
@@ -53,8 +95,10 @@ def platform_name(plat: dict) -> str:
 def select_platforms(index: dict, platforms: set[str] | None) -> list[dict]:
     """Children of an index for `platforms` (None: all); attestation manifests skipped."""
     chosen = []
-    for child in index.get("manifests", []):
+    for child in _descriptors(index, "manifests"):
         plat = child.get("platform") or {}
+        if not isinstance(plat, dict):
+            raise InvalidManifest("index: a 'platform' that is not an object")
         if plat.get("os") == "unknown":  # buildkit attestations, not runnable images
             continue
         name = f"{plat.get('os', '')}/{plat.get('architecture', '')}"
