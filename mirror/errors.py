@@ -143,6 +143,14 @@ class WarmError(MirrorError):
     """One image could not be warmed (the run goes on with the others)."""
 
 
+class DiskFull(WarmError):
+    """The cache's file system has no room for what the mirror was storing."""
+
+    def __init__(self, message: str, needed: int = 0):
+        super().__init__(message)
+        self.needed = needed  # bytes of the blob that did not fit
+
+
 class RefreshBusy(MirrorError):
     """Another refresh holds the lock (--no-wait)."""
 

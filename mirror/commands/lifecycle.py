@@ -37,7 +37,7 @@ from ..engine.client import docker_errors, find_container
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError
 from ..host import layout as host_layout
-from ..host import ports, storage, usage
+from ..host import diskspace, ports, storage, usage
 from ..host.layout import Layout
 from ..model import retention
 from ..model.manifests import blobs_of
@@ -106,7 +106,12 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
                     if reference in links:
                         record.note(f"{repository}@{links[reference]}", when)
             if new:
-                usage.write_usage(root, upstream.key, record)
+                try:
+                    usage.write_usage(root, upstream.key, record)
+                except OSError as err:
+                    if not diskspace.is_disk_full(err):
+                        raise
+                    # The cursor stays where it was: the next call reads these pulls again.
             counts[upstream.key] = new
     return counts
 
@@ -250,6 +255,8 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
                     for manifest in cached.manifests:
                         if (cached.repository, manifest) not in kept:
                             storage.remove_manifest(storage_dir, cached.repository, manifest)
+                # First, as it may be what fills the disk: the registry cannot be writing now.
+                storage.purge_uploads(storage_dir)
                 containers.run_once(client, image, spec, ["garbage-collect", image.config_path])
                 storage.tidy(storage_dir)
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config.settings import Settings
 from ..errors import MirrorError, RefreshBusy
-from ..host import locks
+from ..host import diskspace, locks
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..host.runlog import RunLog, new_log_path, prune_logs
@@ -55,10 +55,18 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
             log(f"error: {err}")
             failed = failed or ["(setup)"]
         result = "failed" if failed else "ok"
+        record = {"started": started.isoformat(timespec="seconds"),
+                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "result": result, "log": str(log.path), "failed": failed}
+        if any(f.endswith(diskspace.NOTE) for f in failed):
+            # Said as such: a blob that stopped growing would otherwise read as an upstream gone.
+            record["error"] = (f"disk full: the cache's file system ran out of room "
+                               f"({diskspace.space(layout.root) or layout.root} now)")
+            log(f"error: {record['error']}")
         log(f"refresh {result}" + (f": {', '.join(failed)}" if failed else ""))
+        try:
+            atomic_write(layout.last_refresh, json.dumps(record, indent=2) + "\n")
+        except OSError as err:
+            log(f"error: cannot write {layout.last_refresh}: {err.strerror or err}")
         log.close()
-        atomic_write(layout.last_refresh, json.dumps({
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "result": result, "log": str(log.path), "failed": failed}, indent=2) + "\n")
     return 1 if failed else 0

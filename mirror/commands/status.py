@@ -69,6 +69,8 @@ def last_refresh(layout: Layout) -> dict | None:
                 "error": f"{layout.last_refresh}: {err}"}
     found = {key: data.get(key) for key in LAST_REFRESH_KEYS}
     found["failed"] = list(found["failed"] or [])
+    if data.get("error"):  # what stopped the run as a whole (a full disk)
+        found["error"] = str(data["error"])
     return found
 
 

@@ -18,6 +18,7 @@ from ..config import image_lists
 from ..config.settings import Settings
 from ..errors import MirrorError
 from ..engine import containers
+from ..host import diskspace
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.manifests import chosen_platforms
@@ -74,15 +75,45 @@ def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]
             bar.set_postfix_str(f"{human_size(fetched[0])} fetched", refresh=False)
             bar.update(1)
         results = engine.run(wanted, progress=advance)
-    write_manifest(engine.layout, results)
-    lifecycle.record_pins(settings, wanted, results)
-    for line in summary(results, errors).splitlines():
-        log(line)
-    failed = [r.reference for r in results if not r.ok] + errors
+    written = _record(settings, engine.layout, wanted, results, log)
+    short = sum(r.disk_short for r in results)
+    if short:
+        log(f"disk full: {len(full_ones(results))} image(s) did not fit in the cache "
+            f"({diskspace.space(engine.layout.root) or engine.layout.root}); "
+            + ("the policy makes room" if gc else "nothing is collected in this run"))
+    collected, gc_failed = None, []
     if gc:
         try:
-            lifecycle.collect(settings, client, log=log)
+            collected = lifecycle.collect(settings, client, log=log, must_free=short)
         except MirrorError as err:
             log(f"garbage collection failed: {err}")
-            failed.append("(garbage collection)")
-    return failed
+            gc_failed = ["(garbage collection)"]
+    if short and collected is not None:
+        # No second go in this run: the images that did not fit stay failed (the run says
+        # why), and the next refresh finds the room made.
+        log(f"disk full: the policy made {human_size(collected.plan.freed)} of room for the next "
+            f"refresh (needed {human_size(short)}); "
+            f"{diskspace.space(engine.layout.root) or engine.layout.root} now")
+    if not written:
+        _record(settings, engine.layout, wanted, results, log)
+    for line in summary(results, errors).splitlines():
+        log(line)
+    return [r.reference + (diskspace.NOTE if r.disk_short else "") for r in results if not r.ok] \
+        + errors + gc_failed
+
+
+def full_ones(results: list[Result]) -> list[Result]:
+    return [r for r in results if r.disk_short]
+
+
+def _record(settings: Settings, layout: Layout, wanted, results: list[Result], log) -> bool:
+    """images/manifest.txt and the pins; False (said in the log) when the disk is too full."""
+    try:
+        write_manifest(layout, results)
+        lifecycle.record_pins(settings, wanted, results)
+    except OSError as err:
+        if not diskspace.is_disk_full(err):
+            raise
+        log(f"disk full: cannot record what was warmed yet ({err.filename}: {err.strerror})")
+        return False
+    return True

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.settings import Settings, Upstream
-from ..errors import DigestMismatch, MirrorError, WarmError
-from ..host import storage
+from ..errors import DigestMismatch, DiskFull, MirrorError, WarmError
+from ..host import diskspace, storage
 from ..host.layout import Layout
 from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
@@ -33,6 +33,7 @@ from ..render import human_size
 
 IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
 STALL_TIMEOUT = 15.0    # seconds a blob being stored may go without growing
+FULL_AFTER = 1.0        # seconds without growth after which a full disk is checked for
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Result:
     error: str = ""
     items: set[str] = field(default_factory=set)   # 'repository@digest' of manifests and blobs
     fresh: set[str] = field(default_factory=set)   # the items this run made the mirror cache
+    disk_short: int = 0     # with a full disk: bytes of the blob that did not fit
 
     @property
     def ok(self) -> bool:
@@ -109,20 +111,27 @@ class Engine:
 
     # -- pull-through: fetch through the mirror, which keeps the copy
 
-    def _wait_stored(self, storage_dir: Path, repository: str, digest: str) -> None:
+    def _wait_stored(self, storage_dir: Path, repository: str, digest: str, size: int = 0) -> None:
         """Until the registry has stored and linked the blob; checks its sha256 then.
 
         distribution stores a proxied blob in the background and finishes after
         the response: a request for the same blob meanwhile (from another
         repository) would be served but never stored. Gives up when the
-        upload stops growing for `stall_timeout` (the upstream went away).
+        upload stops growing for `stall_timeout` (the upstream went away), or
+        sooner, with DiskFull, when it stalls and the storage's file system has
+        less room than the rest of the blob needs (distribution gave up writing).
         """
-        size, last_change = -1, time.monotonic()
+        seen, last_change = -1, time.monotonic()
         while not storage.blob_linked(storage_dir, repository, digest):
             now_size = storage.uploads_size(storage_dir, repository)
-            if now_size != size:
-                size, last_change = now_size, time.monotonic()
-            elif time.monotonic() - last_change > self.stall_timeout:
+            stalled = time.monotonic() - last_change
+            if now_size != seen:
+                seen, last_change = now_size, time.monotonic()
+            elif stalled > min(FULL_AFTER, self.stall_timeout) and size and \
+                    (full := diskspace.no_room(storage_dir, size - now_size)) is not None:
+                raise DiskFull(f"blob {repository}@{digest}: disk full: the mirror stopped storing it "
+                               f"({full}; the blob needs {human_size(size)})", needed=size)
+            elif stalled > self.stall_timeout:
                 raise WarmError(f"blob {repository}@{digest}: the mirror stopped storing it "
                                   f"(no progress for {self.stall_timeout:.0f} s; upstream gone?)")
             time.sleep(0.05)
@@ -154,7 +163,7 @@ class Engine:
                 mirror.open_blob(repository, digest)
             else:
                 mirror.fetch_blob(repository, digest)
-            self._wait_stored(storage_dir, repository, digest)
+            self._wait_stored(storage_dir, repository, digest, size)
             return size
 
     def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
@@ -235,6 +244,8 @@ class Engine:
                 self._warm_through(target, result)
             else:
                 self._copy(target, result)
+        except DiskFull as err:
+            result.error, result.disk_short = str(err), max(err.needed, 1)
         except MirrorError as err:
             result.error = str(err)
         except Exception as err:  # one image's surprise must not stop the others

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -34,21 +36,60 @@ class RunLog:
 
     The caller's copy is stamped too unless it is a terminal, where a person
     is watching (systemd's journal and redirected output keep the times).
+    A line the file cannot take (its disk is full: the cache's own disk, as
+    often as not) is never a traceback: the run goes on, the failure is said
+    once on the output (stderr without one), and the file says how many
+    lines it missed once it takes lines again.
     """
 
     def __init__(self, path: Path, echo=None, stamp_echo: bool = False):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8")
         self.echo = echo
         self.stamp_echo = stamp_echo
+        self.missed = 0
+        self.cut = False  # the last write stopped within a line
+        self.fd: int | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered appends: a write that fails leaves nothing half-kept to repeat later.
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as err:
+            self._failed(err)
+
+    def _failed(self, err: OSError) -> None:
+        if not self.missed:
+            warning = f"warning: cannot write the log {self.path}: {err.strerror or err}"
+            (self.echo or (lambda line: print(line, file=sys.stderr)))(warning)
+        self.missed += 1
+
+    def _write_all(self, data: bytes) -> None:
+        while data:  # a nearly full disk takes part of a write without an error
+            written = os.write(self.fd, data)
+            self.cut = True
+            data = data[written:]
+        self.cut = False
+
+    def _write(self, line: str) -> None:
+        if self.fd is None:
+            self.missed += 1
+            return
+        try:
+            if self.missed:
+                # A line cut short by the full disk is ended first, so every line starts with its time.
+                self._write_all(f"{chr(10) if self.cut else ''}{line[:24]} ({self.missed} line(s) "
+                                "could not be written here)\n".encode())
+                self.missed = 0
+            self._write_all(f"{line}\n".encode())
+        except OSError as err:
+            self._failed(err)
 
     def __call__(self, message: str) -> None:
         stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
-        self.file.write(f"{stamp} {message}\n")
-        self.file.flush()
+        self._write(f"{stamp} {message}")
         if self.echo:
             self.echo(f"{stamp} {message}" if self.stamp_echo else message)
 
     def close(self) -> None:
-        self.file.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

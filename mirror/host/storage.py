@@ -327,6 +327,24 @@ def remove_manifest(storage_dir, repository: str, digest: str) -> list[str]:
     return removed
 
 
+def purge_uploads(storage_dir) -> int:
+    """Delete every repository's unfinished uploads (only with the registry stopped); bytes freed.
+
+    A blob the registry gave up storing (its disk filled up, its upstream
+    went away) leaves its partial upload behind, holding the room a
+    collection is making; distribution's own purge runs only once a week.
+    """
+    freed = 0
+    # Every `_uploads`, of repositories whose manifest never got stored too.
+    for top, dirs, _ in os.walk(StorageTree(storage_dir).repositories):
+        if "_uploads" in dirs:
+            uploads = Path(top) / "_uploads"
+            freed += disk_usage(uploads)
+            _remove_tree(uploads)
+        dirs[:] = [d for d in dirs if not d.startswith("_")]
+    return freed
+
+
 def tidy(storage_dir) -> int:
     """After a collection: drop layer links to blobs that are gone, and repositories left
     without a manifest; returns how many layer links went.
