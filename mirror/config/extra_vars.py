@@ -4,7 +4,7 @@ from pathlib import Path
 
 from .. import render
 from ..host.files import atomic_write
-from . import dotconfig, settings
+from . import dotconfig, secrets, settings
 
 
 def variables(config: dotconfig.DotConfig) -> dict:
@@ -29,8 +29,8 @@ def playbook_variables(loaded: settings.Settings) -> dict:
 
 
 def holds_secret(config: dotconfig.DotConfig) -> bool:
-    return any(settings.is_secret(name) and entry.value
-               for name, entry in config.entries.items())
+    # a password symbol, or a remote URL typed with user:password@ in it
+    return secrets.holds_secret(config)
 
 
 def write(config: dotconfig.DotConfig, out: str | Path) -> Path:

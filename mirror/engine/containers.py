@@ -161,6 +161,8 @@ def _write_config(spec: RegistrySpec) -> None:
     path = Path(spec.config_path)
     if not path.exists() or path.read_text() != spec.config_text:
         atomic_write(path, spec.config_text, mode=0o600)
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # unchanged, but left readable by an older version or by hand
 
 
 def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerError]):
