@@ -106,6 +106,19 @@ def cmd_watch(args) -> int:
     return keeper.run(lambda: load_settings(args), connect, log=log)
 
 
+def cmd_serve_status(args) -> int:
+    from .commands import observe, observe_serve
+    loaded = load_settings(args)
+    if args.textfile:
+        # One sample and the textfile, then exit (a cron job or timer instead of the service).
+        service = observe_serve.Service(loaded)
+        service.tick()
+        print(observe.write_textfile(loaded, service.collectors) or
+              "no DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR configured: sampled only")
+        return 0
+    return observe_serve.serve(loaded, log=lambda line: print(line, flush=True))
+
+
 def cmd_remove(args) -> int:
     from .commands import remove
     from .engine.client import connect
@@ -258,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "starts: a systemd unit, or a background process)")
     add_overrides(watch)
     watch.set_defaults(func=cmd_watch)
+
+    serve_status = commands.add_parser("serve-status", help="the metrics (/metrics) and status page (/) "
+                                       "service that docker-mirror starts when DOCKER_MIRROR_OBSERVE is on")
+    serve_status.add_argument("--textfile", action="store_true",
+                              help="take one sample, write the textfile collector's file and exit")
+    add_overrides(serve_status)
+    serve_status.set_defaults(func=cmd_serve_status)
 
     remove = commands.add_parser("remove", help="take down what docker-mirror set up (keeper, units, "
                                  "containers, NFS export); the cache stays unless --purge")

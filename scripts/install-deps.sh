@@ -62,7 +62,8 @@ has() {
 
 missing=()
 # mmdebstrap: the tests build a Debian root file system to boot systemd as PID 1.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap; do
+# prometheus, chromium: the tests scrape the metrics and load the status page with them.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium; do
 	has "$pkg" || missing+=("$pkg")
 done
 

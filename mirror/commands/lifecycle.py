@@ -52,6 +52,27 @@ _PULL = re.compile(
     r'2\d\d ')
 
 
+# One access-log line of a blob served (GET, 2xx), with the bytes it sent: the traffic
+# metrics (mirror.commands.observe) count hits, misses and bytes served from these.
+_BLOB_GET = re.compile(
+    r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d{1,9}))?Z \S+ \S+ \S+ \[[^\]]*\] '
+    r'"GET /v2/(?P<name>[a-z0-9][^ ?]*?)/blobs/(?P<digest>sha256:[0-9a-f]{64})(?:\?\S*)? HTTP/[0-9.]+" '
+    r'2\d\d (?P<size>\d+|-) ')
+
+
+def _stamp_ns(found: re.Match) -> int:
+    seconds = calendar.timegm(time.strptime(found["ts"], "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 10**9 + int((found["frac"] or "0").ljust(9, "0"))
+
+
+def parse_blob_get(line: str) -> tuple[int, str, str, int] | None:
+    """(Docker timestamp in ns, repository, digest, bytes sent) of a blob served, else None."""
+    found = _BLOB_GET.match(line)
+    if not found:
+        return None
+    return _stamp_ns(found), found["name"], found["digest"], int(found["size"].replace("-", "0"))
+
+
 def parse_pull(line: str) -> tuple[int, str, str] | None:
     """(Docker timestamp in ns, repository, tag or digest) of a manifest pull line, else None."""
     found = _PULL.match(line)

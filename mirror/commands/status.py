@@ -21,6 +21,8 @@ from ..host import locks, storage, systemd
 from ..host.layout import Layout
 from ..model import images
 from ..model.retention import SYSTEM_CLOCK, Clock
+from ..model.traffic import Headroom
+from ..net import headroom as hub_headroom
 from ..net.probes import answers
 from . import lifecycle
 
@@ -85,9 +87,25 @@ def _refresh(settings: Settings, layout: Layout, now: float | None) -> dict:
             "next_source": source, "schedule": settings.refresh_on_calendar}
 
 
+def _headroom(settings: Settings) -> dict | None:
+    """Docker Hub's pulls left for this host (a manifest HEAD, which is not a pull)."""
+    hub = settings.upstream("dockerhub")
+    if hub is None or not settings.pull_through:
+        return None
+    return hub_headroom.headroom(hub, timeout=hub_headroom.STATUS_TIMEOUT).to_json()
+
+
+def _observe(settings: Settings) -> dict:
+    """The metrics and status page service (mirror.commands.observe_serve)."""
+    lock = Layout.of(settings).root / "observe" / ".serve.lock"
+    return {"enabled": settings.observe.enabled, "url": settings.observe.url, "pid": locks.holder(lock)}
+
+
 def gather(settings: Settings, client, *, now: float | datetime | None = None,
-           clock: Clock = SYSTEM_CLOCK) -> dict:
-    """The status document; `client` is a docker client, or None when the engine is unreachable."""
+           clock: Clock = SYSTEM_CLOCK, headroom: bool = True) -> dict:
+    """The status document; `client` is a docker client, or None when the engine is unreachable.
+
+    `headroom`: ask Docker Hub for the pulls left (the metrics service asks on its own schedule)."""
     if isinstance(now, datetime):
         now = now.timestamp()
     layout = Layout.of(settings)
@@ -104,6 +122,8 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
         "keeper": {"pid": locks.holder(layout.keeper_lock), "log": None if systemd.systemd_is_pid1()
                    else str(layout.keeper_log)},
         "refresh": _refresh(settings, layout, now),
+        "dockerhub_headroom": _headroom(settings) if headroom else None,
+        "observe": _observe(settings),
     }
 
 
@@ -134,7 +154,12 @@ def format_text(doc: dict) -> str:
         "disk": render.human_size(u["disk_bytes"]),
     } for u in doc["upstreams"]]
     return render.render("status.txt.j2", doc=doc, upstreams=upstreams,
-                         refresh=doc["refresh"]).rstrip("\n")
+                         refresh=doc["refresh"], headroom=_headroom_text(doc)).rstrip("\n")
+
+
+def _headroom_text(doc: dict) -> str | None:
+    found = doc.get("dockerhub_headroom")
+    return None if found is None else Headroom(**found).text
 
 
 # ---------------------------------------------------------------- kdevops checks

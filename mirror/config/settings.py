@@ -107,6 +107,22 @@ class Lifecycle:
 
 
 @dataclass(frozen=True)
+class Observe:
+    """The metrics and status page service (Kconfig "Metrics and status page")."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = 9595
+    interval: int = 60             # seconds between samples
+    textfile_dir: str | None = None  # node_exporter's textfile collector directory
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: str
     enabled: bool
@@ -137,6 +153,7 @@ class Settings:
     nfs_export: bool
     nfs_clients: tuple[str, ...]
     lifecycle: Lifecycle = Lifecycle()
+    observe: Observe = Observe()
 
     def __post_init__(self):
         # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
@@ -351,6 +368,19 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
 
     extra_list = read.path("DOCKER_MIRROR_IMAGES_EXTRA_LIST", required=False) or None
 
+    observe_address = read.str("DOCKER_MIRROR_OBSERVE_ADDRESS", "127.0.0.1")
+    try:
+        ipaddress.ip_address(observe_address)
+    except ValueError:
+        read.fail("DOCKER_MIRROR_OBSERVE_ADDRESS", observe_address,
+                  "must be an IP address (127.0.0.1 for this host only)")
+    observe = Observe(
+        enabled=read.bool("DOCKER_MIRROR_OBSERVE"),
+        address=observe_address,
+        port=read.int("DOCKER_MIRROR_OBSERVE_PORT", 1, 65535, 9595),
+        interval=read.int("DOCKER_MIRROR_OBSERVE_INTERVAL", 5, 3600, 60),
+        textfile_dir=read.path("DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR", required=False) or None)
+
     return Settings(
         config_path=config.path,
         enabled=enabled,
@@ -385,6 +415,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
             keep_unused_days=read.int("DOCKER_MIRROR_KEEP_UNUSED_DAYS", 1, 3650, 30),
             max_bytes=read.int("DOCKER_MIRROR_CACHE_MAX_SIZE_GB", 0, 1 << 20, 0) << 30,
             keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS", 0, 100, 1)),
+        observe=observe,
     )
 
 
