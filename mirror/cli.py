@@ -39,9 +39,12 @@ def cmd_extra_vars(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from .config import exposure
     loaded = settings.load(args.config)
     upstreams = ", ".join(f"{u.registry} on {u.endpoint.listen}" for u in loaded.upstreams)
     print(f"{args.config}: OK ({'enabled' if loaded.enabled else 'disabled'}; {upstreams})")
+    for line in exposure.warnings(loaded) if loaded.enabled else ():
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -83,7 +86,10 @@ def load_settings(args) -> settings.Settings:
 def cmd_docker_mirror(args) -> int:
     from .commands import install
     from .engine.client import connect
+    from .config import exposure
     loaded = load_settings(args)
+    for line in exposure.warnings(loaded) if loaded.enabled else ():
+        print(line, file=sys.stderr)
     report = install.docker_mirror(loaded, connect(), boot=args.boot, mirror_args=override_args(args))
     for upstream in loaded.upstreams:
         if upstream.key in report.actions:
