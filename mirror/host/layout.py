@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.settings import Settings, Upstream
+from ..errors import HostError
 from .files import atomic_write
 
 
@@ -92,15 +93,25 @@ class Layout:
 
 
 def ensure(layout: Layout, settings: Settings, empty_manifest: str) -> None:
-    """Create the directories (and an empty images/manifest.txt) that are missing."""
-    for directory in (layout.root, layout.config_dir, layout.images_dir, layout.archives_dir,
-                      layout.logs_dir, layout.registry_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    if settings.storage.backend == "filesystem":
-        for upstream in settings.upstreams:
-            layout.storage_dir(upstream).mkdir(parents=True, exist_ok=True)
-    if not layout.manifest.exists():
-        atomic_write(layout.manifest, empty_manifest)
+    """Create the directories (and an empty images/manifest.txt) that are missing,
+    and check the mirror directory takes writes: a read-only file system, a full
+    disk or a missing permission is said here, before any container starts."""
+    try:
+        for directory in (layout.root, layout.config_dir, layout.images_dir, layout.archives_dir,
+                          layout.logs_dir, layout.registry_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        if settings.storage.backend == "filesystem":
+            for upstream in settings.upstreams:
+                layout.storage_dir(upstream).mkdir(parents=True, exist_ok=True)
+        if not layout.manifest.exists():
+            atomic_write(layout.manifest, empty_manifest)
+        # Every directory may exist already (a mirror directory mounted read-only later).
+        atomic_write(layout.config_dir / ".writable", "")
+        (layout.config_dir / ".writable").unlink()
+    except OSError as err:
+        raise HostError(f"DOCKER_MIRROR_PATH={str(layout.root)!r}: cannot write "
+                        f"{err.filename or layout.root} ({err.strerror or err}); choose a writable "
+                        "directory ('make menuconfig', or --path) or make this one writable") from None
 
 
 def http_secret(layout: Layout) -> str:
