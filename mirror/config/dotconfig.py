@@ -83,11 +83,19 @@ def parse(text: str, path: str = ".config") -> DotConfig:
         value = _parse_value(assignment.group(2)) if assignment else None
         if value is None:
             raise DotConfigSyntaxError(
-                f"{path}:{number}: cannot read {line!r}: expected CONFIG_NAME=y, "
+                f"{path}:{number}: cannot read {_shown(line)}: expected CONFIG_NAME=y, "
                 'CONFIG_NAME=123 or CONFIG_NAME="text" (run \'make olddefconfig\' '
                 "to rewrite the file)")
         entries[assignment.group(1)] = Entry(assignment.group(1), value, number)
     return DotConfig(path, entries)
+
+
+def _shown(line: str) -> str:
+    """A bad line as an error may echo it: a secret's value hidden, a long line cut."""
+    secret = re.match(r"\s*(CONFIG_\w*(?:_PASSWORD|_ACCOUNT_KEY))\s*=", line)
+    if secret or re.search(r"://[^/\s]*@", line):
+        return repr(f"{secret.group(1) if secret else line.split('=', 1)[0]}=<hidden>")
+    return repr(line if len(line) <= 120 else line[:120] + "...")
 
 
 def load(path: str | Path = ".config") -> DotConfig:

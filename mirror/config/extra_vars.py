@@ -34,6 +34,8 @@ def holds_secret(config: dotconfig.DotConfig) -> bool:
 
 
 def write(config: dotconfig.DotConfig, out: str | Path) -> Path:
-    text = render.render("extra_vars.yaml.j2", source=Path(config.path).name,
+    # The file name lands in a YAML comment: a newline in it must not start a key.
+    source = "".join(c if c.isprintable() else "?" for c in Path(config.path).name)
+    text = render.render("extra_vars.yaml.j2", source=source,
                          variables={**variables(config), **playbook_variables(settings.from_dotconfig(config))})
     return atomic_write(out, text, mode=0o600 if holds_secret(config) else 0o644)

@@ -181,6 +181,11 @@ class _Reader:
         self.config = config
 
     def fail(self, symbol: str, value: object, allowed: str):
+        # An error goes to the terminal and the logs: a secret's value never does.
+        if is_secret(symbol):
+            value = "<hidden>"
+        elif isinstance(value, str):
+            value = re.sub(r"://[^/\s]*@", "://<hidden>@", value)
         raise ConfigError(dotconfig.PREFIX + symbol, value, allowed, self.config.source(symbol))
 
     def raw(self, symbol: str, default):
@@ -212,6 +217,11 @@ class _Reader:
             return value
         if not value.startswith("/") or "\n" in value or "\x00" in value:
             self.fail(symbol, value, "must be an absolute path (starting with /)")
+        if not value.isprintable() or "\\" in value:
+            # A tab, CR or backslash passes the shell but not a systemd unit or a
+            # YAML file rendered later, after the containers started: refused here.
+            self.fail(symbol, value, "must be an absolute path of printable characters "
+                      "without tabs, control characters or backslashes")
         return value
 
     def url(self, symbol: str, default: str = "") -> str:
@@ -351,7 +361,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
 
     on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR", "*-*-* 02:00:00")
     refresh = read.bool("DOCKER_MIRROR_REFRESH")
-    if refresh and (not on_calendar.strip() or any(c in on_calendar for c in "\n\r\\\"")):
+    if refresh and (not on_calendar.strip() or not on_calendar.isprintable()
+                    or any(c in on_calendar for c in "\\\"")):
         read.fail("DOCKER_MIRROR_REFRESH_ON_CALENDAR", on_calendar,
                   "must be a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'daily'")
 
