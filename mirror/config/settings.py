@@ -217,11 +217,11 @@ class _Reader:
             return value
         if not value.startswith("/") or "\n" in value or "\x00" in value:
             self.fail(symbol, value, "must be an absolute path (starting with /)")
-        if not value.isprintable() or "\\" in value:
-            # A tab, CR or backslash passes the shell but not a systemd unit or a
-            # YAML file rendered later, after the containers started: refused here.
-            self.fail(symbol, value, "must be an absolute path of printable characters "
-                      "without tabs, control characters or backslashes")
+        if not value.isprintable() or value.endswith("\\"):
+            # A tab, CR or trailing backslash (a line continuation) passes the shell but
+            # not a systemd unit rendered later, after the containers started: refused here.
+            self.fail(symbol, value, "must be an absolute path of printable characters, "
+                      "without tabs or control characters, not ending in a backslash")
         return value
 
     def url(self, symbol: str, default: str = "") -> str:

@@ -17,7 +17,7 @@ def test_a_tab_cr_or_backslash_in_the_path_is_refused_by_check(tmp_path):
         assert result.returncode == 2, bad
         assert "CONFIG_DOCKER_MIRROR_PATH=" in result.stderr and "Traceback" not in result.stderr
         # A CR ends the line as kconfiglib reads it: a syntax error naming file and line.
-        assert "backslashes" in result.stderr or ".config:12: cannot read" in result.stderr
+        assert "not ending in a backslash" in result.stderr or ".config:12: cannot read" in result.stderr
 
 
 def test_a_tab_in_the_schedule_is_refused_by_check(tmp_path):
