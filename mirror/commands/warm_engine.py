@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.settings import Settings, Upstream
-from ..errors import DigestMismatch, DiskFull, MirrorError, WarmError
+from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
 from ..host.layout import Layout
 from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
-from ..net.registry_api import RegistryAPI
+from ..net.registry_api import RegistryAPI, upstream_answers
 from ..render import human_size
 
 IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
@@ -236,6 +236,16 @@ class Engine:
         result.digest = top.digest
         self._copy_manifest(target, top, target.ref.reference, result)
 
+    def _explain(self, target: Target, err: MirrorError) -> str:
+        """What went wrong, in the user's terms. Through a pull-through mirror an upstream
+        that is away looks like the mirror's own answer (404 MANIFEST_UNKNOWN for an
+        image it never cached, 500 for a blob): asked directly, the upstream says which."""
+        if self.settings.pull_through and isinstance(err, RegistryAPIError) \
+                and err.status in (404, 500, 502, 503, 504) \
+                and not upstream_answers(target.upstream.remote_url):
+            return f"upstream {target.upstream.display_url} unreachable, and the mirror has no copy ({err})"
+        return str(err)
+
     def warm_one(self, target: Target) -> Result:
         result = Result(str(target.ref), target.upstream.registry)
         start = time.monotonic()
@@ -247,7 +257,7 @@ class Engine:
         except DiskFull as err:
             result.error, result.disk_short = str(err), max(err.needed, 1)
         except MirrorError as err:
-            result.error = str(err)
+            result.error = self._explain(target, err)
         except Exception as err:  # one image's surprise must not stop the others
             result.error = f"{err.__class__.__name__}: {err}"
         result.seconds = time.monotonic() - start
