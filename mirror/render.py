@@ -248,6 +248,13 @@ def keeper_service(settings: Settings, *, python: str, workdir: str, config_path
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
+def observe_service(settings: Settings, *, python: str, workdir: str, config_path: str,
+                    mirror_args: tuple[str, ...] = ()) -> str:
+    """docker-mirror-observe.service: the metrics and status page (mirror.commands.observe_serve)."""
+    return render("docker-mirror-observe.service.j2", settings=settings, python=python,
+                  workdir=workdir, config_path=config_path, mirror_args=mirror_args)
+
+
 def nfs_exports(settings: Settings) -> str:
     """/etc/exports.d/docker-mirror.exports: settings.path read-only to settings.nfs_clients."""
     if not settings.nfs_clients:
@@ -275,12 +282,15 @@ def unit_marker(settings: Settings) -> str:
 
 def unit_files(settings: Settings, *, python: str, workdir: str, config_path: str,
                mirror_args: tuple[str, ...] = ()) -> dict[str, str]:
-    """The mirror's systemd units, by file name: the keeper, and the refresh
-    service and timer when the refresh is on. `mirror_args`: the command
+    """The mirror's systemd units, by file name: the keeper, the refresh
+    service and timer when the refresh is on, the metrics and status page when
+    DOCKER_MIRROR_OBSERVE is on. `mirror_args`: the command
     line's overrides of the settings (--path, --port, --name), passed on."""
     context = dict(python=python, workdir=workdir, config_path=config_path, mirror_args=mirror_args)
     units = {"docker-mirror.service": keeper_service(settings, **context)}
     if settings.refresh:
         units["docker-mirror-update.service"] = refresh_service(settings, **context)
         units["docker-mirror-update.timer"] = refresh_timer(settings)
+    if settings.observe.enabled:
+        units["docker-mirror-observe.service"] = observe_service(settings, **context)
     return units

@@ -28,7 +28,7 @@ from ..host import locks, nfs, runlog, systemd
 from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
 from ..net.probes import answers
-from . import lifecycle, remove
+from . import lifecycle, observe_setup, remove
 from ..net.registry_api import upstream_answers
 
 
@@ -166,6 +166,12 @@ def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, 
         report.keeper = start_keeper(settings, layout, mirror_args)
         if not report.keeper.startswith("keeper running"):
             log(report.keeper)
+    if not on_systemd and settings.observe.enabled:
+        said = observe_setup.start(settings, mirror_command(settings, "serve-status", mirror_args), ROOT)
+        if not said.startswith("status page running"):
+            log(said)
+    elif not on_systemd and observe_setup.stop(settings):
+        log("stopped the status page service (DOCKER_MIRROR_OBSERVE is off)")
     if settings.refresh and (changed or not layout.last_refresh.exists()):
         report.refresh = start_first_refresh(settings, layout, on_systemd, mirror_args)
         log(report.refresh)

@@ -70,7 +70,7 @@ def page_context(settings: Settings, doc: dict, history: list[dict], headroom: s
                            "pinned": i["pinned"], "last_pulled": i["last_pulled"],
                            "pull": f"docker pull {host}/{ref}"})
     largest = max((i["bytes"] for i in images), default=0) or 1
-    bars = [{"width": round(i["bytes"] / largest * (PLOT_WIDTH - 260)),
+    bars = [{"width": round(i["bytes"] / largest * (PLOT_WIDTH - 340)),
              "label": f"{i['reference']} {i['size']}"}
             for i in sorted(images, key=lambda i: -i["bytes"])[:30]]
     last = history[-1] if history else {}
@@ -87,7 +87,7 @@ def page_context(settings: Settings, doc: dict, history: list[dict], headroom: s
         "figures": {"hit_ratio": "n/a" if ratio is None else f"{ratio:.0%}",
                     "saved": render.human_size(max(0, last.get("saved_bytes", 0)))},
         "headroom": headroom, "samples": len(history), "refreshes": refreshes,
-        "ratio_line": model.polyline(model.series(history, "hit_ratio"), PLOT_WIDTH, 110),
+        "ratio_line": model.polyline(model.series(history, "hit_ratio"), PLOT_WIDTH, 110, top=1.0),
         "saved_line": model.polyline(model.series(history, "saved_bytes"), PLOT_WIDTH, 110),
     }
 

@@ -23,6 +23,7 @@ from ..engine import containers
 from ..errors import PurgeRefused
 from ..host import locks, nfs, storage, systemd
 from ..host.layout import Layout
+from . import observe_setup
 
 KEEPER_STOP_TIMEOUT = 15.0   # seconds for a keeper to let go of its lock after SIGTERM
 
@@ -89,6 +90,10 @@ def remove(settings: Settings, client, *, purge_cache: bool = False,
     pid = stop_keeper(layout) if settings.enabled else None
     if pid:
         log(f"stopped the keeper (pid {pid})")
+        found = True
+    pid = observe_setup.stop(settings) if settings.enabled else None
+    if pid:
+        log(f"stopped the status page service (pid {pid})")
         found = True
     if client is not None:
         with locks.held(layout.setup_lock) if layout.root.exists() else contextlib.nullcontext():

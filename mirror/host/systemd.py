@@ -18,7 +18,8 @@ SYSTEMD_DIR = Path("/etc/systemd/system")
 KEEPER_UNIT = "docker-mirror.service"
 REFRESH_UNIT = "docker-mirror-update.service"
 REFRESH_TIMER = "docker-mirror-update.timer"
-UNITS = (KEEPER_UNIT, REFRESH_UNIT, REFRESH_TIMER)
+OBSERVE_UNIT = "docker-mirror-observe.service"   # metrics and status page (DOCKER_MIRROR_OBSERVE)
+UNITS = (KEEPER_UNIT, REFRESH_UNIT, REFRESH_TIMER, OBSERVE_UNIT)
 SYSTEMCTL_TIMEOUT = 5.0   # seconds for systemctl show / systemd-analyze
 
 
@@ -55,7 +56,7 @@ def units_of(marker: str) -> list[str]:
     """The installed units of this file set whose services name `marker` (a mirror's .config);
     the refresh timer goes with the refresh service it starts."""
     found = []
-    for name in (KEEPER_UNIT, REFRESH_UNIT):
+    for name in (KEEPER_UNIT, REFRESH_UNIT, OBSERVE_UNIT):
         try:
             if marker in (SYSTEMD_DIR / name).read_text():
                 found.append(name)

@@ -116,12 +116,14 @@ def series(history: list[dict], key: str) -> list[tuple[float, float]]:
     return [(s["t"], s[key]) for s in history if isinstance(s.get(key), (int, float))]
 
 
-def polyline(points: list[tuple[float, float]], width: int, height: int) -> str:
-    """SVG polyline points scaled into width x height (y grows downwards), empty when < 2 points."""
+def polyline(points: list[tuple[float, float]], width: int, height: int, top: float | None = None) -> str:
+    """SVG polyline points scaled into width x height (y grows downwards), empty when < 2 points.
+
+    `top`: the value at the top of the box (1.0 for a ratio); default the largest."""
     if len(points) < 2:
         return ""
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) or 1
-    y0, y1 = min(0.0, min(ys)), max(ys)
+    y0, y1 = min(0.0, min(ys)), max(ys) if top is None else top
     dx, dy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
     return " ".join(f"{(x - x0) / dx * width:.1f},{height - (y - y0) / dy * height:.1f}" for x, y in points)

@@ -3,21 +3,31 @@ misses, the service's /metrics scraped by a real Prometheus (Debian's package, o
 with a config of its own), and PromQL through its HTTP API."""
 
 import dataclasses
+import json
+import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from mirror.commands import observe, observe_serve
 from mirror.config.settings import Observe
+from mirror.host.layout import Layout
 from mirror.host.storage import StorageTree
 from mirror.model import manifests
 from support.mirrors import mirror_factory
 from support.upstream import UpstreamRegistry, free_port, make_layer, push_image
 
 PROMETHEUS = "/usr/bin/prometheus"
+DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "docker-mirror-dashboard.json"
+
+
+def dashboard_expressions() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel["targets"]]
 
 
 @pytest.fixture
@@ -98,6 +108,11 @@ def test_a_real_prometheus_scrapes_hit_ratio_and_bytes_saved(service, hub, docke
     counted = sample_until(settings, docker_client, 9)
     assert (counted.hits, counted.misses) == (6, 3)
 
+    # A refresh record as the refresh writes it: its time, duration and result become gauges.
+    Layout.of(settings).last_refresh.parent.mkdir(parents=True, exist_ok=True)
+    Layout.of(settings).last_refresh.write_text(json.dumps({
+        "started": "2026-11-24T02:00:00+00:00", "finished": "2026-11-24T02:00:12+00:00", "result": "ok",
+        "log": "update-20261124-020000.log", "failed": []}))
     prom_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -132,6 +147,16 @@ def test_a_real_prometheus_scrapes_hit_ratio_and_bytes_saved(service, hub, docke
         assert query('sum(registry_http_requests_total{upstream="dockerhub"})') > 0
         assert query('docker_mirror_up{upstream="dockerhub"}') == 1
         assert query('docker_mirror_images{upstream="dockerhub"}') == 1
+        assert query('docker_mirror_last_refresh_duration_seconds') == 12
+
+        # The Grafana dashboard: every expression is valid PromQL, every metric it names is served.
+        exposed = requests.get(f"http://127.0.0.1:{settings.observe.port}/metrics", timeout=10).text
+        for expr in dashboard_expressions():
+            answer = requests.get(api, params={"query": expr}, timeout=10).json()
+            assert answer["status"] == "success", (expr, answer)
+            for name in re.findall(r"\b((?:docker_mirror|registry)_[a-z_]+)", expr):
+                # Docker Hub's headers are absent from this upstream, so its gauges are too.
+                assert name in exposed or "ratelimit" in name, (name, expr)
     finally:
         prom.terminate()
         prom.wait(timeout=20)

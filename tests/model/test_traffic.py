@@ -59,3 +59,4 @@ def test_hit_ratio_and_history():
 def test_polyline_scales_into_the_box():
     assert traffic.polyline([(0, 0)], 100, 10) == ""
     assert traffic.polyline([(0, 0), (10, 5), (20, 10)], 100, 10) == "0.0,10.0 50.0,5.0 100.0,0.0"
+    assert traffic.polyline([(0, 0), (10, 0.5)], 100, 10, top=1.0) == "0.0,10.0 100.0,5.0"

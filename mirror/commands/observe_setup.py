@@ -1,0 +1,53 @@
+"""Setting the metrics and status page service up and taking it down on hosts without
+systemd (with systemd it is docker-mirror-observe.service, installed with the other units).
+
+It runs detached, as the keeper does, its output in `observe/serve.log`; its
+pid is in the lock it holds (`observe/.serve.lock`), which is how it is found
+again, by `make docker-mirror-status` and by `make docker-mirror-remove`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from ..config.settings import Settings
+from ..errors import MirrorError
+from ..host import locks, systemd
+from . import observe
+from .observe_serve import serve_lock
+
+STOP_TIMEOUT = 10.0   # seconds for the service to let go of its lock after SIGTERM
+
+
+def running(settings: Settings) -> int | None:
+    return locks.holder(serve_lock(settings))
+
+
+def start(settings: Settings, command: list[str], cwd) -> str:
+    """Start the service in the background unless one runs; says which."""
+    pid = running(settings)
+    if pid:
+        return f"status page running (pid {pid}) on {settings.observe.url}/"
+    log = observe.observe_dir(settings) / "serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid = systemd.start_detached(command, cwd=cwd, output=log)
+    return f"status page started in the background (pid {pid}) on {settings.observe.url}/; its log: {log}"
+
+
+def stop(settings: Settings) -> int | None:
+    """Stop the background service; its pid, or None when none ran."""
+    pid = running(settings)
+    if not pid:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    except PermissionError:
+        raise MirrorError(f"cannot stop the status page service (pid {pid}): it is another user's") from None
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while running(settings) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
