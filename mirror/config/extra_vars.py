@@ -16,15 +16,18 @@ def playbook_variables(loaded: settings.Settings) -> dict:
     """What a playbook needs besides the Kconfig symbols: what the docker_mirror_image
     filter (ansible/filter_plugins) takes, from each upstream's Endpoint.
 
-    `docker_mirror_address` is the host clients on the mirror host use; a
-    fleet playbook whose clients sit elsewhere overrides it with the mirror
-    host's LAN name (-e docker_mirror_address=...). No probe: the playbook
-    runs elsewhere and later, so it decides liveness itself (`enabled=`).
+    `docker_mirror_address` is the host the fleet's clients dial
+    (Settings.fleet_host: DOCKER_MIRROR_CLIENT_ADDRESS, else a LAN bind
+    address, else this host's name for a wildcard bind; 127.0.0.1 for a
+    loopback bind). No probe: the playbook runs elsewhere and later, so it
+    decides liveness itself (`enabled=`).
     """
+    host = loaded.fleet_host
     return {
-        "docker_mirror_address": loaded.client_host,
+        "docker_mirror_address": host,
         "docker_mirror_ports": {u.registry: u.port for u in loaded.upstreams},
-        "docker_mirror_urls": {u.registry: u.endpoint.url for u in loaded.upstreams},
+        "docker_mirror_urls": {u.registry: f"{'https' if u.endpoint.tls else 'http'}://{host}:{u.port}"
+                               for u in loaded.upstreams},
     }
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, InvalidReference
 from ..model import images
-from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint
+from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
 from ..model.retention import Policy
 from . import dotconfig
 
@@ -154,6 +155,7 @@ class Settings:
     nfs_clients: tuple[str, ...]
     lifecycle: Lifecycle = Lifecycle()
     observe: Observe = Observe()
+    client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
 
     def __post_init__(self):
         # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
@@ -166,6 +168,18 @@ class Settings:
 
     def upstream(self, key: str) -> Upstream | None:
         return next((u for u in self.upstreams if u.key == key), None)
+
+    @property
+    def fleet_host(self) -> str:
+        """The host other machines name the mirrors by (the fleet playbook's
+        docker_mirror_address): DOCKER_MIRROR_CLIENT_ADDRESS, else a specific bind
+        address, else (a wildcard bind) this host's name; loopback stays loopback."""
+        if self.client_address:
+            return bracketed(self.client_address)
+        bind = ipaddress.ip_address(self.bind_address)
+        if bind.is_unspecified:
+            return socket.gethostname()
+        return self.client_host
 
     @property
     def client_host(self) -> str:
@@ -329,6 +343,25 @@ def _warm_images(read: _Reader, registry_image: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(refs))
 
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _client_address(read: _Reader) -> str:
+    value = read.str("DOCKER_MIRROR_CLIENT_ADDRESS", "").strip()
+    if not value:
+        return ""
+    try:
+        if ipaddress.ip_address(value).is_unspecified:
+            raise ValueError(value)
+        return value
+    except ValueError:
+        if _HOST_NAME.match(value) and not value.replace(".", "").isdigit():
+            return value
+    read.fail("DOCKER_MIRROR_CLIENT_ADDRESS", value,
+              "must be a host name or an IP address other hosts reach this one by (empty: the bind address)")
+
+
 def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     read = _Reader(config)
     enabled = read.bool("ENABLE_DOCKER_MIRROR")
@@ -427,6 +460,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
             max_bytes=read.int("DOCKER_MIRROR_CACHE_MAX_SIZE_GB", 0, 1 << 20, 0) << 30,
             keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS", 0, 100, 1)),
         observe=observe,
+        client_address=_client_address(read),
     )
 
 

@@ -8,6 +8,7 @@ cache.
 """
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -252,9 +253,10 @@ def test_extra_vars_carry_what_a_playbook_needs(tmp_path):
     out = extra_vars.write(dotconfig.load(config), tmp_path / "extra_vars.yaml")
     ev = yaml.safe_load(out.read_text())
     assert ev["use_docker_mirror"] is True
-    assert ev["docker_mirror_address"] == "127.0.0.1"
+    # A wildcard bind: other hosts reach this one by its name (DOCKER_MIRROR_CLIENT_ADDRESS unset).
+    assert ev["docker_mirror_address"] == socket.gethostname()
     assert ev["docker_mirror_ports"] == {"docker.io": 5000, "ghcr.io": 5001, "quay.io": 5002}
-    assert ev["docker_mirror_urls"]["quay.io"] == "http://127.0.0.1:5002"
+    assert ev["docker_mirror_urls"]["quay.io"] == f"http://{socket.gethostname()}:5002"
 
 
 def test_derived_variable_names_are_not_kconfig_symbols():

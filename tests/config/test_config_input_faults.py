@@ -1,6 +1,8 @@
 """Bad characters and secrets in .config: refused by `check` with the symbol named,
 the secret's value never echoed, nothing injected into generated files."""
 
+import re
+
 import yaml
 
 from mirror.config import extra_vars, dotconfig
@@ -17,7 +19,8 @@ def test_a_tab_cr_or_backslash_in_the_path_is_refused_by_check(tmp_path):
         assert result.returncode == 2, bad
         assert "CONFIG_DOCKER_MIRROR_PATH=" in result.stderr and "Traceback" not in result.stderr
         # A CR ends the line as kconfiglib reads it: a syntax error naming file and line.
-        assert "not ending in a backslash" in result.stderr or ".config:12: cannot read" in result.stderr
+        assert "not ending in a backslash" in result.stderr or \
+            re.search(r"\.config:\d+: cannot read 'CONFIG_DOCKER_MIRROR_PATH", result.stderr)
 
 
 def test_a_tab_in_the_schedule_is_refused_by_check(tmp_path):
