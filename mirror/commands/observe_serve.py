@@ -11,11 +11,13 @@ One small read-only HTTP server per host, beside the mirrors:
 A sampler thread counts traffic every DOCKER_MIRROR_OBSERVE_INTERVAL seconds
 and writes the textfile. One service per mirror directory (a lock holding
 its pid, which `make docker-mirror-status` reports). With TLS configured for
-the mirror, the page is served over TLS with the same certificate.
+the mirror, the page is served over TLS with the same certificate; with its
+htpasswd, every path asks for one of the same users (Basic auth).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -28,7 +30,7 @@ from .. import render
 from ..config.settings import Settings
 from ..engine.client import connect
 from ..errors import DockerError, MirrorError
-from ..host import locks
+from ..host import htpasswd, locks
 from ..host.layout import Layout
 from ..model import traffic as model
 from . import observe, status
@@ -99,6 +101,7 @@ class Service:
         self.settings = settings
         self.probes = observe.Probes(settings, ttl=settings.observe.interval)
         self.collectors = observe.registry(settings, _client, self.probes)
+        self.users = htpasswd.Users(settings.htpasswd_path) if settings.htpasswd_path else None
 
     def page(self) -> str:
         client = _client()
@@ -120,6 +123,7 @@ class Service:
 def _handler(service: Service):
     class Handler(BaseHTTPRequestHandler):
         server_version = "docker-mirror-observe"
+        timeout = 30    # seconds a client may stay silent (or mid-handshake)
 
         def _send(self, code: int, body: bytes, kind: str) -> None:
             self.send_response(code)
@@ -129,8 +133,27 @@ def _handler(service: Service):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _allowed(self) -> bool:
+            """Behind the mirror's own htpasswd when it has one (Basic auth, over TLS when on)."""
+            if service.users is None:
+                return True
+            kind, _, encoded = self.headers.get("Authorization", "").partition(" ")
+            try:
+                user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            if kind.lower() == "basic" and user and service.users.check(user, password):
+                return True
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Basic realm="{render.HTPASSWD_REALM}"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+
         def do_GET(self):   # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
+            if not self._allowed():
+                return None
             try:
                 if path == "/metrics":
                     return self._send(200, observe.exposition(service.collectors),
@@ -167,7 +190,9 @@ def make_server(settings: Settings, service: Service | None = None) -> Threading
     if settings.tls_certificate and settings.tls_key:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(settings.tls_certificate, settings.tls_key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The handshake happens in each request's thread, so a client that never
+        # completes one holds only its own thread (for `timeout`), not the accept loop.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.service = service
     return server
 
