@@ -288,6 +288,9 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
         log(f"{upstream.registry}: collected in {done.unavailable[upstream.key]:.2f} s (the mirror did "
             f"not serve meanwhile); disk {human_size(done.disk_before[upstream.key])} -> "
             f"{human_size(done.disk_after[upstream.key])}")
+    # Totals for the metrics (docker_mirror_collections_total, ...): a counter never goes back.
+    usage.note_collection(layout.root, len(plan.evictions),
+                          sum(done.disk_before[k] - done.disk_after[k] for k in done.disk_after), clock.now())
     return done
 
 

@@ -27,7 +27,7 @@ from ..config.settings import Settings, Upstream
 from ..engine import containers
 from ..engine.client import find_container
 from ..errors import DockerError
-from ..host import files, locks
+from ..host import files, locks, usage
 from ..host.layout import Layout
 from ..host.storage import StorageTree
 from ..model import traffic as model
@@ -222,6 +222,7 @@ class MirrorCollector:
         yield from (up, mode, reach, cache, pinned, images, tags, image_bytes, last_pulled)
         yield from self._traffic()
         yield from self._refresh(doc["refresh"]["last"])
+        yield from self._collections()
         if probes.headroom is not None and probes.headroom.remaining is not None:
             yield GaugeMetricFamily("docker_mirror_dockerhub_ratelimit_limit",
                                     "pulls Docker Hub allows in its window", value=probes.headroom.limit)
@@ -249,6 +250,18 @@ class MirrorCollector:
             fetched.add_metric([upstream.key], record.upstream_bytes)
             saved.add_metric([upstream.key], record.saved_bytes)
         yield from (requests_, served, fetched, saved)
+
+    def _collections(self):
+        totals = usage.read_collections(Layout.of(self.settings).root)
+        yield CounterMetricFamily("docker_mirror_collections", "garbage collections that dropped images",
+                                  value=totals["collections"])
+        yield CounterMetricFamily("docker_mirror_evicted_images", "images the cache policy dropped",
+                                  value=totals["evictions"])
+        yield CounterMetricFamily("docker_mirror_collected_bytes", "disk the collections freed",
+                                  value=totals["freed_bytes"])
+        if totals["last"]:
+            yield GaugeMetricFamily("docker_mirror_last_collection_timestamp_seconds",
+                                    "when a collection last dropped images", value=totals["last"])
 
     def _refresh(self, last: dict | None):
         if not last:

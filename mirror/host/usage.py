@@ -89,3 +89,27 @@ def read_pins(mirror_root) -> dict[str, dict]:
 
 def write_pins(mirror_root, pins: dict[str, dict]) -> None:
     atomic_write(pins_path(mirror_root), json.dumps(pins, indent=1, sort_keys=True))
+
+
+def collections_path(mirror_root) -> Path:
+    return lifecycle_dir(mirror_root) / "collections.json"
+
+
+def read_collections(mirror_root) -> dict[str, float]:
+    """Running totals of the collections that dropped something (the metrics read them)."""
+    data = _read(collections_path(mirror_root))
+    found = {}
+    for key in ("collections", "evictions", "freed_bytes", "last"):
+        try:
+            found[key] = float(data.get(key) or 0)
+        except (TypeError, ValueError):
+            found[key] = 0.0
+    return found
+
+
+def note_collection(mirror_root, evictions: int, freed_bytes: int, when: float) -> None:
+    with locked(mirror_root):
+        totals = read_collections(mirror_root)
+        totals.update(collections=totals["collections"] + 1, evictions=totals["evictions"] + evictions,
+                      freed_bytes=totals["freed_bytes"] + max(0, freed_bytes), last=when)
+        atomic_write(collections_path(mirror_root), json.dumps(totals, indent=1, sort_keys=True))

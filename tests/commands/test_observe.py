@@ -171,3 +171,25 @@ def test_textfile_is_written_for_node_exporter(service, docker_client, tmp_path)
     assert path.name == "docker_mirror.prom"
     assert 'docker_mirror_up{upstream="dockerhub"} 1.0' in text
     assert "# TYPE docker_mirror_blob_requests_total counter" in text
+
+
+def test_collections_and_evictions_are_counted(make_mirror, hub, docker_client):
+    from mirror.commands import lifecycle
+    from mirror.model.retention import ShiftedClock
+    push_image(hub.url, "library/cold", "1", layers=[make_layer(200_000, "cold")])
+    m = make_mirror(hub.url, DOCKER_MIRROR_KEEP_UNUSED_DAYS=1)
+    pull_blobs(m, "library/cold", "1")          # pulled once, ad hoc: unpinned
+    clock = ShiftedClock()
+    deadline = time.monotonic() + 15    # the pull's log line is read (its time is the last use)
+    while not lifecycle.ingest(m.settings, docker_client, clock).get("dockerhub") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    clock.advance(3)
+    done = lifecycle.collect(m.settings, docker_client, clock=clock, log=lambda _: None)
+    assert [e.image.repository for e in done.plan.evictions] == ["library/cold"]
+    freed = done.disk_before["dockerhub"] - done.disk_after["dockerhub"]
+    assert freed > 200_000
+    text = observe.exposition(observe.registry(m.settings, lambda: docker_client,
+                                               observe.Probes(m.settings, ttl=60))).decode()
+    assert "docker_mirror_collections_total 1.0" in text
+    assert "docker_mirror_evicted_images_total 1.0" in text
+    assert f"docker_mirror_collected_bytes_total {float(freed)}" in text
