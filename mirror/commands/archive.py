@@ -20,6 +20,7 @@ from ..config.settings import Settings, Upstream
 from ..engine import containers
 from ..errors import ArchiveError, MirrorError
 from ..host import archives
+from ..host import credential
 from ..host.layout import Layout
 from ..model import images
 from ..model.archive_format import (META, ImageManifest, archive_name, blob_path, checksum_path,
@@ -103,7 +104,7 @@ def archive_images(settings: Settings, client=None, log: Callable[[str], None] =
             log(f"{reference}: NOT archived: {_down(settings, upstream, client)}")
             failures.append(reference)
             continue
-        api = RegistryAPI.of_mirror(upstream.endpoint, settings.tls_certificate)
+        api = RegistryAPI.of_mirror(upstream.endpoint, settings.tls_certificate, credential.of(settings))
         start = time.monotonic()
         try:
             top, chosen = collect(api, target.ref, platforms)

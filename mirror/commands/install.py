@@ -24,7 +24,7 @@ from ..engine import containers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError
 from ..host import layout as host_layout
-from ..host import locks, nfs, runlog, systemd
+from ..host import credential, locks, nfs, runlog, systemd
 from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
 from ..net.probes import answers
@@ -76,6 +76,7 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
     """
     layout = Layout.of(settings)
     host_layout.ensure(layout, settings, render.render("manifest.txt.j2", entries=[]))
+    credential.ensure(settings, layout)
     with locks.held(layout.setup_lock):
         image = ensure_registry_image(client, settings.registry_image, log=log)
         modes = upstream_modes(settings)

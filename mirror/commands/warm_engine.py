@@ -25,6 +25,7 @@ from pathlib import Path
 from ..config.settings import Settings, Upstream
 from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
+from ..host import credential
 from ..host.layout import Layout
 from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
@@ -100,7 +101,8 @@ class Engine:
         self.on_disk = self.settings.storage.backend == "filesystem"
         self.hang_up = self.hang_up and self.on_disk
         self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
-        self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate)
+        auth = credential.of(self.settings)  # the product's own user, behind htpasswd
+        self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate, auth)
                         for u in self.settings.upstreams}
         self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
                           for u in self.settings.upstreams}

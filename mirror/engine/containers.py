@@ -23,7 +23,7 @@ from docker.types import LogConfig, Mount
 from .. import render
 from ..config.settings import UPSTREAM_KEYS, Settings, Upstream
 from ..errors import DockerError, MaintenanceError, MirrorStartError, PortInUse
-from ..host import locks, ports
+from ..host import credential, locks, ports
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.endpoint import DEBUG_HOST, Endpoint
@@ -93,7 +93,8 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
     if settings.storage.backend == "filesystem":
         mounts.append((str(layout.storage_dir(upstream)), render.CONTAINER_STORAGE, False))
     if settings.htpasswd_path:
-        mounts.append((settings.htpasswd_path, render.CONTAINER_HTPASSWD, True))
+        # the user's file plus the product's own user (mirror.host.credential)
+        mounts.append((str(credential.merged_htpasswd_path(layout)), render.CONTAINER_HTPASSWD, True))
     if settings.tls_certificate:
         mounts.append((settings.tls_certificate, render.CONTAINER_TLS_CERT, True))
         mounts.append((settings.tls_key, render.CONTAINER_TLS_KEY, True))

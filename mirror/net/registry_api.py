@@ -52,9 +52,11 @@ class RegistryAPI:
     """One registry base URL; thread-safe for concurrent requests (one session each call)."""
 
     @classmethod
-    def of_mirror(cls, endpoint: Endpoint, tls_certificate: str | None = None) -> "RegistryAPI":
+    def of_mirror(cls, endpoint: Endpoint, tls_certificate: str | None = None,
+                  auth: tuple[str, str] | None = None) -> "RegistryAPI":
         """The API of our own mirror at `endpoint` (its certificate may be self-signed)."""
-        return cls(endpoint.url, verify=tls_certificate or True)
+        user, password = auth or ("", "")
+        return cls(endpoint.url, username=user, password=password, verify=tls_certificate or True)
 
     def __init__(self, base_url: str, *, username: str = "", password: str = "",
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, verify=True):

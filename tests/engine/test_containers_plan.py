@@ -62,7 +62,8 @@ def test_tls_and_htpasswd_are_mounted_read_only(tmp_path):
              DOCKER_MIRROR_TLS_KEY="/etc/ssl/k.pem", DOCKER_MIRROR_HTPASSWD=True,
              DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd))
     mounts = plan(s)[0].mounts
-    assert (str(htpasswd), "/auth/htpasswd", True) in mounts
+    # the user's file with the product's own user added (mirror.host.credential), not the user's
+    assert ("/mirror/docker/config/htpasswd", "/auth/htpasswd", True) in mounts
     assert ("/etc/ssl/c.pem", "/certs/cert.pem", True) in mounts and ("/etc/ssl/k.pem", "/certs/key.pem", True) in mounts
 
 
