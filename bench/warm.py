@@ -13,7 +13,10 @@ each; incompressible, so bytes on the wire = bytes stored):
                  from the upstream through the same throttle: the ceiling
   warm           `warm.warm(settings, log, client)` on a fresh mirror
                  (`install.start_mirrors` first, untimed): the real thing,
-                 pinning included; its fetch phase and its pinning phase are
+                 pins and the lifecycle's collection included (the mirror
+                 keeps serving: pins are a file, and the collection stops
+                 the mirror only when the policy drops something); its fetch
+                 phase and what follows it (pins, collection, summary) are
                  also shown apart (told apart by the log lines' times)
   docker pulls   what the reference scripts do: `docker pull` of each image
                  in turn through another fresh mirror (pulled images removed
@@ -139,7 +142,7 @@ def parallel_get(base_url: str, blobs: dict[str, dict]) -> float:
 
 
 class Phases:
-    """A warm.warm() call's log, timed: fetch phase, pinning phase, results."""
+    """A warm.warm() call's log, timed: fetch phase, then pins + collection, results."""
 
     def __init__(self, start: float, end: float, lines: list[tuple[float, str]]):
         self.total = end - start
@@ -149,11 +152,10 @@ class Phases:
         self.fetched_images = sum(" fetched 0 B," not in lines[i][1] for i in per_image)
         last = per_image[-1] if per_image else 0
         fetch_end = lines[last][0] if per_image else end
-        after = lines[last + 1][0] if last + 1 < len(lines) else end  # first summary line
         self.fetch = fetch_end - start
-        self.pin = after - fetch_end
-        pinned = [line for _, line in lines if line.startswith("pinned ")]
-        self.pinned = pinned[0].split(" of the")[0] if pinned else "nothing pinned"
+        self.after = end - fetch_end  # pins, the collection, the summary
+        collected = [line for _, line in lines if line.startswith("garbage collection")]
+        self.collected = collected[0].split(",")[0].split(": ", 1)[-1] if collected else "no collection"
 
 
 def timed_warm(mirror: Mirror, client) -> Phases:
@@ -227,7 +229,7 @@ class Counter:
 
 # ------------------------------------------------------------------ the run
 
-CONCURRENCY = 4  # the Kconfig default; --concurrency changes it
+CONCURRENCY = 8  # the Kconfig default; --concurrency changes it
 
 
 def new_mirror(tmp: Path, name: str, remote: str, listing: Path, client, made: list) -> Mirror:
@@ -312,6 +314,48 @@ def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_byte
     return rows
 
 
+def compare(values: list[int], rounds: int, args) -> int:
+    """--compare 4,8: the cold warm alone at each concurrency, in turns, against the
+    limit measured in the same round; medians of `rounds` rounds."""
+    global CONCURRENCY
+    client = docker_client()
+    made: list[Mirror] = []
+    found: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="warm-bench-") as tmp, contextlib.ExitStack() as stack:
+        tmp = Path(tmp)
+        try:
+            hub = stack.enter_context(UpstreamRegistry(tmp / "hub"))
+            throttle = stack.enter_context(ThrottlingProxy(("127.0.0.1", hub.port), args.rate * MB,
+                                                           args.latency / 1000))
+            registry_image(client, Mirror(tmp / "probe", hub.url).settings.registry_image)
+            blobs, _ = push_images(hub, args.scale)
+            unique = sum(b["size"] for b in blobs.values())
+            listing = tmp / "images.txt"
+            write_list(listing, big_refs())
+            for n in range(rounds):
+                for label, url in (("throttled", throttle.url), ("unthrottled", hub.url)):
+                    limit = parallel_get(url, blobs)
+                    for value in (values if n % 2 == 0 else values[::-1]):  # neither always goes first
+                        CONCURRENCY = value
+                        mirror = new_mirror(tmp, f"{label}-{value}-{n}", url, listing, client, made)
+                        found.setdefault((label, value), []).append((timed_warm(mirror, client).total, limit))
+                        mirror.remove(client)
+        finally:
+            for mirror in made:
+                with contextlib.suppress(Exception):
+                    mirror.remove(client)
+    print(f"cold warm of {len(BIG)} images ({unique / MB:.0f} MB unique), each concurrency in turn, "
+          f"{rounds} rounds; limit = {GET_THREADS} parallel plain GETs in the same round")
+    print()
+    rows = []
+    for (label, value), runs in found.items():
+        ratios = [limit / seconds for seconds, limit in runs]
+        rows.append([label, str(value), f"{median([s for s, _ in runs]):.2f}", f"{median(ratios):.2f}",
+                     f"{min(ratios):.2f}-{max(ratios):.2f}"])
+    print(table(["upstream", "concurrency", "median s", "median × limit", "range"], rows, "lrrrr"))
+    return 0
+
+
 def main(argv=None) -> int:
     global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -321,8 +365,12 @@ def main(argv=None) -> int:
     parser.add_argument("--latency", type=float, default=20.0, help="throttle, ms per request (default 20)")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
                         help=f"DOCKER_MIRROR_PULL_CONCURRENCY (default {CONCURRENCY})")
+    parser.add_argument("--compare", help="e.g. 4,8: only the cold warm, at each concurrency in turn")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (default 3)")
     args = parser.parse_args(argv)
     CONCURRENCY = args.concurrency
+    if args.compare:
+        return compare([int(v) for v in args.compare.split(",")], args.rounds, args)
     if not 0.01 <= args.scale <= 4:
         parser.error("--scale must be between 0.01 and 4")
 
@@ -381,9 +429,9 @@ def main(argv=None) -> int:
                     f"{rate / limit_rate:.2f}"]
 
         rows += [row(f"limit: parallel GETs ({GET_THREADS} threads)", r["limit"], "limit"),
-                 row("cold warm (warm.warm, with pinning)", w.total, "warm"),
+                 row("cold warm (warm.warm, pins and collection included)", w.total, "warm"),
                  row("  fetch phase", w.fetch),
-                 [r["label"], f"  pinning phase ({w.pinned})", f"{w.pin:.2f}", "", "", ""],
+                 [r["label"], f"  pins + collection ({w.collected})", f"{w.after:.2f}", "", "", ""],
                  row("docker pull loop, cold mirror", r["pulls"], "pulls")]
         whole, fetch = w.total / r["limit"], w.fetch / r["limit"]
         speedup = r["pulls"] / w.total

@@ -447,7 +447,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         refresh=refresh,
         refresh_on_calendar=on_calendar,
         refresh_random_delay=read.int("DOCKER_MIRROR_REFRESH_RANDOM_DELAY", 0, 720, 15),
-        pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 4),
+        pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 8),
         pull_all_platforms=read.bool("DOCKER_MIRROR_PULL_ALL_PLATFORMS"),
         log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
         # Kconfig's default: a .config written before the keeper existed lacks the symbol.
