@@ -70,6 +70,10 @@ def _read_only_fs(path: Path) -> bool:
 
 
 def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    # A symlinked daemon.json (a configuration kept elsewhere, under version control)
+    # stays a link: the file it points at is replaced, never the link by a file.
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         if path.exists():
             mode = path.stat().st_mode & 0o7777  # keep the owner's choice of mode
