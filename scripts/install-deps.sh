@@ -56,6 +56,7 @@ has() {
 	docker.io) command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 ;;
 	containerd) command -v ctr >/dev/null 2>&1 ;;
 	systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
+	iproute2) command -v ip >/dev/null 2>&1 ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }
@@ -63,7 +64,8 @@ has() {
 missing=()
 # mmdebstrap: the tests build a Debian root file system to boot systemd as PID 1.
 # prometheus, chromium: the tests scrape the metrics and load the status page with them.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium; do
+# iproute2, curl: tests/test_lan.py reaches a LAN mirror from a network namespace of its own.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl; do
 	has "$pkg" || missing+=("$pkg")
 done
 
