@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import traceback
 from pathlib import Path
 
 import pytest
@@ -134,3 +133,4 @@ def test_a_full_disk_is_said_room_is_made_lru_first_and_the_cache_serves(tmp_pat
     assert storage.revisions(m.storage(), "library/big") == [digests["big"]]
     assert "error" not in json.loads((m.root / "logs" / "last-refresh.json").read_text())
     assert usage.read_pins(m.root)["docker.io/library/big:1"]["digests"] == [digests["big"]]
+

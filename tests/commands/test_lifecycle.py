@@ -12,7 +12,7 @@ import time
 import docker.errors
 import pytest
 
-from mirror.commands import lifecycle, status, warm
+from mirror.commands import install, lifecycle, status, warm
 from mirror.config.settings import Lifecycle
 from mirror.host import storage, usage
 from mirror.model import manifests
@@ -237,3 +237,17 @@ def test_docker_pull_loop_during_a_collection_gets_right_digests_or_fails_cleanl
             assert pull(docker_client, m, f"{name}:1") == expected[name]
     finally:
         hub.start()
+
+
+def test_pulls_survive_the_mirror_container_being_re_created(tmp_path, hub, make_mirror, docker_client):
+    """The request log goes with its container: setup reads it before it re-creates one."""
+    digest = push_image(hub.url, "library/daily", "1", layers=[make_layer(200_000, "recreated")])
+    m = make_mirror(hub.url)
+    image = docker_client.images.pull(f"127.0.0.1:{m.port}/library/daily:1")
+    docker_client.images.remove(image.id, force=True)
+    before = m.container(docker_client).id
+    m.configure(DOCKER_MIRROR_PULL_THROUGH_CACHE=False)  # another registry config: a new container
+    install.start_mirrors(m.settings, docker_client, log=lambda _: None)
+    assert m.container(docker_client).id != before
+    used = usage.read_usage(m.root, "dockerhub").used
+    assert f"library/daily@{digest}" in used and "library/daily:1" in used
