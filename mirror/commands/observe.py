@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -91,7 +92,8 @@ def _stored(tree: StorageTree, digest: str) -> tuple[int, float] | None:
 def _count(settings: Settings, upstream: Upstream, client, now: float) -> model.Traffic:
     record = read_traffic(settings, upstream.key)
     tree = StorageTree(Layout.of(settings).storage_dir(upstream))
-    if not record.sampled:
+    first = not record.sampled
+    if first:
         # Counting starts now: what the cache already holds was fetched before, and is a hit.
         record.seen = _stored_blobs(tree) if settings.storage.backend == "filesystem" else {}
         record.sampled = now
@@ -112,6 +114,8 @@ def _count(settings: Settings, upstream: Upstream, client, now: float) -> model.
                 continue
             stamp, _, digest, sent = served
             record.cursor_ns = stamp
+            if first:
+                continue    # served before counting started: whether it was a hit is not known
             local = settings.storage.backend == "filesystem"
             record.count(digest, sent, _stored(tree, digest) if local else None, record.sampled)
     record.sampled = now
@@ -174,7 +178,6 @@ def _ts(iso: str | None) -> float | None:
     if not iso:
         return None
     try:
-        from datetime import datetime
         return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None

@@ -193,3 +193,15 @@ def test_collections_and_evictions_are_counted(make_mirror, hub, docker_client):
     assert "docker_mirror_collections_total 1.0" in text
     assert "docker_mirror_evicted_images_total 1.0" in text
     assert f"docker_mirror_collected_bytes_total {float(freed)}" in text
+
+
+def test_what_was_served_before_counting_started_is_not_counted(make_mirror, hub, docker_client):
+    push_image(hub.url, "library/early", "1", layers=[make_layer(100_000, "early")])
+    m = make_mirror(hub.url)
+    pull_blobs(m, "library/early", "1")
+    time.sleep(1.5)             # the request log has the lines before counting starts
+    first = observe.sample(m.settings, docker_client)["dockerhub"]
+    assert (first.hits, first.misses, first.served_bytes) == (0, 0, 0) and first.cursor_ns > 0
+    assert len(first.seen) == 3   # manifest, config and layer, held already: hits from now on
+    pull_blobs(m, "library/early", "1")
+    assert (sample_until(m.settings, docker_client, 2).hits, first.misses) == (2, 0)
