@@ -47,6 +47,7 @@ class FilePlan:
     notes: list[str] = field(default_factory=list)
     changed: bool = False
     stale_mirrors: list[str] = field(default_factory=list)   # registry-mirrors entries taken out
+    read_as: bytes | None = None  # the file as planned from: another edit since is not overwritten
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
         new_state = {"docker": docker_plan.record, "containerd": containerd_plan.record,
                      "hosts": hosts_plan.records,
                      "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
+        unchanged_since_planned((docker_plan, containerd_plan))
         files.save_state(report.state_path, new_state)
 
         for directory in new_dirs:
@@ -137,6 +139,14 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
             report.add(_converge_dockerd(paths, connect, want, docker_plan, timeout))
         report.add(f"recorded in {report.state_path} ('make docker-mirror-clients-undo' takes it back)")
     return report
+
+
+def unchanged_since_planned(plans) -> None:
+    """Refuse, before anything is written, a file someone edited since it was read."""
+    for plan in plans:
+        if plan.writes and files.read(plan.path) != plan.read_as:
+            raise ClientFileError(f"{plan.path} changed while docker-mirror-clients was reading it; "
+                                  "nothing was written: run it again")
 
 
 def _plan_docker(prev: dict | None, paths: ClientPaths, want: Wanted) -> FilePlan:
@@ -198,6 +208,7 @@ def _plan_docker(prev: dict | None, paths: ClientPaths, want: Wanted) -> FilePla
             "added": added,
             "created_keys": sorted(created),
         },
+        read_as=raw,
     )
 
 
@@ -229,7 +240,7 @@ def _plan_containerd(prev: dict | None, paths: ClientPaths) -> tuple[FilePlan, P
     if not certs_dir.is_absolute():
         raise ClientFileError(f"{path}: config_path {plan.certs_dir!r} is not an absolute path; "
                               "left untouched: fix it and run again")
-    return FilePlan(path, writes, raw is not None, what, record, notes), certs_dir
+    return FilePlan(path, writes, raw is not None, what, record, notes, read_as=raw), certs_dir
 
 
 def _plan_hosts(prev_records: list[dict], certs_dir: Path, want: Wanted) -> HostsPlan:

@@ -1,11 +1,15 @@
-"""A symlinked daemon.json (kept elsewhere, under version control) stays a link through
-docker-mirror-clients and its undo: the file it points at is edited and put back."""
+"""daemon.json as people keep it: a symlink (to a file under version control) stays a link
+through docker-mirror-clients and its undo; an edit made while the clients run is not overwritten."""
 
 import json
 
+import pytest
+
 from mirror.commands import clients
 from mirror.config import settings as settings_mod
+from mirror.errors import ClientFileError
 from mirror.host.client_files import ClientPaths
+from mirror.model import client_config
 from support.configs import write_config
 
 
@@ -31,3 +35,18 @@ def test_a_symlinked_daemon_json_stays_a_link_through_apply_and_undo(tmp_path):
     clients.undo(settings, reload=False)
     assert link.is_symlink() and link.resolve() == kept
     assert kept.read_bytes() == original
+
+
+def test_an_edit_between_plan_and_write_is_not_overwritten(tmp_path):
+    config = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PORT=15000,
+                          DOCKER_MIRROR_PATH=str(tmp_path / "mirror"))
+    settings = settings_mod.load(config)
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text('{"debug": true}\n')
+    paths = ClientPaths(daemon_json=daemon_json, docker_pid=tmp_path / "docker.pid",
+                        containerd_config=tmp_path / "config.toml", certs_dir=tmp_path / "certs.d")
+    plan = clients._plan_docker(None, paths, client_config.wanted(settings))
+    clients.unchanged_since_planned([plan])          # nobody touched it: fine
+    daemon_json.write_text('{"debug": true, "log-driver": "local"}\n')   # someone's edit meanwhile
+    with pytest.raises(ClientFileError, match="changed while docker-mirror-clients was reading it"):
+        clients.unchanged_since_planned([plan])
