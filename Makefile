@@ -58,7 +58,7 @@ docker-mirror-remove: ## Take the mirror down (keeper, units, containers); PURGE
 .PHONY: docker-mirror-gc
 # DRY_RUN=1: list what would go and the bytes it would free.
 docker-mirror-gc: $(EXTRA_VARS) ## Drop what the cache policy says and free its disk (DRY_RUN=1: list only)
-	@$(MIRROR) gc $(if $(DRY_RUN),--dry-run)
+	@$(MIRROR) gc $(if $(filter 1 y yes,$(DRY_RUN)),--dry-run)
 
 .PHONY: docker-mirror-restore
 docker-mirror-restore: $(EXTRA_VARS) ## Load images/archives/*.tar back into the mirror

@@ -139,7 +139,10 @@ def cmd_remove(args) -> int:
         # PURGE=1 is the answer where nobody can be asked (CI, a pipe).
         if not sys.stdin.isatty():
             return True
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        try:
+            return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
 
     found = remove.remove(loaded, client, purge_cache=args.purge, confirm=confirm)
     if not found and not args.purge:
@@ -201,9 +204,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    from .commands import lifecycle
+    from .commands import refresh
     from .engine.client import connect
-    lifecycle.collect(settings.load(args.config), connect(), dry_run=args.dry_run)
+    refresh.collect_now(settings.load(args.config), connect(), dry_run=args.dry_run)
     return 0
 
 
@@ -240,9 +243,9 @@ def cmd_clients_undo(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .commands import restore
+    from .commands import refresh
     from .engine.client import connect
-    failures = restore.restore(settings.load(args.config), connect(), paths=args.archives or None)
+    failures = refresh.restore_now(settings.load(args.config), connect(), paths=args.archives or None)
     return 1 if failures else 0
 
 

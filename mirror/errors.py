@@ -85,6 +85,10 @@ class PortInUse(HostError):
     """Another process holds a port a mirror needs."""
 
 
+class HostToolError(HostError):
+    """A host tool (systemctl, exportfs) or a host path refused what the mirror asked."""
+
+
 class DockerError(HostError):
     """The Docker engine is missing, unreachable, or refused an operation."""
 
@@ -157,6 +161,10 @@ class RefreshBusy(MirrorError):
 
 class KeeperRunning(MirrorError):
     """Another keeper already keeps this mirror directory."""
+
+
+class MirrorSwitchedOff(UsageError):
+    """A command that needs the mirror set up, on a .config that switches it off."""
 
 
 class PurgeRefused(UsageError):

@@ -13,7 +13,7 @@ EXPECTED = {
     errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.InvalidDigest: 1, errors.InvalidManifest: 1,
     errors.ResponseTooLarge: 1, errors.DeadlineExceeded: 1, errors.ArchiveError: 1, errors.WarmError: 1,
     errors.MirrorError: 1, errors.RefreshBusy: 75, errors.UsageError: 2, errors.HostError: 3,
-    errors.KeeperRunning: 75, errors.PurgeRefused: 2, errors.DiskFull: 1,
+    errors.KeeperRunning: 75, errors.PurgeRefused: 2, errors.MirrorSwitchedOff: 2, errors.HostToolError: 3, errors.DiskFull: 1,
 }
 
 

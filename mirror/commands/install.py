@@ -22,7 +22,7 @@ from ..config.kconfig import ROOT
 from ..config.settings import Settings
 from ..engine import containers
 from ..engine.registry_image import ensure_registry_image
-from ..errors import DockerError
+from ..errors import DockerError, MirrorSwitchedOff
 from ..host import layout as host_layout
 from ..host import credential, locks, nfs, runlog, systemd
 from ..host.layout import Layout
@@ -38,6 +38,7 @@ class Report:
     modes: dict[str, str] = field(default_factory=dict)
     refresh: str = ""                                        # how the first refresh was started
     keeper: str = ""                                         # how the keeper runs (without systemd)
+    kept_serving: list[str] = field(default_factory=list)    # pull-through although the upstream did not answer
 
 
 def upstream_modes(settings: Settings) -> dict[str, str]:
@@ -49,30 +50,37 @@ def upstream_modes(settings: Settings) -> dict[str, str]:
         return {u.key: choose_mode(True, up) for u, up in zip(settings.upstreams, answers)}
 
 
-def keep_serving_proxies(settings: Settings, client, modes: dict[str, str], log=print) -> dict[str, str]:
-    """Leave a pull-through mirror that answers in that mode although its upstream did not.
+def require_set_up(settings: Settings) -> None:
+    """Refuse to act on a switched-off mirror: .config then names Kconfig's default
+    directory, prefix and port, which may be another mirror's."""
+    if not settings.enabled or not settings.install:
+        raise MirrorSwitchedOff(f"the Docker mirror is switched off in {settings.config_path} "
+                                "(ENABLE_DOCKER_MIRROR / INSTALL_DOCKER_MIRROR): nothing to do; "
+                                "'make menuconfig' to switch it on")
+
+
+def keep_serving_proxies(settings: Settings, client, modes: dict[str, str]) -> dict[str, str]:
+    """The offline modes to leave as pull-through: mirrors that answer in that mode.
 
     distribution 2.8 serves its cache when the upstream goes away after it
     started; only a start with the upstream away fails. So a blip of the
-    upstream is no reason for the keeper to re-create a mirror that serves.
+    upstream is no reason to re-create a mirror that serves.
     """
-    kept = dict(modes)
+    kept = {}
     for upstream in settings.upstreams:
         if modes[upstream.key] != OFFLINE:
             continue
         found = containers.mirror_container(client, settings, upstream)
         if found.state == "running" and found.mode == PULL_THROUGH and answers(upstream.endpoint):
             kept[upstream.key] = PULL_THROUGH
-            log(f"{upstream.registry}: upstream {upstream.display_url} does not answer; "
-                "the running pull-through mirror goes on serving its cache")
     return kept
 
 
 def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = False) -> Report:
     """Make the mirror containers match the settings and each upstream's state.
 
-    `keep_serving` (the keeper): a pull-through mirror that still answers
-    stays as it is when its upstream does not answer (keep_serving_proxies).
+    `keep_serving` (the keeper, the refresh): a pull-through mirror that still
+    answers stays as it is when its upstream does not answer (keep_serving_proxies).
     """
     layout = Layout.of(settings)
     host_layout.ensure(layout, settings, render.render("manifest.txt.j2", entries=[]))
@@ -80,8 +88,8 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
     with locks.held(layout.setup_lock):
         image = ensure_registry_image(client, settings.registry_image, log=log)
         modes = upstream_modes(settings)
-        if keep_serving:
-            modes = keep_serving_proxies(settings, client, modes, log=log)
+        kept = keep_serving_proxies(settings, client, modes) if keep_serving else {}
+        modes = {**modes, **kept}
         for key, mode in modes.items():
             if mode == OFFLINE:
                 log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} "
@@ -94,7 +102,8 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
             lifecycle.ingest(settings, client)
         except DockerError as err:
             log(f"warning: last use not recorded: {err}")
-        return Report(actions=containers.apply(client, image, specs, log=log), modes=modes)
+        return Report(actions=containers.apply(client, image, specs, log=log), modes=modes,
+                      kept_serving=list(kept))
 
 
 def mirror_command(settings: Settings, verb: str, mirror_args=()) -> list[str]:

@@ -18,14 +18,13 @@ again before every check, so an edited .config is followed, never fought.
 
 from __future__ import annotations
 
+import contextlib
 import time
+import traceback
 from typing import Callable
 
-import docker.errors
-import requests
-
 from ..config.settings import Settings
-from ..engine import containers
+from ..engine import containers, events
 from ..errors import DockerError, KeeperRunning, MirrorError, NotConfiguredError
 from ..host import locks
 from ..host.layout import Layout
@@ -37,30 +36,16 @@ MIN_SPACING = 5.0        # seconds at least between two checks: a container that
 
 
 def check(settings: Settings, client, log=print) -> dict[str, str]:
-    """One check: the boot path, logged only when it changed something."""
+    """One check: the boot path, logged when it changed something or kept a mirror serving."""
     lines: list[str] = []
     report = install.start_mirrors(settings, client, log=lines.append, keep_serving=True)
     if any(action != "unchanged" for action in report.actions.values()):
         for line in lines:
             log(line)
+    for key in report.kept_serving:
+        log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} does not "
+            "answer; the running pull-through mirror goes on serving its cache")
     return report.actions
-
-
-def wait_for_trouble(client, settings: Settings, timeout: float) -> str:
-    """Block until a mirror container dies ('died'), the engine goes away
-    ('engine') or `timeout` seconds pass ('interval')."""
-    names = {containers.container_name(settings, u) for u in settings.upstreams}
-    until = time.time() + timeout
-    try:
-        for event in client.events(decode=True, since=int(time.time()), until=int(until) + 1,
-                                   filters={"type": "container", "event": "die",
-                                            "label": containers.LABEL_UPSTREAM}):
-            if event.get("Actor", {}).get("Attributes", {}).get("name") in names:
-                return "died"
-    except (docker.errors.DockerException, requests.RequestException):
-        return "engine"
-    # The event stream also ends when the engine shuts down.
-    return "interval" if time.time() >= until else "engine"
 
 
 def _engine(connect: Callable, log) -> object:
@@ -80,6 +65,20 @@ def _engine(connect: Callable, log) -> object:
         return client
 
 
+def _take_down_leftovers(settings: Settings, connect: Callable, log) -> None:
+    """A check that began before the mirror was switched off may have started a container
+    after `make docker-mirror` took them down: take those down too (found by their label)."""
+    try:
+        client = connect()
+        with locks.held(Layout.of(settings).setup_lock) if Layout.of(settings).root.is_dir() \
+                else contextlib.nullcontext():
+            for name in containers.remove_all(client, settings):
+                log(f"removed container {name}: the mirror is switched off")
+        client.close()
+    except MirrorError as err:
+        log(f"error: {err}")
+
+
 def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         cycles: int | None = None) -> int:
     """Keep the mirror up until it is switched off in .config; `cycles` bounds the loop (tests)."""
@@ -91,7 +90,7 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         locks.record_pid(lock)
         log(f"keeping the mirror in {layout.root} up (checks every {settings.recheck_interval} s, "
             "and whenever the engine restarts or a mirror container dies)")
-        last_check = 0.0
+        last_check = float("-inf")
         while cycles is None or cycles > 0:
             cycles = None if cycles is None else cycles - 1
             try:
@@ -101,8 +100,12 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
                 return 0
             except MirrorError as err:
                 log(f"error: {err}; going on with the settings read before")
-            if not settings.enabled or not settings.install or not settings.keeper:
-                log("the mirror or its keeper is switched off in .config: the keeper stops")
+            if not settings.enabled or not settings.install:
+                log("the mirror is switched off in .config: the keeper stops")
+                _take_down_leftovers(settings, connect, log)
+                return 0
+            if not settings.keeper:
+                log("the keeper is switched off in .config: the keeper stops")
                 return 0
             if Layout.of(settings).root != layout.root:
                 log(f"the mirror moved to {settings.path}: this keeper stops; "
@@ -110,13 +113,15 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
                 return 0
             time.sleep(max(0.0, last_check + MIN_SPACING - time.monotonic()))
             client = _engine(connect, log)
+            last_check, since = time.monotonic(), time.time()
             try:
-                last_check = time.monotonic()
                 check(settings, client, log=log)
             except MirrorError as err:
                 log(f"error: {err}")
-            reason = wait_for_trouble(client, settings, settings.recheck_interval)
-            if reason == "died":
+            except Exception:  # noqa: BLE001 -- a bug must not end the keeping; say it and go on
+                log(f"unexpected error (a bug; please report it):\n{traceback.format_exc()}")
+            names = {containers.container_name(settings, u) for u in settings.upstreams}
+            if events.wait_for_death(client, names, since, settings.recheck_interval) == "died":
                 log("a mirror container died: checking the mirrors")
             client.close()
     return 0

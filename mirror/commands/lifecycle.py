@@ -89,9 +89,9 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
     line once, across calls, restarts and re-created containers. A tag
     pulled counts for the digest it points at when read.
     """
-    if client is None:
-        return {}
     root = Layout.of(settings).root
+    if client is None or not root.is_dir():   # status must not create a purged directory
+        return {}
     counts = {}
     with usage.locked(root):
         for upstream in settings.upstreams:

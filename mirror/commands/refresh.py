@@ -37,6 +37,7 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
     `warm(settings, log, client) -> list of failed images` pulls the images
     to keep warm; None skips that step.
     """
+    install.require_set_up(settings)
     layout = Layout.of(settings)
     with exclusive(layout, wait, say=echo):
         layout.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -46,9 +47,12 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
         try:
             for old in prune_logs(layout, settings.log_retention_days):
                 log(f"removed old log {old.name}")
-            report = install.start_mirrors(settings, client, log=log)
+            # A blip of an upstream is no reason to re-create a mirror that serves.
+            report = install.start_mirrors(settings, client, log=log, keep_serving=True)
             for key, mode in report.modes.items():
-                log(f"{settings.upstream(key).registry}: {mode}")
+                log(f"{settings.upstream(key).registry}: {mode}"
+                    + (" (its upstream does not answer; the mirror goes on serving its cache)"
+                       if key in report.kept_serving else ""))
             if warm is not None:
                 failed = warm(settings, log, client)
         except MirrorError as err:
@@ -70,3 +74,20 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
             log(f"error: cannot write {layout.last_refresh}: {err.strerror or err}")
         log.close()
     return 1 if failed else 0
+
+
+def collect_now(settings: Settings, client, *, dry_run: bool, wait: bool = True, say=print):
+    """`make docker-mirror-gc`: a collection outside a refresh, never beside one (the refresh lock)."""
+    from . import lifecycle
+    install.require_set_up(settings)
+    with exclusive(Layout.of(settings), wait, say=say):
+        return lifecycle.collect(settings, client, dry_run=dry_run, log=say)
+
+
+def restore_now(settings: Settings, client, paths=None) -> list[str]:
+    """`make docker-mirror-restore`: never beside a refresh or a collection, whose sweep
+    could delete blobs a restore has pushed but not yet linked to a manifest."""
+    from . import restore
+    install.require_set_up(settings)
+    with exclusive(Layout.of(settings), wait=True):
+        return restore.restore(settings, client, paths=paths)

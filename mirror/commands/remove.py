@@ -20,7 +20,7 @@ from typing import Callable
 from .. import render
 from ..config.settings import Settings
 from ..engine import containers
-from ..errors import PurgeRefused
+from ..errors import HostToolError, PurgeRefused
 from ..host import locks, nfs, storage, systemd
 from ..host.layout import Layout
 from . import observe_setup
@@ -32,11 +32,16 @@ def stop_keeper(layout: Layout) -> int | None:
     """Stop the background keeper (hosts without systemd); its pid, or None when none ran."""
     pid = locks.holder(layout.keeper_lock)
     if not pid:
+        if pid == 0:
+            raise HostToolError(f"a keeper holds {layout.keeper_lock} but wrote no pid: stop it by hand")
         return None
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return pid
+    except PermissionError:
+        raise HostToolError(f"cannot stop the keeper (pid {pid}): it is another user's; "
+                            "run 'make docker-mirror-remove' as that user or as root") from None
     deadline = time.monotonic() + KEEPER_STOP_TIMEOUT
     while locks.holder(layout.keeper_lock) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -78,6 +83,14 @@ def remove(settings: Settings, client, *, purge_cache: bool = False,
         raise PurgeRefused(f"the mirror is switched off in {settings.config_path}, so it no longer says "
                            "where the cache is (Kconfig drops DOCKER_MIRROR_PATH with it): switch it on "
                            "to purge, or delete the directory yourself")
+    # A refresh running meanwhile would bring containers (or, purged, directories) back.
+    waiting = locks.held(layout.refresh_lock, on_wait=lambda: log("waiting for the running refresh to end")) \
+        if settings.enabled and layout.root.is_dir() else contextlib.nullcontext()
+    with waiting:
+        return _remove(settings, client, layout, purge_cache, confirm, log)
+
+
+def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confirm, log) -> bool:
     found = False
     if systemd.systemd_is_pid1():
         units = systemd.units_of(render.unit_marker(settings))
@@ -100,7 +113,7 @@ def remove(settings: Settings, client, *, purge_cache: bool = False,
             for name in containers.remove_all(client, settings):
                 log(f"removed container {name}")
                 found = True
-    if settings.enabled and nfs.unexport(settings.path, log=log):
+    if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log):
         found = True
     if layout.clients_state.exists():
         log("Docker and containerd on this host still name the mirror (they fall back to the "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+import requests
 from docker.types import LogConfig, Mount
 
 from .. import render
@@ -83,7 +84,11 @@ class MirrorContainer:
 
 
 def container_name(settings: Settings, upstream: Upstream) -> str:
-    return f"{settings.container_prefix}-{upstream.key}"
+    return _name(settings, upstream.key)
+
+
+def _name(settings: Settings, key: str) -> str:
+    return f"{settings.container_prefix}-{key}"
 
 
 def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream, mode: str,
@@ -184,15 +189,17 @@ def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerE
             network_mode="host", labels=spec.labels,
             mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts],
             **options)
-    except docker.errors.DockerException as err:
+    except (docker.errors.DockerException, requests.RequestException) as err:
         raise failure(f"cannot start {spec.name}: {err}") from None
 
     def died() -> bool:
-        container.reload()
+        with docker_errors(f"watch {spec.name} start"):
+            container.reload()
         return container.status in ("exited", "dead")
 
     if not wait_until_answering(spec.upstream.endpoint, START_TIMEOUT, gave_up=died):
-        tail = container.logs(tail=15).decode(errors="replace").strip()
+        with docker_errors(f"read the log of {spec.name}"):
+            tail = container.logs(tail=15).decode(errors="replace").strip()
         raise failure(f"the {spec.upstream.registry} registry {spec.name} did not answer on "
                       f"{spec.address} within {START_TIMEOUT:.0f} s; its last log lines:\n{tail}")
     return container
@@ -268,7 +275,7 @@ def _remove_mirrors(client, settings: Settings, keep: set[str], by_name: bool = 
     """Remove the containers labelled with this .config, and (`by_name`) those of this
     mirror's names that carry no such label (made before the label existed). Exact
     names, not a prefix: another mirror's prefix may start with this one's."""
-    names = {f"{settings.container_prefix}-{key}" for key in UPSTREAM_KEYS} if by_name else set()
+    names = {_name(settings, key) for key in UPSTREAM_KEYS} if by_name else set()
     removed = []
     with docker_errors("list the mirror containers"):
         for container in client.containers.list(all=True, filters={"label": LABEL_UPSTREAM}):

@@ -2,8 +2,8 @@
 
 - `.refresh.lock`: one refresh run at a time;
 - `.setup.lock`: one writer of the mirror containers at a time (setup, a
-  refresh's mode check, pinning's stop and start, the keeper, remove), so
-  the keeper never re-creates a container that pinning stopped on purpose;
+  refresh's mode check, the garbage collection's stop and start, the keeper,
+  remove), so the keeper never re-creates a container stopped on purpose;
 - `.keeper.lock`: one keeper per mirror directory, held for its whole life,
   holding its pid.
 
@@ -15,27 +15,42 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
-from ..errors import MirrorError
+from ..errors import HostToolError, MirrorError
 
 
 @contextlib.contextmanager
 def held(path: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None,
          busy: Callable[[], MirrorError] | None = None):
     """Hold the lock on `path` for the block; wait for it, or raise busy() when `wait` is off."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "a+")
+    except OSError as err:
+        raise HostToolError(f"cannot lock {path}: {err.strerror or err} (is DOCKER_MIRROR_PATH a "
+                            "directory this user may write?)") from None
+    with lock:
+        if not _try(lock):
             if not wait:
                 raise (busy() if busy else MirrorError(f"{path} is locked by another process")) from None
             if on_wait is not None:
                 on_wait()
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield lock
+
+
+def _try(lock, attempts: int = 5) -> bool:
+    # A few tries: holder() takes the lock shared for an instant to look.
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.02 * (attempt < attempts - 1))
+    return False
 
 
 def record_pid(lock) -> None:
@@ -47,7 +62,8 @@ def record_pid(lock) -> None:
 
 
 def holder(path: Path) -> int | None:
-    """The pid recorded in `path` while a live process holds its lock; None when nobody does."""
+    """The pid recorded in `path` while a live process holds its lock; None when nobody does
+    (0: held, but its holder has not written its pid within a second)."""
     try:
         lock = open(path)
     except FileNotFoundError:
@@ -56,7 +72,12 @@ def holder(path: Path) -> int | None:
         try:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = lock.read().strip()
-            return int(text) if text.isdigit() else 0
+            for _ in range(20):   # held: its pid follows the lock at once
+                lock.seek(0)
+                text = lock.read().strip()
+                if text.isdigit():
+                    return int(text)
+                time.sleep(0.05)
+            return 0
         fcntl.flock(lock, fcntl.LOCK_UN)
         return None

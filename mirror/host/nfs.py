@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..errors import HostToolError
 from .files import atomic_write
 
 EXPORTS_FILE = Path("/etc/exports.d/docker-mirror.exports")
@@ -17,22 +18,30 @@ def export(text: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -
         return
     atomic_write(exports_file, text)
     if shutil.which("exportfs"):
-        subprocess.run(["exportfs", "-ra"], check=True)
+        _exportfs()
         log(f"NFS: exported {what}")
     else:
         log(f"NFS: wrote {exports_file}, but exportfs is missing: install nfs-kernel-server "
             "(apt-get install nfs-kernel-server) and run 'exportfs -ra'")
 
 
-def unexport(path: str, log=print, exports_file: Path = EXPORTS_FILE) -> bool:
-    """Remove the exports file when it exports `path`; True when it did."""
+def unexport(exported: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -> bool:
+    """Remove the exports file when it exports `exported` (the path as the file writes
+    it: exactly, not a path it merely starts with); True when it did."""
     try:
-        if path not in exports_file.read_text():
-            return False
+        lines = exports_file.read_text().splitlines()
     except FileNotFoundError:
+        return False
+    if not any(line.startswith(f"{exported} ") for line in lines):
         return False
     exports_file.unlink()
     if shutil.which("exportfs"):
-        subprocess.run(["exportfs", "-ra"], check=True)
-    log(f"NFS: no longer exporting {path}")
+        _exportfs()
+    log(f"NFS: no longer exporting {what}")
     return True
+
+
+def _exportfs() -> None:
+    done = subprocess.run(["exportfs", "-ra"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HostToolError(f"exportfs -ra failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}")

@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from ..errors import HostToolError
 from .files import atomic_write
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
@@ -29,7 +30,10 @@ def systemd_is_pid1() -> bool:
 
 
 def systemctl(*args: str) -> None:
-    subprocess.run(["systemctl", *args], check=True, capture_output=True)
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HostToolError(f"systemctl {' '.join(args)} failed (exit {done.returncode}): "
+                            f"{(done.stderr or done.stdout).strip()}")
 
 
 def write_units(units: dict[str, str]) -> set[str]:

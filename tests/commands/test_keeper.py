@@ -119,8 +119,12 @@ def test_a_serving_proxy_is_left_alone_when_its_upstream_blips(mirror, docker_cl
     before = mirror.container(docker_client).id
     hub.stop()
     try:
-        time.sleep(RECHECK + 3)   # at least one periodic check with the upstream away
+        # a periodic check with the upstream away says it keeps the mirror, and keeps it
+        wait_for("a check that keeps the serving mirror",
+                 lambda: "the running pull-through mirror goes on serving its cache" in keeper_log(mirror),
+                 RECHECK * 2 + 5)
         assert mirror.container(docker_client).id == before
+        assert mirror.container(docker_client).labels[containers.LABEL_MODE] == PULL_THROUGH
         assert manifest_digest(mirror) == mirror.digest   # 2.8 serves its cache meanwhile
     finally:
         hub.start()
