@@ -112,7 +112,10 @@ class Service:
         return render.render("status-page.html.j2", **context)
 
     def status_json(self) -> str:
-        return json.dumps(status.gather(self.settings, _client(), headroom=False), indent=2)
+        doc = status.gather(self.settings, _client(), headroom=False)
+        found = self.probes.refresh().headroom    # asked at most once per sample interval
+        doc["dockerhub_headroom"] = found.to_json() if found else None
+        return json.dumps(doc, indent=2)
 
     def tick(self) -> None:
         """One sample: count the traffic, then write the textfile (when configured)."""

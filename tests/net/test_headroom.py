@@ -103,3 +103,24 @@ def test_an_unreachable_upstream_is_named_without_credentials(tmp_path):
     url = f"http://hubuser:{PASSWORD}@127.0.0.1:{free_port()}"
     found = headroom.headroom(settings_for(tmp_path, url).upstream("dockerhub"))
     assert found.remaining is None and "no answer" in found.error and PASSWORD not in found.error
+
+
+def test_the_status_service_shows_it_on_its_page_and_in_status_json(tmp_path, fake_hub):
+    import dataclasses
+    import requests
+    from mirror.commands import observe_serve
+    from mirror.config.settings import Observe
+    from support.upstream import free_port
+    settings = dataclasses.replace(settings_for(tmp_path, fake_hub), observe=Observe(enabled=True, port=free_port()))
+    server = observe_serve.make_server(settings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{settings.observe.port}"
+        assert requests.get(f"{base}/status.json", timeout=10).json()["dockerhub_headroom"]["remaining"] == 76
+        assert "76 of 100 pulls left per 6 h" in requests.get(f"{base}/", timeout=10).text
+        metrics = requests.get(f"{base}/metrics", timeout=10).text
+        assert "docker_mirror_dockerhub_ratelimit_remaining 76.0" in metrics
+        assert "docker_mirror_dockerhub_ratelimit_limit 100.0" in metrics
+    finally:
+        server.shutdown()
+        server.server_close()
