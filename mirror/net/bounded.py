@@ -39,11 +39,14 @@ def display(url: str) -> str:
 class _Adapter(HTTPAdapter):
     """Keeps every connection its pools open, for the watchdog to cut."""
 
-    def __init__(self):
+    def __init__(self, check_hostname: bool = True):
         self.connections: list = []
+        self.check_hostname = check_hostname
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs):
+        if not self.check_hostname:
+            kwargs["assert_hostname"] = False
         super().init_poolmanager(*args, **kwargs)
         opened = self.connections
 
@@ -60,10 +63,10 @@ class _Adapter(HTTPAdapter):
 class Watched:
     """One request's session and its watchdog; a context manager."""
 
-    def __init__(self, seconds: float, what: str):
+    def __init__(self, seconds: float, what: str, check_hostname: bool = True):
         self.seconds = seconds
         self.what = what
-        self.adapter = _Adapter()
+        self.adapter = _Adapter(check_hostname)
         self.session = requests.Session()
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)

@@ -56,11 +56,16 @@ class RegistryAPI:
                   auth: tuple[str, str] | None = None) -> "RegistryAPI":
         """The API of our own mirror at `endpoint` (its certificate may be self-signed)."""
         user, password = auth or ("", "")
-        return cls(endpoint.url, username=user, password=password, verify=tls_certificate or True)
+        # The mirror's own certificate is pinned: trusted as the one anchor, so the
+        # name it carries need not be the address dialled (127.0.0.1 for a LAN name).
+        return cls(endpoint.url, username=user, password=password, verify=tls_certificate or True,
+                   check_hostname=not tls_certificate)
 
     def __init__(self, base_url: str, *, username: str = "", password: str = "",
-                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, verify=True):
+                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, verify=True,
+                 check_hostname: bool = True):
         self.base_url = base_url.rstrip("/")
+        self.check_hostname = check_hostname
         self.auth = (username, password) if username else None
         self.timeout = timeout
         self.retries = retries
@@ -80,7 +85,7 @@ class RegistryAPI:
             raise RegistryAPIError(f"{display(self.base_url)}: token realm {realm[:80]!r} is not an http(s) URL")
         params = {"service": challenge.get("service", ""), "scope": challenge.get("scope", scope)}
         auth = self.auth if self._sends_credentials_to(realm) else None
-        with Watched(self.timeout, f"token from {display(realm)}") as watch:
+        with Watched(self.timeout, f"token from {display(realm)}", self.check_hostname) as watch:
             try:
                 answer = watch.session.get(realm, params=params, auth=auth, stream=True,
                                            timeout=self.timeout, verify=self.verify)
@@ -112,7 +117,7 @@ class RegistryAPI:
         for attempt in range(self.retries + 1):
             if scope in self.tokens:
                 headers["Authorization"] = f"Bearer {self.tokens[scope]}"
-            own = watch or Watched(self.timeout, shown)
+            own = watch or Watched(self.timeout, shown, self.check_hostname)
             try:
                 answer = own.session.request(method, url, headers=headers, stream=True,
                                              timeout=(min(self.timeout, own.remaining()), self.timeout),
