@@ -122,6 +122,8 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
                 saved = files.backup(path) if plan.backup else None
                 if saved:
                     report.add(f"{path}: previous version kept as {saved}")
+                    plan.record.setdefault("backups", []).append(str(saved))  # undo drops it
+                    files.save_state(report.state_path, new_state)
                 files.write(path, data)
                 report.add(f"{path}: {plan.what}")
         for write in hosts_plan.writes:
@@ -207,6 +209,7 @@ def _plan_docker(prev: dict | None, paths: ClientPaths, want: Wanted) -> FilePla
             "written": b64(data),
             "added": added,
             "created_keys": sorted(created),
+            "backups": (prev or {}).get("backups", []),
         },
         read_as=raw,
     )
@@ -299,6 +302,8 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
         if state.get("docker"):
             for line in _undo_daemon_json(state["docker"], reload, connect, timeout):
                 report.add(line)
+        for kept in files.drop_backups(state.get("containerd")) + files.drop_backups(state.get("docker")):
+            report.add(f"{kept}: removed (the file holds that version again)")
         # deepest first, once the files in them are gone
         for directory in sorted(state.get("created_dirs", []), key=lambda d: -d.count("/")):
             try:

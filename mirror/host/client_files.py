@@ -90,6 +90,19 @@ def backup(path: Path) -> Path | None:
                               "left untouched") from None
 
 
+def drop_backups(entry: dict | None) -> list[str]:
+    """Remove the copies apply kept of `entry`'s file (its "backups") that hold exactly
+    what the file holds again after undo: nothing is lost, and /etc is not left with
+    a .bak-* per run. A copy that differs (someone's other version) is kept."""
+    dropped = []
+    current = read(Path(entry["path"])) if entry else None
+    for kept in (entry or {}).get("backups", []):
+        if current is not None and read(Path(kept)) == current:
+            unlink(Path(kept))
+            dropped.append(kept)
+    return dropped
+
+
 def unlink(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)

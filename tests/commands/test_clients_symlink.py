@@ -11,6 +11,7 @@ from mirror.errors import ClientFileError
 from mirror.host.client_files import ClientPaths
 from mirror.model import client_config
 from support.configs import write_config
+from support.pullthrough import DEBIAN_CONTAINERD_CONFIG
 
 
 def test_a_symlinked_daemon_json_stays_a_link_through_apply_and_undo(tmp_path):
@@ -50,3 +51,22 @@ def test_an_edit_between_plan_and_write_is_not_overwritten(tmp_path):
     daemon_json.write_text('{"debug": true, "log-driver": "local"}\n')   # someone's edit meanwhile
     with pytest.raises(ClientFileError, match="changed while docker-mirror-clients was reading it"):
         clients.unchanged_since_planned([plan])
+
+
+def test_undo_takes_away_the_copies_apply_kept_when_the_file_is_back_as_it_was(tmp_path):
+    config = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PORT=15000,
+                          DOCKER_MIRROR_PATH=str(tmp_path / "mirror"))
+    settings = settings_mod.load(config)
+    etc = tmp_path / "etc"
+    (etc / "docker").mkdir(parents=True)
+    (etc / "containerd").mkdir()
+    (etc / "docker/daemon.json").write_text('{"debug": true}\n')
+    (etc / "containerd/config.toml").write_text(DEBIAN_CONTAINERD_CONFIG)
+    before = {p.name: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+    paths = ClientPaths(daemon_json=etc / "docker/daemon.json", docker_pid=tmp_path / "docker.pid",
+                        containerd_config=etc / "containerd/config.toml", certs_dir=etc / "containerd/certs.d")
+    for _ in range(3):
+        clients.apply(settings, paths, reload=False)
+    assert len(list(etc.rglob("*.bak-*"))) == 2          # one copy per file, from the first run
+    clients.undo(settings, reload=False)
+    assert {p.name: p.read_bytes() for p in etc.rglob("*") if p.is_file()} == before
