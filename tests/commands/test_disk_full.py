@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from mirror.commands import lifecycle, refresh, status, warm
@@ -17,6 +18,16 @@ from support.mirrors import mirror_factory
 from support.upstream import UpstreamRegistry, make_layer, push_image
 
 MB = 1_000_000
+
+
+def pull(docker_client, m, name) -> str:
+    """`docker pull` of library/NAME:1 through the mirror; its digest. The local copy goes after."""
+    image = docker_client.images.pull(f"127.0.0.1:{m.port}/library/{name}:1")
+    try:  # the engine is shared: another test's pull of the same content may remove it first
+        docker_client.images.remove(image.id, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    return image.attrs["RepoDigests"][0].split("@")[1]
 
 
 @pytest.fixture
@@ -88,8 +99,7 @@ def test_a_full_disk_is_said_room_is_made_lru_first_and_the_cache_serves(tmp_pat
     assert warm.warm(m.settings, log=lambda _: None, client=docker_client, gc=False) == []
     # Ad hoc pulls in this order; the refresh below runs on the real clock, so does this.
     for name in ("old", "middle", "recent"):
-        image = docker_client.images.pull(f"127.0.0.1:{m.port}/library/{name}:1")
-        docker_client.images.remove(image.id, force=True)
+        pull(docker_client, m, name)
         lifecycle.ingest(m.settings, docker_client)
     free = diskspace.space(m.root).free
     assert free < 8 * MB, free  # the big image cannot fit as things are
@@ -125,9 +135,7 @@ def test_a_full_disk_is_said_room_is_made_lru_first_and_the_cache_serves(tmp_pat
 
     # The cache stays usable: the kept images pull, and the next refresh fits the big one.
     for name in ("keep", "recent"):
-        image = docker_client.images.pull(f"127.0.0.1:{m.port}/library/{name}:1")
-        assert image.attrs["RepoDigests"][0].endswith(digests[name])
-        docker_client.images.remove(image.id, force=True)
+        assert pull(docker_client, m, name) == digests[name]
     again = []
     assert refresh.run(m.settings, docker_client, echo=again.append, warm=warm.warm) == 0, "\n".join(again)
     assert storage.revisions(m.storage(), "library/big") == [digests["big"]]

@@ -49,7 +49,10 @@ def pull(docker_client, m, ref):
     """A real `docker pull` through the mirror; the image is removed locally after."""
     image = docker_client.images.pull(f"127.0.0.1:{m.port}/{ref}")
     digest = image.attrs["RepoDigests"][0].split("@")[1]
-    docker_client.images.remove(image.id, force=True)
+    try:  # the engine is shared: another test's pull of the same content may remove it first
+        docker_client.images.remove(image.id, force=True)
+    except docker.errors.ImageNotFound:
+        pass
     return digest
 
 
@@ -243,8 +246,7 @@ def test_pulls_survive_the_mirror_container_being_re_created(tmp_path, hub, make
     """The request log goes with its container: setup reads it before it re-creates one."""
     digest = push_image(hub.url, "library/daily", "1", layers=[make_layer(200_000, "recreated")])
     m = make_mirror(hub.url)
-    image = docker_client.images.pull(f"127.0.0.1:{m.port}/library/daily:1")
-    docker_client.images.remove(image.id, force=True)
+    pull(docker_client, m, "library/daily:1")
     before = m.container(docker_client).id
     m.configure(DOCKER_MIRROR_PULL_THROUGH_CACHE=False)  # another registry config: a new container
     install.start_mirrors(m.settings, docker_client, log=lambda _: None)
