@@ -314,48 +314,6 @@ def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_byte
     return rows
 
 
-def compare(values: list[int], rounds: int, args) -> int:
-    """--compare 4,8: the cold warm alone at each concurrency, in turns, against the
-    limit measured in the same round; medians of `rounds` rounds."""
-    global CONCURRENCY
-    client = docker_client()
-    made: list[Mirror] = []
-    found: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="warm-bench-") as tmp, contextlib.ExitStack() as stack:
-        tmp = Path(tmp)
-        try:
-            hub = stack.enter_context(UpstreamRegistry(tmp / "hub"))
-            throttle = stack.enter_context(ThrottlingProxy(("127.0.0.1", hub.port), args.rate * MB,
-                                                           args.latency / 1000))
-            registry_image(client, Mirror(tmp / "probe", hub.url).settings.registry_image)
-            blobs, _ = push_images(hub, args.scale)
-            unique = sum(b["size"] for b in blobs.values())
-            listing = tmp / "images.txt"
-            write_list(listing, big_refs())
-            for n in range(rounds):
-                for label, url in (("throttled", throttle.url), ("unthrottled", hub.url)):
-                    limit = parallel_get(url, blobs)
-                    for value in (values if n % 2 == 0 else values[::-1]):  # neither always goes first
-                        CONCURRENCY = value
-                        mirror = new_mirror(tmp, f"{label}-{value}-{n}", url, listing, client, made)
-                        found.setdefault((label, value), []).append((timed_warm(mirror, client).total, limit))
-                        mirror.remove(client)
-        finally:
-            for mirror in made:
-                with contextlib.suppress(Exception):
-                    mirror.remove(client)
-    print(f"cold warm of {len(BIG)} images ({unique / MB:.0f} MB unique), each concurrency in turn, "
-          f"{rounds} rounds; limit = {GET_THREADS} parallel plain GETs in the same round")
-    print()
-    rows = []
-    for (label, value), runs in found.items():
-        ratios = [limit / seconds for seconds, limit in runs]
-        rows.append([label, str(value), f"{median([s for s, _ in runs]):.2f}", f"{median(ratios):.2f}",
-                     f"{min(ratios):.2f}-{max(ratios):.2f}"])
-    print(table(["upstream", "concurrency", "median s", "median × limit", "range"], rows, "lrrrr"))
-    return 0
-
-
 def main(argv=None) -> int:
     global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -370,6 +328,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     CONCURRENCY = args.concurrency
     if args.compare:
+        from warm_compare import compare  # bench/warm_compare.py
         return compare([int(v) for v in args.compare.split(",")], args.rounds, args)
     if not 0.01 <= args.scale <= 4:
         parser.error("--scale must be between 0.01 and 4")
