@@ -37,6 +37,8 @@ def test_warming_and_archiving_through_an_authenticated_mirror(tmp_path, make_mi
         assert result.returncode == 0, result.stdout + result.stderr
         assert "HTTP 401" not in result.stdout
         assert list((m.root / "images/archives").glob("*.tar"))
+        status = m.run("status", check=False)
+        assert status.returncode == 0 and "HTTP 401" not in status.stdout, status.stdout + status.stderr
 
     layout = Layout.of(m.settings)
     kept = credential.read(layout)
