@@ -174,11 +174,12 @@ class RegistryAPI:
             body = read_capped(answer, MAX_MANIFEST, what, answer.watch)
         finally:
             answer.close()
-        digest = digests.of(body)
+        claimed = answer.headers.get("Docker-Content-Digest", "")
+        # HEAD has no body to hash: the header is all there is, and is checked as a digest.
+        digest = digests.of(body) if method == "GET" else digests.require(claimed, what)
         if reference.startswith("sha256:") and digest != reference:
             raise DigestMismatch(f"manifest {repository}@{reference}: content does not match its digest")
-        claimed = answer.headers.get("Docker-Content-Digest", "")
-        if claimed and claimed != digest and method == "GET":
+        if claimed and claimed != digest:
             raise DigestMismatch(f"{what}: Docker-Content-Digest {claimed[:80]!r} does not match "
                                  f"the body received ({digest})")
         media_type = answer.headers.get("Content-Type", "").split(";")[0].strip()

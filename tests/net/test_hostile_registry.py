@@ -63,6 +63,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if b.get("no_length"):
             self.close_connection = True
 
+    def do_HEAD(self):
+        b = self.server.behaviour
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        for name, value in b.get("headers", {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(b.get("body", b""))))
+        self.end_headers()
+
 
 @pytest.fixture
 def hostile():
@@ -87,6 +96,15 @@ def test_a_forged_content_digest_header_is_refused(hostile):
     hostile.behaviour = {"body": body}
     assert api_of(hostile).get_manifest("library/x", "latest").digest == \
         "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_a_head_trusts_the_header_only_when_it_is_a_digest(hostile):
+    hostile.behaviour = {"body": b"{}", "headers": {"Docker-Content-Digest": TRAVERSAL}}
+    with pytest.raises(errors.InvalidDigest):
+        api_of(hostile).get_manifest("library/x", "latest", method="HEAD")
+    good = "sha256:" + "d" * 64
+    hostile.behaviour = {"body": b"{}", "headers": {"Docker-Content-Digest": good}}
+    assert api_of(hostile).get_manifest("library/x", "latest", method="HEAD").digest == good
 
 
 def test_a_manifest_digest_is_that_of_its_body_from_a_real_registry(upstream):
