@@ -89,7 +89,7 @@ class Headroom:
     @property
     def text(self) -> str:
         if self.remaining is None:
-            return f"unknown ({self.error})" if self.error else "unknown"
+            return f"unknown: {self.error}" if self.error else "unknown"
         hours = f" per {self.window_seconds / 3600:g} h" if self.window_seconds else ""
         return f"{self.remaining} of {self.limit} pulls left{hours}"
 
