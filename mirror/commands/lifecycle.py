@@ -27,7 +27,6 @@ import calendar
 import json
 import re
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -37,7 +36,7 @@ from ..engine.client import docker_errors, find_container
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError
 from ..host import layout as host_layout
-from ..host import diskspace, ports, storage, usage
+from ..host import diskspace, locks, ports, storage, usage
 from ..host.layout import Layout
 from ..model import retention
 from ..model.manifests import blobs_of
@@ -267,11 +266,15 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
                 for m in i.manifests}
         spec = containers.maintenance_plan(settings, layout, image, upstream, ports.free_loopback_endpoint(),
                                            host_layout.http_secret(layout))
-        running = containers.mirror_container(client, settings, upstream).state == "running"
+        state = containers.mirror_container(client, settings, upstream).state
+        running = state == "running"
         done.disk_before[upstream.key] = storage.disk_usage(storage_dir)
         started = time.monotonic()
         try:
-            with containers.stopped(client, settings, upstream) if running else nullcontext():
+            # Stopped whatever its state, and with no container the setup lock held: neither a
+            # restart policy nor the keeper may start a registry on this storage mid-sweep.
+            with containers.stopped(client, settings, upstream) if state not in ("absent", "unknown") \
+                    else locks.held(layout.setup_lock):
                 for cached in mine:
                     for manifest in cached.manifests:
                         if (cached.repository, manifest) not in kept:

@@ -319,15 +319,18 @@ def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorCo
 
 @contextmanager
 def stopped(client, settings: Settings, upstream: Upstream, timeout: int = 10):
-    """The mirror's container stopped for the time of the block, started again after."""
+    """The mirror's container stopped for the time of the block (whatever its state: a
+    restart policy must not start it meanwhile), started again after if it ran."""
     name = container_name(settings, upstream)
     # The setup lock keeps the keeper from "repairing" a container stopped on purpose.
     with locks.held(Layout.of(settings).setup_lock):
         with docker_errors(f"stop {name}"):
             container = client.containers.get(name)
+            was = container.status
             container.stop(timeout=timeout)
         try:
             yield
         finally:
-            with docker_errors(f"start {name}"):
-                container.start()
+            if was in ("running", "restarting"):
+                with docker_errors(f"start {name}"):
+                    container.start()
