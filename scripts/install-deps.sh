@@ -73,6 +73,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	echo "Installing: ${missing[*]}"
 	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q update
 	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q install -y "${missing[@]}"
+	# The tests run Prometheus themselves, on loopback; the package's own service (every
+	# interface, port 9090), which apt starts on a systemd host, is not part of the mirror.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
+	fi
 fi
 
 if [ ! -x "$ROOT/.venv/bin/python" ]; then

@@ -76,7 +76,10 @@ DAEMON_JSON = {
 # Units of the packages that must not run in the test host: Debian's
 # docker-registry service listens on :5000 (the host's own mirror port), and
 # the apt timers would download package lists.
-MASKED_UNITS = ("docker-registry.service", "apt-daily.timer", "apt-daily-upgrade.timer")
+# docker-registry and prometheus: the packages' own services would take ports on the host's
+# network (the test host shares it); the tests run their own instances.
+MASKED_UNITS = ("docker-registry.service", "prometheus.service", "prometheus-node-exporter.service",
+                "apt-daily.timer", "apt-daily-upgrade.timer")
 
 RUN_FLAGS = (
     "--network", "host",
