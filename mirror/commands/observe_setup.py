@@ -8,12 +8,8 @@ again, by `make docker-mirror-status` and by `make docker-mirror-remove`.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 
 from ..config.settings import Settings
-from ..errors import MirrorError
 from ..host import locks, systemd
 from . import observe
 from .observe_serve import serve_lock
@@ -38,16 +34,4 @@ def start(settings: Settings, command: list[str], cwd) -> str:
 
 def stop(settings: Settings) -> int | None:
     """Stop the background service; its pid, or None when none ran."""
-    pid = running(settings)
-    if not pid:
-        return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pid
-    except PermissionError:
-        raise MirrorError(f"cannot stop the status page service (pid {pid}): it is another user's") from None
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while running(settings) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return pid
+    return locks.stop_holder(serve_lock(settings), "the status page service", STOP_TIMEOUT)

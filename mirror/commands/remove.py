@@ -10,17 +10,14 @@ terminal) or asked for it without one (PURGE=1).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import time
 from pathlib import Path
 from typing import Callable
 
 from .. import render
 from ..config.settings import Settings
 from ..engine import containers
-from ..errors import HostToolError, PurgeRefused
+from ..errors import PurgeRefused
 from ..host import locks, nfs, storage, systemd
 from ..host.layout import Layout
 from . import observe_setup
@@ -30,22 +27,7 @@ KEEPER_STOP_TIMEOUT = 15.0   # seconds for a keeper to let go of its lock after 
 
 def stop_keeper(layout: Layout) -> int | None:
     """Stop the background keeper (hosts without systemd); its pid, or None when none ran."""
-    pid = locks.holder(layout.keeper_lock)
-    if not pid:
-        if pid == 0:
-            raise HostToolError(f"a keeper holds {layout.keeper_lock} but wrote no pid: stop it by hand")
-        return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pid
-    except PermissionError:
-        raise HostToolError(f"cannot stop the keeper (pid {pid}): it is another user's; "
-                            "run 'make docker-mirror-remove' as that user or as root") from None
-    deadline = time.monotonic() + KEEPER_STOP_TIMEOUT
-    while locks.holder(layout.keeper_lock) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return pid
+    return locks.stop_holder(layout.keeper_lock, "the keeper", KEEPER_STOP_TIMEOUT)
 
 
 def _looks_like_a_mirror(layout: Layout) -> bool:

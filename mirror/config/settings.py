@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError, InvalidReference
+from ..errors import ConfigError
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
 from ..model.retention import Policy
 from . import dotconfig
-
-# Symbols whose values are secrets: never logged, and files holding them are 0600.
-SECRET_SUFFIXES = ("_PASSWORD", "_ACCOUNT_KEY")
+from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
 UPSTREAMS = (
@@ -59,10 +57,6 @@ _HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$")
 _NFS_CLIENT = re.compile(r"^[A-Za-z0-9*?.:/_\[\]@-]+$")
-
-
-def is_secret(symbol: str) -> bool:
-    return symbol.endswith(SECRET_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -188,78 +182,7 @@ class Settings:
         return self.upstreams[0].endpoint.client_host
 
 
-class _Reader:
-    """Typed access to .config entries; the default stands for 'not set'."""
-
-    def __init__(self, config: dotconfig.DotConfig):
-        self.config = config
-
-    def fail(self, symbol: str, value: object, allowed: str):
-        # An error goes to the terminal and the logs: a secret's value never does.
-        if is_secret(symbol):
-            value = "<hidden>"
-        elif isinstance(value, str):
-            value = re.sub(r"://[^/\s]*@", "://<hidden>@", value)
-        raise ConfigError(dotconfig.PREFIX + symbol, value, allowed, self.config.source(symbol))
-
-    def raw(self, symbol: str, default):
-        entry = self.config.entries.get(symbol)
-        return default if entry is None else entry.value
-
-    def bool(self, symbol: str, default: bool = False) -> bool:
-        """`default`: for a symbol the .config lacks ('# ... is not set' is n)."""
-        value = self.raw(symbol, default)
-        if not isinstance(value, bool):
-            self.fail(symbol, value, "must be y or n")
-        return value
-
-    def int(self, symbol: str, low: int, high: int, default: int) -> int:
-        value = self.raw(symbol, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(symbol, value, f"must be an integer from {low} to {high}")
-        return value
-
-    def str(self, symbol: str, default: str = "") -> str:
-        value = self.raw(symbol, default)
-        if not isinstance(value, str):
-            self.fail(symbol, value, 'must be a quoted string, CONFIG_X="..."')
-        return value
-
-    def path(self, symbol: str, default: str = "", required: bool = True) -> str:
-        value = self.str(symbol, default)
-        if not value and not required:
-            return value
-        if not value.startswith("/") or "\n" in value or "\x00" in value:
-            self.fail(symbol, value, "must be an absolute path (starting with /)")
-        if not value.isprintable() or value.endswith("\\"):
-            # A tab, CR or trailing backslash (a line continuation) passes the shell but
-            # not a systemd unit rendered later, after the containers started: refused here.
-            self.fail(symbol, value, "must be an absolute path of printable characters, "
-                      "without tabs or control characters, not ending in a backslash")
-        return value
-
-    def url(self, symbol: str, default: str = "") -> str:
-        value = self.str(symbol, default)
-        parts = urlsplit(value)
-        try:
-            parts.port  # noqa: B018 -- raises on a bad port
-        except ValueError:
-            self.fail(symbol, value, "must be an http:// or https:// URL with a valid port")
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
-                or parts.fragment or any(c.isspace() for c in value):
-            self.fail(symbol, value, "must be an http:// or https:// URL, e.g. https://registry-1.docker.io")
-        return value.rstrip("/")
-
-    def image(self, symbol: str, reference: str, value: str | None = None) -> str:
-        """Normalise `reference`, built from the symbol's `value` (default: the same)."""
-        try:
-            return images.normalize(reference)
-        except InvalidReference as err:
-            self.fail(symbol, reference if value is None else value,
-                      f"must be a valid image reference ({err})")
-
-
-def _upstreams(read: _Reader, main_port: int, bind: str, tls: bool) -> tuple[Upstream, ...]:
+def _upstreams(read: Reader, main_port: int, bind: str, tls: bool) -> tuple[Upstream, ...]:
     found = []
     used_ports: dict[int, str] = {}
     for key, stem, registry, offset in UPSTREAMS:
@@ -295,7 +218,7 @@ def _upstreams(read: _Reader, main_port: int, bind: str, tls: bool) -> tuple[Ups
     return tuple(found)
 
 
-def _storage(read: _Reader, mirror_path: str) -> Storage:
+def _storage(read: Reader, mirror_path: str) -> Storage:
     if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
         fields = {}
         for name in ("ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"):
@@ -308,7 +231,7 @@ def _storage(read: _Reader, mirror_path: str) -> Storage:
     return Storage("filesystem", path or f"{mirror_path}/registry")
 
 
-def _check_htpasswd(read: _Reader, symbol: str, path: str) -> None:
+def _check_htpasswd(read: Reader, symbol: str, path: str) -> None:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as err:
@@ -330,7 +253,7 @@ def _check_htpasswd(read: _Reader, symbol: str, path: str) -> None:
         read.fail(symbol, path, "holds no user; add one with 'htpasswd -B FILE USER'")
 
 
-def _warm_images(read: _Reader, registry_image: str) -> tuple[str, ...]:
+def _warm_images(read: Reader, registry_image: str) -> tuple[str, ...]:
     refs = []
     for stem, repository in WARM_IMAGES:
         symbol = f"DOCKER_MIRROR_IMAGE_{stem}"
@@ -347,7 +270,7 @@ _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9
                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
-def _client_address(read: _Reader) -> str:
+def _client_address(read: Reader) -> str:
     value = read.str("DOCKER_MIRROR_CLIENT_ADDRESS", "").strip()
     if not value:
         return ""
@@ -363,7 +286,7 @@ def _client_address(read: _Reader) -> str:
 
 
 def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
-    read = _Reader(config)
+    read = Reader(config)
     enabled = read.bool("ENABLE_DOCKER_MIRROR")
     path = read.path("DOCKER_MIRROR_PATH", "/mirror/docker")
     port = read.int("DOCKER_MIRROR_PORT", 1, 65535, 5000)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -81,3 +82,24 @@ def holder(path: Path) -> int | None:
             return 0
         fcntl.flock(lock, fcntl.LOCK_UN)
         return None
+
+
+def stop_holder(path: Path, what: str, timeout: float) -> int | None:
+    """SIGTERM the process holding the lock on `path` (a background keeper or service) and
+    wait until it lets go; its pid, or None when nobody held it."""
+    pid = holder(path)
+    if not pid:
+        if pid == 0:
+            raise HostToolError(f"{what} holds {path} but wrote no pid: stop it by hand")
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    except PermissionError:
+        raise HostToolError(f"cannot stop {what} (pid {pid}): it is another user's; "
+                            "run the command as that user or as root") from None
+    deadline = time.monotonic() + timeout
+    while holder(path) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid

@@ -13,32 +13,14 @@ import docker.errors
 import pytest
 
 from mirror.commands import install, lifecycle, status, warm
-from mirror.config.settings import Lifecycle
+
 from mirror.host import storage, usage
 from mirror.model import manifests
 from mirror.model.retention import ShiftedClock
 from mirror.net import registry_api as regapi
 from mirror.net.probes import wait_until_answering
-from support.mirrors import mirror_factory
-from support.upstream import UpstreamRegistry, make_layer, push_image
-
-
-@pytest.fixture
-def hub(tmp_path):
-    with UpstreamRegistry(tmp_path / "hub") as registry:
-        yield registry
-
-
-@pytest.fixture
-def make_mirror(tmp_path, docker_client, registry_image):
-    with mirror_factory(docker_client, lambda name: tmp_path / name) as make:
-        yield make
-
-
-def image_list(tmp_path, *lines) -> str:
-    path = tmp_path / "images.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+from support.configs import image_list
+from support.upstream import make_layer, push_image
 
 
 def with_policy(m, **fields):

@@ -18,8 +18,7 @@ from mirror.config.settings import Observe
 from mirror.host.layout import Layout
 from mirror.host.storage import StorageTree
 from mirror.model import manifests
-from support.mirrors import mirror_factory
-from support.upstream import UpstreamRegistry, free_port, make_layer, push_image
+from support.upstream import free_port, make_layer, push_image
 
 PROMETHEUS = "/usr/bin/prometheus"
 DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "docker-mirror-dashboard.json"
@@ -28,18 +27,6 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "docker-mirror-das
 def dashboard_expressions() -> list[str]:
     panels = json.loads(DASHBOARD.read_text())["panels"]
     return [target["expr"] for panel in panels for target in panel["targets"]]
-
-
-@pytest.fixture
-def hub(tmp_path):
-    with UpstreamRegistry(tmp_path / "hub") as registry:
-        yield registry
-
-
-@pytest.fixture
-def make_mirror(tmp_path, docker_client, registry_image):
-    with mirror_factory(docker_client, lambda name: tmp_path / name) as make:
-        yield make
 
 
 def pull_blobs(m, repository, tag) -> int:

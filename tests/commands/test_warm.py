@@ -17,28 +17,9 @@ from mirror.config import image_lists
 from mirror.config.kconfig import ROOT
 from mirror.model import manifests
 from mirror.net import registry_api as regapi
-from support.configs import QUIET_PROBES
-from support.mirrors import mirror_factory
+from support.configs import QUIET_PROBES, image_list
 from support.throttle import ThrottlingProxy
-from support.upstream import UpstreamRegistry, make_layer, push_image
-
-
-@pytest.fixture
-def hub(tmp_path):
-    with UpstreamRegistry(tmp_path / "hub") as registry:
-        yield registry
-
-
-@pytest.fixture
-def make_mirror(tmp_path, docker_client, registry_image):
-    with mirror_factory(docker_client, lambda name: tmp_path / name) as make:
-        yield make
-
-
-def image_list(tmp_path, *lines) -> str:
-    path = tmp_path / "images.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+from support.upstream import make_layer, push_image
 
 
 def blob_files(storage: Path) -> dict[str, Path]:

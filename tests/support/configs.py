@@ -72,3 +72,10 @@ def write_config(path, base: str = "default", olddefconfig: bool = False, **over
     if olddefconfig:
         run_mirror("config", "olddefconfig", config=path, env=QUIET_PROBES)
     return path
+
+
+def image_list(tmp_path, *lines) -> str:
+    """An image list file of `lines` (DOCKER_MIRROR_IMAGES_EXTRA_LIST, `pull LIST`)."""
+    path = tmp_path / "images.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
