@@ -92,7 +92,7 @@ def parse(text: str, path: str = ".config") -> DotConfig:
 
 def _shown(line: str) -> str:
     """A bad line as an error may echo it: a secret's value hidden, a long line cut."""
-    secret = re.match(r"\s*(CONFIG_\w*(?:_PASSWORD|_ACCOUNT_KEY))\s*=", line)
+    secret = re.match(r"\s*(CONFIG_\w*(?:_PASSWORD|_ACCOUNT_KEY|_SECRET_KEY))\s*=", line)
     if secret or re.search(r"://[^/\s]*@", line):
         return repr(f"{secret.group(1) if secret else line.split('=', 1)[0]}=<hidden>")
     return repr(line if len(line) <= 120 else line[:120] + "...")

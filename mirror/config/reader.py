@@ -10,7 +10,7 @@ from ..model import images
 from . import dotconfig
 
 # Symbols whose values are secrets: never logged, and files holding them are 0600.
-SECRET_SUFFIXES = ("_PASSWORD", "_ACCOUNT_KEY")
+SECRET_SUFFIXES = ("_PASSWORD", "_ACCOUNT_KEY", "_SECRET_KEY")
 
 
 def is_secret(symbol: str) -> bool:

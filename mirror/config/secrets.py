@@ -1,6 +1,6 @@
 """Which configuration files hold a secret, and keeping those 0600 whoever wrote them.
 
-A secret is the value of a *_PASSWORD or *_ACCOUNT_KEY symbol, or a URL with
+A secret is the value of a *_PASSWORD, *_ACCOUNT_KEY or *_SECRET_KEY symbol, or a URL with
 user:password@ in it (a remote URL typed with its credentials). kconfiglib
 rewrites .config with the umask's mode on every `make menuconfig` or
 `olddefconfig`, so the mode is put right after each such tool, not only

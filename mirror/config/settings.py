@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
 from ..model.retention import Policy
-from . import dotconfig
+from . import dotconfig, storage_s3
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
@@ -81,11 +81,19 @@ class Upstream:
 
 @dataclass(frozen=True)
 class Storage:
-    backend: str      # filesystem | azure
+    backend: str      # filesystem | azure | s3
     path: str         # filesystem: root of the per-upstream data directories
     azure_account_name: str = ""
     azure_account_key: str = field(default="", repr=False)
     azure_container: str = ""
+    s3_endpoint: str = ""     # scheme://host[:port]; https means secure
+    s3_region: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    s3_path_style: bool = True
+    s3_secure: bool = True
+    s3_root: str = ""         # key prefix; each upstream gets a subdirectory
 
 
 @dataclass(frozen=True)
@@ -227,6 +235,8 @@ def _storage(read: Reader, mirror_path: str) -> Storage:
             if not fields[name]:
                 read.fail(symbol, "", "is required with the azure storage backend")
         return Storage("azure", "", fields["ACCOUNT_NAME"], fields["ACCOUNT_KEY"], fields["CONTAINER"])
+    if read.bool("DOCKER_MIRROR_STORAGE_S3"):
+        return Storage("s3", "", **storage_s3.read(read))
     path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
     return Storage("filesystem", path or f"{mirror_path}/registry")
 

@@ -69,7 +69,8 @@ def test_every_option_is_reachable_and_documented():
     kconf = parse_tree()
     prompted = {s for s in kconf.unique_defined_syms if any(n.prompt for n in s.nodes)}
     visible = set()
-    for backend in ("DOCKER_MIRROR_STORAGE_FILESYSTEM", "DOCKER_MIRROR_STORAGE_AZURE"):
+    for backend in ("DOCKER_MIRROR_STORAGE_FILESYSTEM", "DOCKER_MIRROR_STORAGE_AZURE",
+                    "DOCKER_MIRROR_STORAGE_S3"):
         kconf.unset_values()
         for _ in range(3):  # enabling a menu can reveal more bools
             for sym in prompted:
