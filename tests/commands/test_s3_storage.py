@@ -1,0 +1,97 @@
+"""The s3 storage backend end to end: `make docker-mirror` against a real SeaweedFS.
+
+A pull-through mirror on the bucket serves the upstream's image, the blobs
+land in the bucket under the upstream's prefix, and with the upstream gone
+the offline mirror on the same bucket still serves them.
+"""
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from mirror.model.manifests import blobs_of
+from mirror.model.modes import OFFLINE, PULL_THROUGH
+from mirror.net.registry_api import RegistryAPI
+from support.configs import QUIET_PROBES, run_mirror
+from support.mirrors import Mirror
+from support.seaweed import SeaweedS3
+from support.upstream import push_image
+
+BUCKET = "mirror-cache"
+ROOT = "/dm-test"
+SECRET_KEY = "s3-secret-key-never-shown"
+
+
+@pytest.fixture
+def seaweed(tmp_path):
+    with SeaweedS3(tmp_path / "seaweed") as store:
+        store.make_bucket(BUCKET)
+        yield store
+
+
+@pytest.fixture
+def s3_mirror(tmp_path, docker_client, registry_image, seaweed, hub):
+    m = Mirror(tmp_path / "mirror", hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
+               DOCKER_MIRROR_STORAGE_S3=True, DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint,
+               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID="mirrortest",
+               DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY, DOCKER_MIRROR_S3_ROOT_DIRECTORY=ROOT)
+    yield m
+    m.remove(docker_client)
+
+
+def pull(url: str, repository: str, tag: str) -> tuple[str, dict[str, bytes]]:
+    """What `docker pull` asks a registry: the manifest, then every blob; their bytes."""
+    api = RegistryAPI(url)
+    manifest = api.get_manifest(repository, tag)
+    blobs = {}
+    for descriptor in blobs_of(json.loads(manifest.body)):
+        chunks = []
+        api.fetch_blob(repository, descriptor["digest"], sink=chunks.append)  # checks the sha256
+        blobs[descriptor["digest"]] = b"".join(chunks)
+    return manifest.digest, blobs
+
+
+def stored_in_bucket(store: SeaweedS3, digest: str, timeout: float = 30) -> bytes:
+    """The blob's data object in the bucket; distribution stores a proxied blob in the background."""
+    hex_ = digest.split(":", 1)[1]
+    key = f"{ROOT}/dockerhub/docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
+    deadline = time.monotonic() + timeout
+    while (data := store.read(BUCKET, key)) is None:
+        assert time.monotonic() < deadline, f"{key} never reached the bucket: {store.list(BUCKET)}"
+        time.sleep(0.2)
+    return data
+
+
+def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_client, seaweed, hub):
+    digest = push_image(hub.url, "library/alpine", "3.20")
+    # A shell may carry an AWS_CA_BUNDLE distribution cannot load (it panics at start):
+    # the product must not hand this process's environment to the registry container.
+    result = run_mirror("docker-mirror", config=s3_mirror.config,
+                        env={**QUIET_PROBES, "AWS_CA_BUNDLE": "/nonexistent/ca.pem"})
+    assert "docker.io: pull-through mirror" in result.stdout
+    container = s3_mirror.container(docker_client)
+    assert container.labels["docker-mirror.mode"] == PULL_THROUGH
+    assert not [e for e in container.attrs["Config"]["Env"] or [] if e.startswith("AWS_")]
+    assert container.attrs["HostConfig"]["Binds"] in (None, []) or \
+        not any("/registry/" in b for b in container.attrs["HostConfig"]["Binds"])
+
+    served, blobs = pull(s3_mirror.url(), "library/alpine", "3.20")
+    assert served == digest and blobs
+    for blob_digest, data in blobs.items():
+        stored = stored_in_bucket(seaweed, blob_digest)
+        assert "sha256:" + hashlib.sha256(stored).hexdigest() == blob_digest
+    keys = seaweed.list(BUCKET, ROOT)
+    assert any(k.endswith("/_manifests/tags/3.20/current/link") for k in keys), keys
+    assert not (s3_mirror.root / "registry" / "dockerhub").exists()  # nothing on this host's disk
+
+    status = s3_mirror.run("status", "--json").stdout
+    assert SECRET_KEY not in status
+    assert SECRET_KEY not in container.logs().decode(errors="replace")
+
+    hub.stop()
+    result = s3_mirror.run("docker-mirror")
+    assert "docker.io: offline mirror" in result.stdout
+    assert s3_mirror.container(docker_client).labels["docker-mirror.mode"] == OFFLINE
+    assert pull(s3_mirror.url(), "library/alpine", "3.20") == (digest, blobs)

