@@ -29,6 +29,7 @@ from ..host import credential
 from ..host.layout import Layout
 from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
+from ..net import s3
 from ..net.registry_api import RegistryAPI, upstream_answers
 from ..render import human_size
 
@@ -100,6 +101,9 @@ class Engine:
         self.layout = Layout.of(self.settings)
         self.on_disk = self.settings.storage.backend == "filesystem"
         self.hang_up = self.hang_up and self.on_disk
+        # s3: no file to wait for, but the bucket says what is stored and linked.
+        self.buckets = {u.key: s3.Bucket(self.settings.storage, u.key) for u in self.settings.upstreams} \
+            if self.settings.storage.backend == "s3" else {}
         self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
         auth = credential.of(self.settings)  # the product's own user, behind htpasswd
         self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate, auth)
@@ -108,7 +112,9 @@ class Engine:
                           for u in self.settings.upstreams}
 
     def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
-        """True when the mirror can serve the blob for this repository from its own disk."""
+        """True when the mirror can serve the blob for this repository from its own storage."""
+        if upstream.key in self.buckets:
+            return self.buckets[upstream.key].linked(repository, digest)
         return self.on_disk and storage.blob_linked(self.layout.storage_dir(upstream), repository, digest)
 
     # -- pull-through: fetch through the mirror, which keeps the copy
@@ -148,6 +154,8 @@ class Engine:
     def _fetch_through(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
         """Make the mirror cache one blob for `repository`; the bytes it fetched upstream."""
         mirror = self.mirrors[upstream.key]
+        if upstream.key in self.buckets:
+            return self._fetch_into_bucket(upstream, repository, digest, size)
         if not self.on_disk:
             return mirror.fetch_blob(repository, digest)
         storage_dir = self.layout.storage_dir(upstream)
@@ -167,6 +175,31 @@ class Engine:
                 mirror.fetch_blob(repository, digest)
             self._wait_stored(storage_dir, repository, digest, size)
             return size
+
+    def _fetch_into_bucket(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
+        """Stream the blob through the mirror, then wait for its object and link in the bucket.
+
+        As on a filesystem, distribution stores a proxied blob in the background
+        after the response, and not at all when the same digest is being fetched
+        meanwhile: one request per digest at a time, each waited for.
+        """
+        bucket = self.buckets[upstream.key]
+        with self.gate.serialized(upstream.key, digest):
+            if bucket.linked(repository, digest):
+                return 0
+            fetched = self.mirrors[upstream.key].fetch_blob(repository, digest)
+            # Its store copy runs beside the client's: done soon after, unless the upstream went.
+            deadline = time.monotonic() + self.stall_timeout
+            while not bucket.linked(repository, digest):
+                if time.monotonic() > deadline:
+                    raise WarmError(f"blob {repository}@{digest}: the mirror did not store it in the "
+                                    f"s3 bucket within {self.stall_timeout:.0f} s (upstream gone?)")
+                time.sleep(0.1)
+            stored = bucket.size(bucket.data_key(digest))
+            if stored != fetched:
+                raise DigestMismatch(f"blob {repository}@{digest}: the bucket holds {stored} bytes, "
+                                     f"the blob has {fetched}")
+            return fetched
 
     def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
         upstream, repository, digest = target.upstream, target.ref.repository, descriptor["digest"]

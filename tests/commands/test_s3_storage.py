@@ -10,24 +10,33 @@ import json
 import time
 
 import pytest
+import requests
 
+from mirror.commands import warm
 from mirror.model.manifests import blobs_of
 from mirror.model.modes import OFFLINE, PULL_THROUGH
 from mirror.net.registry_api import RegistryAPI
-from support.configs import QUIET_PROBES, run_mirror
+from support.configs import QUIET_PROBES, image_list, run_mirror
 from support.mirrors import Mirror
 from support.seaweed import SeaweedS3
-from support.upstream import push_image
+from support.upstream import make_layer, push_image
 
 BUCKET = "mirror-cache"
 ROOT = "/dm-test"
+ACCESS_KEY = "mirrortest"
 SECRET_KEY = "s3-secret-key-never-shown"
 
 
 @pytest.fixture
 def seaweed(tmp_path):
-    with SeaweedS3(tmp_path / "seaweed") as store:
+    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
         store.make_bucket(BUCKET)
+        # The gateway checks signatures: unsigned or wrongly signed requests are refused.
+        assert requests.put(f"{store.endpoint}/{BUCKET}/probe", data=b"x", timeout=10).status_code == 403
+        wrong = SeaweedS3(store.root, ACCESS_KEY, "not-the-secret")
+        wrong.s3_port = store.s3_port
+        assert wrong.s3("HEAD", f"/{BUCKET}").status_code == 403
+        assert store.s3("HEAD", f"/{BUCKET}").status_code == 200
         yield store
 
 
@@ -35,7 +44,7 @@ def seaweed(tmp_path):
 def s3_mirror(tmp_path, docker_client, registry_image, seaweed, hub):
     m = Mirror(tmp_path / "mirror", hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
                DOCKER_MIRROR_STORAGE_S3=True, DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint,
-               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID="mirrortest",
+               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY,
                DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY, DOCKER_MIRROR_S3_ROOT_DIRECTORY=ROOT)
     yield m
     m.remove(docker_client)
@@ -95,3 +104,29 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
     assert "docker.io: offline mirror" in result.stdout
     assert s3_mirror.container(docker_client).labels["docker-mirror.mode"] == OFFLINE
     assert pull(s3_mirror.url(), "library/alpine", "3.20") == (digest, blobs)
+
+
+def test_warm_streams_every_blob_into_the_bucket_for_each_repository(tmp_path, s3_mirror, docker_client,
+                                                                      seaweed, hub):
+    """No file to wait for on s3: warming waits for each blob's object and its
+    repository's link in the bucket, so a layer shared by several repositories
+    is linked for each and every image is served with the upstream gone."""
+    base = make_layer(2_000_000, "s3-shared-base")
+    names = [f"library/s3app{n}" for n in range(3)]
+    digests = {name: push_image(hub.url, name, "1", layers=[base, make_layer(100_000, f"s3-{n}")])
+               for n, name in enumerate(names)}
+    s3_mirror.configure(DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, *(f"{n}:1" for n in names)))
+    s3_mirror.setup()
+    assert warm.warm(s3_mirror.settings, log=lambda _: None, client=docker_client) == []
+    keys = set(seaweed.list(BUCKET, ROOT))
+    for name in names:
+        manifest = RegistryAPI(s3_mirror.url()).get_manifest(name, "1")
+        for blob in blobs_of(json.loads(manifest.body)):
+            hex_ = blob["digest"].split(":", 1)[1]
+            assert f"{ROOT.strip('/')}/dockerhub/docker/registry/v2/repositories/{name}/_layers/sha256/" \
+                   f"{hex_}/link" in keys, (name, blob["digest"])
+    hub.stop()
+    assert "docker.io: offline mirror" in s3_mirror.setup().stdout
+    for name in names:
+        served, blobs = pull(s3_mirror.url(), name, "1")
+        assert served == digests[name] and len(blobs) == 3

