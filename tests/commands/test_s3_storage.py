@@ -6,13 +6,14 @@ the offline mirror on the same bucket still serves them.
 """
 
 import hashlib
+import shutil
 import json
 import time
 
 import pytest
 import requests
 
-from mirror.commands import warm
+from mirror.commands import archive, restore, warm
 from mirror.model.manifests import blobs_of
 from mirror.model.modes import OFFLINE, PULL_THROUGH
 from mirror.net.registry_api import RegistryAPI
@@ -97,6 +98,14 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
 
     status = s3_mirror.run("status", "--json").stdout
     assert SECRET_KEY not in status
+    assert json.loads(status)["upstreams"][0]["storage_dir"] is None
+    text = s3_mirror.run("status").stdout
+    assert "s3 storage is not read" in text and SECRET_KEY not in text
+    # The bucket is not this host's disk: the lifecycle leaves it alone, and says so.
+    collected = s3_mirror.run("gc")
+    assert "s3 storage is not managed here" in collected.stdout + collected.stderr
+    first = next(iter(blobs))
+    assert stored_in_bucket(seaweed, first) == blobs[first]  # still there
     assert SECRET_KEY not in container.logs().decode(errors="replace")
 
     hub.stop()
@@ -130,3 +139,27 @@ def test_warm_streams_every_blob_into_the_bucket_for_each_repository(tmp_path, s
     for name in names:
         served, blobs = pull(s3_mirror.url(), name, "1")
         assert served == digests[name] and len(blobs) == 3
+
+
+def test_archive_from_one_bucket_prefix_restores_into_another(tmp_path, s3_mirror, docker_client,
+                                                               registry_image, seaweed, hub):
+    """Archive and restore go through registries on the bucket, not through files on disk."""
+    digest = push_image(hub.url, "library/s3arch", "1", layers=[make_layer(300_000, "s3-arch")])
+    s3_mirror.configure(DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "s3arch:1"))
+    s3_mirror.setup()
+    assert warm.warm(s3_mirror.settings, log=lambda _: None, client=docker_client) == []
+    assert archive.archive_images(s3_mirror.settings, log=lambda _: None) == []
+    fresh = Mirror(tmp_path / "fresh", hub.url, **{**s3_mirror.overrides,
+                                                   "DOCKER_MIRROR_S3_ROOT_DIRECTORY": "/dm-fresh"})
+    try:
+        shutil.copytree(s3_mirror.root / "images/archives", fresh.root / "images/archives")
+        lines = []
+        assert restore.restore(fresh.settings, docker_client, log=lines.append) == [], lines
+        assert any(k.startswith("dm-fresh/dockerhub/docker/registry/v2/repositories/library/s3arch/")
+                   for k in seaweed.list(BUCKET, "/dm-fresh"))
+        hub.stop()
+        fresh.setup()
+        served, blobs = pull(fresh.url(), "library/s3arch", "1")
+        assert served == digest and len(blobs) == 2
+    finally:
+        fresh.remove(docker_client)
