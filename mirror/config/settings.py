@@ -20,8 +20,9 @@ from ..errors import ConfigError
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
 from ..model.retention import Policy
-from . import dotconfig, storage_s3
+from . import dotconfig
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
+from .storage import Storage, from_config as _storage
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
 UPSTREAMS = (
@@ -77,23 +78,6 @@ class Upstream:
         """The remote URL without any user:password@ in it: the one to log and show."""
         parts = urlsplit(self.remote_url)
         return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-@dataclass(frozen=True)
-class Storage:
-    backend: str      # filesystem | azure | s3
-    path: str         # filesystem: root of the per-upstream data directories
-    azure_account_name: str = ""
-    azure_account_key: str = field(default="", repr=False)
-    azure_container: str = ""
-    s3_endpoint: str = ""     # scheme://host[:port]; https means secure
-    s3_region: str = ""
-    s3_bucket: str = ""
-    s3_access_key: str = ""
-    s3_secret_key: str = field(default="", repr=False)
-    s3_path_style: bool = True
-    s3_secure: bool = True
-    s3_root: str = ""         # key prefix; each upstream gets a subdirectory
 
 
 @dataclass(frozen=True)
@@ -224,21 +208,6 @@ def _upstreams(read: Reader, main_port: int, bind: str, tls: bool) -> tuple[Upst
         found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL", DEFAULT_REMOTE_URLS.get(key, "")), endpoint,
                               read.str(f"{prefix}_USERNAME"), read.str(f"{prefix}_PASSWORD")))
     return tuple(found)
-
-
-def _storage(read: Reader, mirror_path: str) -> Storage:
-    if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
-        fields = {}
-        for name in ("ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"):
-            symbol = f"DOCKER_MIRROR_AZURE_{name}"
-            fields[name] = read.str(symbol, "dockerregistry" if name == "CONTAINER" else "")
-            if not fields[name]:
-                read.fail(symbol, "", "is required with the azure storage backend")
-        return Storage("azure", "", fields["ACCOUNT_NAME"], fields["ACCOUNT_KEY"], fields["CONTAINER"])
-    if read.bool("DOCKER_MIRROR_STORAGE_S3"):
-        return Storage("s3", "", **storage_s3.read(read))
-    path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
-    return Storage("filesystem", path or f"{mirror_path}/registry")
 
 
 def _check_htpasswd(read: Reader, symbol: str, path: str) -> None:

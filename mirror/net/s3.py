@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from ..config.settings import Storage
+from ..config.storage import Storage
 from ..errors import WarmError
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

@@ -1,11 +1,50 @@
-"""The s3 storage backend's settings, read and checked (distribution's storage.s3 driver)."""
+"""Where the registries keep the cache: the storage backend's settings, read and checked.
+
+filesystem (a directory per upstream), azure (a blob container) or s3 (a
+bucket of any S3-compatible store; distribution's storage.s3 driver).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .reader import Reader
+
+
+@dataclass(frozen=True)
+class Storage:
+    backend: str      # filesystem | azure | s3
+    path: str         # filesystem: root of the per-upstream data directories
+    azure_account_name: str = ""
+    azure_account_key: str = field(default="", repr=False)
+    azure_container: str = ""
+    s3_endpoint: str = ""     # scheme://host[:port]; https means secure
+    s3_region: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    s3_path_style: bool = True
+    s3_secure: bool = True
+    s3_root: str = ""         # key prefix; each upstream gets a subdirectory
+
+
+def from_config(read: Reader, mirror_path: str) -> Storage:
+    """The storage backend chosen in .config and its checked settings."""
+    if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
+        fields = {}
+        for name in ("ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"):
+            symbol = f"DOCKER_MIRROR_AZURE_{name}"
+            fields[name] = read.str(symbol, "dockerregistry" if name == "CONTAINER" else "")
+            if not fields[name]:
+                read.fail(symbol, "", "is required with the azure storage backend")
+        return Storage("azure", "", fields["ACCOUNT_NAME"], fields["ACCOUNT_KEY"], fields["CONTAINER"])
+    if read.bool("DOCKER_MIRROR_STORAGE_S3"):
+        return Storage("s3", "", **_s3(read))
+    path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
+    return Storage("filesystem", path or f"{mirror_path}/registry")
+
 
 # AWS region names: lower-case words joined by dashes (us-east-1, eu-central-2).
 _REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -14,7 +53,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ROOT = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
 
-def read(read: Reader) -> dict:
+def _s3(read: Reader) -> dict:
     """Keyword arguments of Storage for the s3 backend; any bad value is a ConfigError."""
     if not read.str("DOCKER_MIRROR_S3_ENDPOINT"):
         read.fail("DOCKER_MIRROR_S3_ENDPOINT", "", "is required with the s3 storage backend "
