@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -119,3 +121,19 @@ def test_a_malformed_secret_key_line_is_echoed_hidden():
     with pytest.raises(DotConfigSyntaxError) as caught:
         parse(f'CONFIG_DOCKER_MIRROR_S3_SECRET_KEY="{KEY}\n')
     assert KEY not in str(caught.value) and "<hidden>" in str(caught.value)
+
+
+def test_hostile_strings_in_s3_settings_round_trip(tmp_path):
+    # The loader refuses such values; the renderer must not depend on that.
+    hostile = "a\"b'c: #{{ x }}\n- d\\\\e\ttab"
+    s = load(tmp_path)
+    storage = dataclasses.replace(s.storage, s3_region=hostile + "r", s3_bucket=hostile + "b",
+                                  s3_access_key=hostile + "a", s3_secret_key=hostile + "s",
+                                  s3_endpoint=hostile + "e", s3_root=hostile)
+    s = dataclasses.replace(s, storage=storage)
+    upstream = s.upstreams[0]
+    doc = yaml.safe_load(render.registry_config(s, upstream, major=2, mode=L.OFFLINE, http_secret="x" * 32))
+    got = doc["storage"]["s3"]
+    assert (got["region"], got["bucket"], got["accesskey"], got["secretkey"], got["regionendpoint"]) == \
+        (hostile + "r", hostile + "b", hostile + "a", hostile + "s", hostile + "e")
+    assert got["rootdirectory"] == f"{hostile}/{upstream.key}"
