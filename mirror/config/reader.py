@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -65,6 +66,15 @@ class Reader:
             # not a systemd unit rendered later, after the containers started: refused here.
             self.fail(symbol, value, "must be an absolute path of printable characters, "
                       "without tabs or control characters, not ending in a backslash")
+        return value
+
+    def ip(self, symbol: str, default: str, allowed: str) -> str:
+        """An IP address (v4 or v6) as typed; `allowed` says which the symbol takes."""
+        value = self.str(symbol, default)
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            self.fail(symbol, value, allowed)
         return value
 
     def url(self, symbol: str, default: str = "") -> str:

@@ -270,12 +270,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     path = read.path("DOCKER_MIRROR_PATH", "/mirror/docker")
     port = read.int("DOCKER_MIRROR_PORT", 1, 65535, 5000)
 
-    bind = read.str("DOCKER_MIRROR_BIND_ADDRESS", "127.0.0.1")
-    try:
-        ipaddress.ip_address(bind)
-    except ValueError:
-        read.fail("DOCKER_MIRROR_BIND_ADDRESS", bind,
-                  "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
+    bind = read.ip("DOCKER_MIRROR_BIND_ADDRESS", "127.0.0.1",
+                   "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
 
     registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", "registry:2")
     registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
@@ -314,12 +310,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
 
     extra_list = read.path("DOCKER_MIRROR_IMAGES_EXTRA_LIST", required=False) or None
 
-    observe_address = read.str("DOCKER_MIRROR_OBSERVE_ADDRESS", "127.0.0.1")
-    try:
-        ipaddress.ip_address(observe_address)
-    except ValueError:
-        read.fail("DOCKER_MIRROR_OBSERVE_ADDRESS", observe_address,
-                  "must be an IP address (127.0.0.1 for this host only)")
+    observe_address = read.ip("DOCKER_MIRROR_OBSERVE_ADDRESS", "127.0.0.1",
+                              "must be an IP address (127.0.0.1 for this host only)")
     observe = Observe(
         enabled=read.bool("DOCKER_MIRROR_OBSERVE"),
         address=observe_address,
