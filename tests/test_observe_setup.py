@@ -2,7 +2,6 @@
 `make docker-mirror-remove`: its systemd unit (checked by systemd-analyze), and on this host
 (no systemd) the detached process, reached over HTTP and reported by status."""
 
-import subprocess
 import time
 
 import pytest
@@ -11,7 +10,7 @@ import requests
 from mirror import render
 from support.mirrors import Mirror
 from support.upstream import UpstreamRegistry, free_port
-from test_render import exec_words, load, unit_value
+from test_render import exec_words, load, systemd_verify, unit_value
 
 
 def test_the_unit_runs_serve_status_only_when_enabled(tmp_path):
@@ -24,11 +23,7 @@ def test_the_unit_runs_serve_status_only_when_enabled(tmp_path):
         "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "serve-status"]
     assert unit_value(unit, "Unit", "Wants") == "docker.service network-online.target"
     assert "127.0.0.1:9777" in unit      # a changed address changes the unit: it is restarted
-    directory = tmp_path / "units"
-    directory.mkdir()
-    (directory / "docker-mirror-observe.service").write_text(unit)
-    verified = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(directory / "docker-mirror-observe.service")],
-                              capture_output=True, text=True, timeout=60)
+    verified = systemd_verify(tmp_path / "units", {"docker-mirror-observe.service": unit})
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 

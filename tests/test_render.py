@@ -412,6 +412,15 @@ def exec_words(value: str) -> list[str]:
             for i, word in enumerate(shlex.split(value))]
 
 
+def systemd_verify(directory: Path, texts: dict[str, str]) -> subprocess.CompletedProcess:
+    """Write the unit files `texts` into `directory` and run `systemd-analyze verify` on them."""
+    directory.mkdir(exist_ok=True)
+    for name, text in texts.items():
+        (directory / name).write_text(text)
+    return subprocess.run(["/usr/bin/systemd-analyze", "verify", *(str(directory / n) for n in texts)],
+                          capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture
 def units(tmp_path):
     # Spaces and % in the executable's path: systemd-analyze only finds it
@@ -426,17 +435,12 @@ def units(tmp_path):
     context = dict(python=str(python), workdir=str(odd), config_path=config_path)
     texts = render.unit_files(s, **context)
     assert list(texts) == ["docker-mirror.service", "docker-mirror-update.service", "docker-mirror-update.timer"]
-    directory = tmp_path / "units"
-    directory.mkdir()
-    for name, text in texts.items():
-        (directory / name).write_text(text)
-    return directory, texts, context
+    return tmp_path / "units", texts, context
 
 
 def test_units_pass_systemd_analyze_verify(units):
     directory, texts, _ = units
-    result = subprocess.run(["/usr/bin/systemd-analyze", "verify", *(str(directory / n) for n in texts)],
-                            capture_output=True, text=True, timeout=60)
+    result = systemd_verify(directory, texts)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not any(name in result.stderr for name in texts), result.stderr
 
@@ -505,11 +509,7 @@ def test_without_the_keeper_the_unit_runs_the_boot_path_once(tmp_path):
     assert not any(k == "Restart" for _, k, _ in unit_entries(boot))
     assert exec_words(unit_value(boot, "Service", "ExecStart")) == [
         "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "docker-mirror", "--boot"]
-    directory = tmp_path / "units"
-    directory.mkdir()
-    (directory / "docker-mirror.service").write_text(boot)
-    verified = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(directory / "docker-mirror.service")],
-                              capture_output=True, text=True, timeout=60)
+    verified = systemd_verify(tmp_path / "units", {"docker-mirror.service": boot})
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
