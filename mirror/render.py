@@ -230,33 +230,33 @@ def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode:
 
 def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                     mirror_args: tuple[str, ...] = ()) -> str:
-    """docker-mirror-update.service: one refresh run, started by the timer."""
+    """PREFIX-update.service: one refresh run, started by the timer."""
     return render("docker-mirror-update.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def refresh_timer(settings: Settings) -> str:
-    """docker-mirror-update.timer: starts the refresh at settings.refresh_on_calendar,
+    """PREFIX-update.timer: starts the refresh at settings.refresh_on_calendar,
     up to settings.refresh_random_delay minutes later."""
     return render("docker-mirror-update.timer.j2", settings=settings)
 
 
 def keeper_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                    mirror_args: tuple[str, ...] = ()) -> str:
-    """docker-mirror.service: the keeper (mirror.commands.keeper), at boot and ever after."""
+    """PREFIX.service (docker-mirror.service by default): the keeper (mirror.commands.keeper), at boot and ever after."""
     return render("docker-mirror.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def observe_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                     mirror_args: tuple[str, ...] = ()) -> str:
-    """docker-mirror-observe.service: the metrics and status page (mirror.commands.observe_serve)."""
+    """PREFIX-observe.service: the metrics and status page (mirror.commands.observe_serve)."""
     return render("docker-mirror-observe.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def nfs_exports(settings: Settings) -> str:
-    """/etc/exports.d/docker-mirror.exports: settings.path read-only to settings.nfs_clients."""
+    """/etc/exports.d/PREFIX.exports: settings.path read-only to settings.nfs_clients."""
     if not settings.nfs_clients:
         # exports(5) reads a path with no client as "every host": never write that
         raise ValueError("no NFS clients configured (CONFIG_DOCKER_MIRROR_NFS_CLIENTS)")
@@ -286,11 +286,12 @@ def unit_files(settings: Settings, *, python: str, workdir: str, config_path: st
     service and timer when the refresh is on, the metrics and status page when
     DOCKER_MIRROR_OBSERVE is on. `mirror_args`: the command
     line's overrides of the settings (--path, --port, --name), passed on."""
+    names = settings.instance
     context = dict(python=python, workdir=workdir, config_path=config_path, mirror_args=mirror_args)
-    units = {"docker-mirror.service": keeper_service(settings, **context)}
+    units = {names.keeper_unit: keeper_service(settings, **context)}
     if settings.refresh:
-        units["docker-mirror-update.service"] = refresh_service(settings, **context)
-        units["docker-mirror-update.timer"] = refresh_timer(settings)
+        units[names.refresh_unit] = refresh_service(settings, **context)
+        units[names.refresh_timer] = refresh_timer(settings)
     if settings.observe.enabled:
-        units["docker-mirror-observe.service"] = observe_service(settings, **context)
+        units[names.observe_unit] = observe_service(settings, **context)
     return units

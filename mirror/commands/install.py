@@ -118,9 +118,10 @@ def install_units(settings: Settings, mirror_args=()) -> bool:
                               config_path=os.path.abspath(settings.config_path), mirror_args=mirror_args)
     changed = systemd.write_units(units)
     systemd.remove_units([name for name in systemd.units_of(render.unit_marker(settings)) if name not in units])
-    enable = [name for name in units if name != systemd.REFRESH_UNIT]   # the timer starts that one
-    # Without the keeper, docker-mirror.service runs once at boot: this run just did its work.
-    start = [name for name in enable if settings.keeper or name != systemd.KEEPER_UNIT]
+    names = settings.instance
+    enable = [name for name in units if name != names.refresh_unit]   # the timer starts that one
+    # Without the keeper, the keeper's unit runs once at boot: this run just did its work.
+    start = [name for name in enable if settings.keeper or name != names.keeper_unit]
     systemd.start_units(enable, start, changed)
     return bool(changed)
 
@@ -135,16 +136,16 @@ def start_keeper(settings: Settings, layout: Layout, mirror_args=()) -> str:
     return f"keeper started in the background (pid {pid}); its log: {layout.keeper_log}"
 
 
-def export_nfs(settings: Settings, log=print, exports_file=nfs.EXPORTS_FILE) -> None:
+def export_nfs(settings: Settings, log=print, exports_dir=nfs.EXPORTS_DIR) -> None:
     nfs.export(render.nfs_exports(settings), f"{settings.path} read-only to {' '.join(settings.nfs_clients)}",
-               log=log, exports_file=exports_file)
+               log=log, exports_file=exports_dir / settings.instance.exports_file)
 
 
 def start_first_refresh(settings: Settings, layout: Layout, on_systemd: bool, mirror_args=()) -> str:
     """Start a refresh without waiting for it; returns how to follow it."""
     if on_systemd:
-        systemd.start_refresh()
-        return f"first refresh started by systemd; follow it with: journalctl -u {systemd.REFRESH_UNIT} -f"
+        systemd.start_refresh(settings.instance.refresh_unit)
+        return f"first refresh started by systemd; follow it with: journalctl -u {settings.instance.refresh_unit} -f"
     log_path = runlog.new_log_path(layout)
     pid = systemd.start_detached([*mirror_command(settings, "refresh", mirror_args), "--log", str(log_path)],
                                  cwd=ROOT)

@@ -95,7 +95,8 @@ def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confi
             for name in containers.remove_all(client, settings):
                 log(f"removed container {name}")
                 found = True
-    if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log):
+    if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log,
+                                         exports_file=nfs.EXPORTS_DIR / settings.instance.exports_file):
         found = True
     if layout.clients_state.exists():
         log("Docker and containerd on this host still name the mirror (they fall back to the "

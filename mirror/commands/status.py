@@ -80,7 +80,7 @@ def _refresh(settings: Settings, layout: Layout, now: float | None) -> dict:
     if not settings.refresh:
         upcoming, source = None, None
     elif systemd.systemd_is_pid1():
-        upcoming, source = systemd.timer_next_elapse(), "timer"
+        upcoming, source = systemd.timer_next_elapse(settings.instance.refresh_timer), "timer"
     else:
         upcoming, source = systemd.next_elapse(settings.refresh_on_calendar, now), "calendar"
     return {"enabled": settings.refresh, "last": last_refresh(layout), "next": upcoming,

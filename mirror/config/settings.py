@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigError
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
+from ..model.instance import InstanceNames
 from ..model.retention import Policy
 from . import dotconfig
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
@@ -154,6 +155,11 @@ class Settings:
 
     def upstream(self, key: str) -> Upstream | None:
         return next((u for u in self.upstreams if u.key == key), None)
+
+    @property
+    def instance(self) -> InstanceNames:
+        """This mirror's unit and exports file names (its prefix keeps them apart from another's)."""
+        return InstanceNames.of(self.container_prefix)
 
     @property
     def fleet_host(self) -> str:

@@ -9,10 +9,10 @@ from pathlib import Path
 from ..errors import HostToolError
 from .files import atomic_write
 
-EXPORTS_FILE = Path("/etc/exports.d/docker-mirror.exports")
+EXPORTS_DIR = Path("/etc/exports.d")
 
 
-def export(text: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -> None:
+def export(text: str, what: str, log=print, *, exports_file: Path) -> None:
     """Write the exports file `text` (when it differs) and have exportfs read it."""
     if exports_file.exists() and exports_file.read_text() == text:
         return
@@ -25,7 +25,7 @@ def export(text: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -
             "(apt-get install nfs-kernel-server) and run 'exportfs -ra'")
 
 
-def unexport(exported: str, what: str, log=print, exports_file: Path = EXPORTS_FILE) -> bool:
+def unexport(exported: str, what: str, log=print, *, exports_file: Path) -> bool:
     """Remove the exports file when it exports `exported` (the path as the file writes
     it: exactly, not a path it merely starts with); True when it did."""
     try:

@@ -53,7 +53,7 @@ def test_nfs_export_without_exportfs_says_what_to_do(tmp_path, monkeypatch):
                                         DOCKER_MIRROR_NFS_CLIENTS="192.168.122.0/24 builder.lan"))
     said = []
     exports = tmp_path / "exports.d" / "docker-mirror.exports"
-    install.export_nfs(loaded, log=said.append, exports_file=exports)
+    install.export_nfs(loaded, log=said.append, exports_dir=exports.parent)
     text = exports.read_text()
     assert '"/mirror/docker" 192.168.122.0/24(ro,no_subtree_check,root_squash) ' \
            'builder.lan(ro,no_subtree_check,root_squash)' in text

@@ -1,0 +1,81 @@
+"""Two configurations on one host keep their own systemd units and NFS exports file."""
+
+from __future__ import annotations
+
+import os
+
+from mirror import render
+from mirror.commands import install
+from mirror.config import settings
+from mirror.host import nfs, systemd
+from support.configs import write_config
+
+CONTEXT = dict(python="/usr/bin/python3", workdir="/srv")
+
+
+def _load(directory, **overrides) -> settings.Settings:
+    directory.mkdir(exist_ok=True)
+    return settings.load(write_config(directory / ".config", **overrides))
+
+
+def _install_units(monkeypatch, unit_dir, loaded) -> dict[str, str]:
+    """Write the units as setup does, into `unit_dir` (no systemctl: no systemd here)."""
+    monkeypatch.setattr(systemd, "SYSTEMD_DIR", unit_dir)
+    monkeypatch.setattr(systemd, "systemctl", lambda *args: None)
+    texts = render.unit_files(loaded, config_path=os.path.abspath(loaded.config_path), **CONTEXT)
+    systemd.write_units(texts)
+    return texts
+
+
+def test_a_second_prefix_gets_units_of_its_own(tmp_path, monkeypatch):
+    unit_dir = tmp_path / "system"
+    unit_dir.mkdir()
+    first = _load(tmp_path / "first")
+    second = _load(tmp_path / "second", DOCKER_MIRROR_CONTAINER_PREFIX="ci-mirror",
+                   DOCKER_MIRROR_PATH=str(tmp_path / "ci"))
+    first_texts = _install_units(monkeypatch, unit_dir, first)
+    second_texts = _install_units(monkeypatch, unit_dir, second)
+
+    # the default prefix keeps the names earlier versions installed
+    assert sorted(first_texts) == ["docker-mirror-update.service", "docker-mirror-update.timer",
+                                   "docker-mirror.service"]
+    assert sorted(second_texts) == ["ci-mirror-update.service", "ci-mirror-update.timer", "ci-mirror.service"]
+    # nothing of the first was overwritten, and each timer starts its own refresh
+    for name, text in first_texts.items():
+        assert (unit_dir / name).read_text() == text, name
+    assert "Unit=ci-mirror-update.service" in (unit_dir / "ci-mirror-update.timer").read_text()
+    assert "Unit=docker-mirror-update.service" in (unit_dir / "docker-mirror-update.timer").read_text()
+
+    # remove finds each mirror's units by its .config, and only those
+    assert systemd.units_of(render.unit_marker(second)) == [
+        "ci-mirror-update.service", "ci-mirror.service", "ci-mirror-update.timer"]
+    assert sorted(systemd.units_of(render.unit_marker(first))) == sorted(first_texts)
+
+
+def test_units_of_ignores_unit_files_the_product_did_not_write(tmp_path, monkeypatch):
+    loaded = _load(tmp_path / "mine")
+    unit_dir = tmp_path / "system"
+    unit_dir.mkdir()
+    _install_units(monkeypatch, unit_dir, loaded)
+    # a user's own unit that happens to mention the same .config
+    (unit_dir / "backup.service").write_text(f"[Service]\nExecStart=/bin/cp {render.unit_marker(loaded)} /backup\n")
+    assert "backup.service" not in systemd.units_of(render.unit_marker(loaded))
+
+
+def test_nfs_exports_file_per_prefix(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no exportfs: the files alone
+    exports_dir = tmp_path / "exports.d"
+    nfs_on = dict(DOCKER_MIRROR_NFS_EXPORT=True, DOCKER_MIRROR_NFS_CLIENTS="192.168.122.0/24")
+    first = _load(tmp_path / "first", **nfs_on)
+    second = _load(tmp_path / "second", DOCKER_MIRROR_CONTAINER_PREFIX="ci-mirror",
+                   DOCKER_MIRROR_PATH=str(tmp_path / "ci"), **nfs_on)
+    install.export_nfs(first, log=lambda _: None, exports_dir=exports_dir)
+    install.export_nfs(second, log=lambda _: None, exports_dir=exports_dir)
+    assert sorted(p.name for p in exports_dir.iterdir()) == ["ci-mirror.exports", "docker-mirror.exports"]
+    assert '"/mirror/docker" ' in (exports_dir / "docker-mirror.exports").read_text()
+    assert f'"{tmp_path}/ci" ' in (exports_dir / "ci-mirror.exports").read_text()
+
+    # unexporting the second leaves the first's file alone
+    assert nfs.unexport(render.exports_path(second.path), second.path, log=lambda _: None,
+                        exports_file=exports_dir / second.instance.exports_file)
+    assert sorted(p.name for p in exports_dir.iterdir()) == ["docker-mirror.exports"]
