@@ -21,9 +21,12 @@ from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
 from ..model.instance import InstanceNames
 from ..model.retention import Policy
+from ..model.tls import generated_files as tls_files
 from . import dotconfig
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
 from .storage import Storage, from_config as _storage
+from .replicas import from_config as _replicas
+from ..model.replicas import Replicas
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
 UPSTREAMS = (
@@ -143,6 +146,9 @@ class Settings:
     lifecycle: Lifecycle = Lifecycle()
     observe: Observe = Observe()
     client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
+    tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
+    tls_ca: str | None = None          # the CA clients are given (generated TLS)
+    replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
 
     def __post_init__(self):
         # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
@@ -291,10 +297,18 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     if read.bool("DOCKER_MIRROR_HTPASSWD"):
         htpasswd = read.path("DOCKER_MIRROR_HTPASSWD_PATH")
         _check_htpasswd(read, "DOCKER_MIRROR_HTPASSWD_PATH", htpasswd)
-    tls_certificate = tls_key = None
+    tls_certificate = tls_key = tls_ca = None
+    tls_generate = False
     if read.bool("DOCKER_MIRROR_TLS"):
-        tls_certificate = read.path("DOCKER_MIRROR_TLS_CERTIFICATE")
-        tls_key = read.path("DOCKER_MIRROR_TLS_KEY")
+        # Kconfig's default for the choice: generated unless a certificate path is set
+        # (a .config from before the choice keeps the certificate it names).
+        tls_generate = read.bool("DOCKER_MIRROR_TLS_GENERATE",
+                                 default=not read.str("DOCKER_MIRROR_TLS_CERTIFICATE"))
+        if tls_generate:
+            tls_certificate, tls_key, tls_ca = tls_files(path)
+        else:
+            tls_certificate = read.path("DOCKER_MIRROR_TLS_CERTIFICATE")
+            tls_key = read.path("DOCKER_MIRROR_TLS_KEY")
 
     on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR", "*-*-* 02:00:00")
     refresh = read.bool("DOCKER_MIRROR_REFRESH")
@@ -325,6 +339,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         interval=read.int("DOCKER_MIRROR_OBSERVE_INTERVAL", 5, 3600, 60),
         textfile_dir=read.path("DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR", required=False) or None)
 
+    upstreams = _upstreams(read, port, bind, tls_certificate is not None)
+    storage = _storage(read, path)
     return Settings(
         config_path=config.path,
         enabled=enabled,
@@ -337,8 +353,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         pull_through=read.bool("DOCKER_MIRROR_PULL_THROUGH_CACHE"),
         registry_image=registry_image,
         container_prefix=container_prefix,
-        upstreams=_upstreams(read, port, bind, tls_certificate is not None),
-        storage=_storage(read, path),
+        upstreams=upstreams,
+        storage=storage,
         htpasswd_path=htpasswd,
         tls_certificate=tls_certificate,
         tls_key=tls_key,
@@ -361,6 +377,9 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
             keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS", 0, 100, 1)),
         observe=observe,
         client_address=_client_address(read),
+        tls_generate=tls_generate,
+        tls_ca=tls_ca,
+        replicas=_replicas(read, storage, port, upstreams),
     )
 
 
