@@ -24,7 +24,7 @@ from ..engine import containers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError, MirrorSwitchedOff
 from ..host import layout as host_layout
-from ..host import credential, locks, nfs, runlog, systemd
+from ..host import credential, locks, nfs, runlog, systemd, tls
 from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
 from ..net.probes import answers
@@ -86,6 +86,9 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
     host_layout.ensure(layout, settings, render.render("manifest.txt.j2", entries=[]))
     credential.ensure(settings, layout)
     with locks.held(layout.setup_lock):
+        # Generated TLS: the CA once, the server certificate when its names or date call for it.
+        for line in tls.ensure(settings):
+            log(line)
         image = ensure_registry_image(client, settings.registry_image, log=log)
         modes = upstream_modes(settings)
         kept = keep_serving_proxies(settings, client, modes) if keep_serving else {}

@@ -100,13 +100,24 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
     if settings.htpasswd_path:
         # the user's file plus the product's own user (mirror.host.credential)
         mounts.append((str(credential.merged_htpasswd_path(layout)), render.CONTAINER_HTPASSWD, True))
+    hashed: list = [text, image.image_id, mounts]
     if settings.tls_certificate:
         mounts.append((settings.tls_certificate, render.CONTAINER_TLS_CERT, True))
         mounts.append((settings.tls_key, render.CONTAINER_TLS_KEY, True))
-    # The hash of exactly these three: an unchanged configuration keeps its container.
-    digest = hashlib.sha256(json.dumps([text, image.image_id, mounts]).encode()).hexdigest()
+        # A file mount keeps the inode it was made with: a certificate replaced
+        # (re-issued, renewed) must re-create the container to be served.
+        hashed.append(_file_digest(settings.tls_certificate))
+    # The hash of these: an unchanged configuration keeps its container.
+    digest = hashlib.sha256(json.dumps(hashed).encode()).hexdigest()
     return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
                         image.major, lasting, config_of(settings))
+
+
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""   # not there (yet): the registry says so when it starts
 
 
 def plan(settings: Settings, layout: Layout, image: RegistryImage, modes: dict[str, str],
