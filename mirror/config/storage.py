@@ -1,6 +1,6 @@
 """Where the registries keep the cache: the storage backend's settings, read and checked.
 
-filesystem (a directory per upstream), azure (a blob container) or s3 (a
+filesystem (a directory per upstream), azure (a blob container per upstream) or s3 (a
 bucket of any S3-compatible store; distribution's storage.s3 driver).
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .reader import Reader
+from .storage_azure import azure_fields, container_for
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class Storage:
     path: str         # filesystem: root of the per-upstream data directories
     azure_account_name: str = ""
     azure_account_key: str = field(default="", repr=False)
-    azure_container: str = ""
+    azure_container: str = ""    # prefix: each upstream gets container "<this>-<upstream key>"
+    azure_realm: str = ""         # the blob host is <account>.blob.<realm>
     s3_endpoint: str = ""     # scheme://host[:port]; https means secure
     s3_region: str = ""
     s3_bucket: str = ""
@@ -29,17 +31,15 @@ class Storage:
     s3_secure: bool = True
     s3_root: str = ""         # key prefix; each upstream gets a subdirectory
 
+    def azure_container_for(self, upstream_key: str) -> str:
+        """azure: the blob container of one upstream (2.8's driver has no prefix option)."""
+        return container_for(self.azure_container, upstream_key)
+
 
 def from_config(read: Reader, mirror_path: str) -> Storage:
     """The storage backend chosen in .config and its checked settings."""
     if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
-        fields = {}
-        for name in ("ACCOUNT_NAME", "ACCOUNT_KEY", "CONTAINER"):
-            symbol = f"DOCKER_MIRROR_AZURE_{name}"
-            fields[name] = read.str(symbol, "dockerregistry" if name == "CONTAINER" else "")
-            if not fields[name]:
-                read.fail(symbol, "", "is required with the azure storage backend")
-        return Storage("azure", "", fields["ACCOUNT_NAME"], fields["ACCOUNT_KEY"], fields["CONTAINER"])
+        return Storage("azure", "", **azure_fields(read))
     if read.bool("DOCKER_MIRROR_STORAGE_S3"):
         return Storage("s3", "", **_s3(read))
     path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
