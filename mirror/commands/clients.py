@@ -21,8 +21,9 @@ from ..host import client_files as files
 from ..host.client_files import ClientPaths, b64, unb64
 from ..host.layout import Layout
 from ..host.proc import dockerd_flags_conflict, dockerd_pid
+from . import client_hosts
 from ..model.client_config import (INSECURE_REGISTRIES, REGISTRY_MIRRORS, Wanted, dump_daemon_json,
-                                   hosts_toml, merge_daemon_json, parse_daemon_json, parse_toml,
+                                   merge_daemon_json, parse_daemon_json, parse_toml,
                                    plan_containerd_config, remove_inserted, unmerge_daemon_json, wanted)
 
 
@@ -48,22 +49,6 @@ class FilePlan:
     changed: bool = False
     stale_mirrors: list[str] = field(default_factory=list)   # registry-mirrors entries taken out
     read_as: bytes | None = None  # the file as planned from: another edit since is not overwritten
-
-
-@dataclass(frozen=True)
-class HostsWrite:
-    path: Path
-    data: bytes
-    mirror: str
-    backup: bool                 # someone else's file is there: keep a copy
-
-
-@dataclass(frozen=True)
-class HostsPlan:
-    records: list[dict]
-    writes: list[HostsWrite]
-    notes: list[str]
-    stale: list[dict]            # records of hosts.toml files no longer wanted
 
 
 def state_path(settings: Settings) -> Path:
@@ -98,7 +83,8 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
         want = wanted(settings)
         docker_plan = _plan_docker(state.get("docker"), paths, want)
         containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
-        hosts_plan = _plan_hosts(state.get("hosts", []), certs_dir, want)
+        client_hosts.check_client_credential(settings)
+        hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want))
 
         writes = [p for p, _ in docker_plan.writes] + [p for p, _ in containerd_plan.writes] + \
             [w.path for w in hosts_plan.writes]
@@ -130,10 +116,12 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
             if write.backup:
                 saved = files.backup(write.path)
                 report.add(f"{write.path}: someone else's file, kept as {saved}")
-            files.write(write.path, write.data)
-            report.add(f"{write.path}: written (mirror {write.mirror})")
+                client_hosts.record_backup(hosts_plan, write.path, saved)   # undo drops it
+                files.save_state(report.state_path, new_state)
+            client_hosts.write(write)
+            report.add(f"{write.path}: written ({write.mirror})")
         for entry in hosts_plan.stale:
-            report.add(_undo_hosts_file(entry))
+            report.add(client_hosts.undo_file(entry))
         for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes:
             report.add(line)
 
@@ -235,7 +223,7 @@ def _plan_containerd(prev: dict | None, paths: ClientPaths) -> tuple[FilePlan, P
         record = {"path": str(path), "original": b64(raw), "written": b64(data),
                   "inserted": plan.inserted, "certs_dir": plan.certs_dir}
         what = plan.note + ("" if raw is not None else " (there was none)") + \
-            ": restart containerd to apply it"
+            ": " + client_hosts.restart_hint(path)
     else:
         what = plan.note
         notes.append(f"{path}: {plan.note}")
@@ -244,27 +232,6 @@ def _plan_containerd(prev: dict | None, paths: ClientPaths) -> tuple[FilePlan, P
         raise ClientFileError(f"{path}: config_path {plan.certs_dir!r} is not an absolute path; "
                               "left untouched: fix it and run again")
     return FilePlan(path, writes, raw is not None, what, record, notes, read_as=raw), certs_dir
-
-
-def _plan_hosts(prev_records: list[dict], certs_dir: Path, want: Wanted) -> HostsPlan:
-    """certs.d/<registry>/hosts.toml for every mirrored registry."""
-    prev_hosts = {entry["path"]: entry for entry in prev_records}
-    records, writes, notes = [], [], []
-    for host in want.hosts:
-        file = certs_dir / host.registry / "hosts.toml"
-        data = hosts_toml(host.registry, host.mirror_url, host.server).encode("utf-8")
-        current = files.read(file)
-        before = prev_hosts.get(str(file))
-        if current != data:
-            ours = before is not None and current == unb64(before["written"])
-            writes.append(HostsWrite(file, data, host.mirror_url, current is not None and not ours))
-        else:
-            notes.append(f"{file}: already points at {host.mirror_url}")
-        records.append({"path": str(file), "written": b64(data),
-                        "original": before["original"] if before else b64(current)})
-    wanted_paths = {entry["path"] for entry in records}
-    stale = [entry for path_, entry in prev_hosts.items() if path_ not in wanted_paths]
-    return HostsPlan(records, writes, notes, stale)
 
 
 def _converge_dockerd(paths: ClientPaths, connect, want: Wanted, docker_plan: FilePlan, timeout: float) -> str:
@@ -296,7 +263,7 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
             path = Path(state["docker"]["path"])
             parse_daemon_json(files.read(path), path)
         for entry in state.get("hosts", []):
-            report.add(_undo_hosts_file(entry))
+            report.add(client_hosts.undo_file(entry))
         if state.get("containerd"):
             report.add(_undo_containerd_config(state["containerd"]))
         if state.get("docker"):
@@ -318,21 +285,6 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
     return report
 
 
-def _undo_hosts_file(entry: dict) -> str:
-    path = Path(entry["path"])
-    current = files.read(path)
-    original = unb64(entry["original"])
-    if current is None:
-        return f"{path}: already gone"
-    if current != unb64(entry["written"]):
-        return f"{path}: kept, it was changed after docker-mirror-clients wrote it"
-    if original is None:
-        files.unlink(path)
-        return f"{path}: removed"
-    files.write(path, original)
-    return f"{path}: previous version put back"
-
-
 def _undo_containerd_config(entry: dict) -> str:
     path = Path(entry["path"])
     current = files.read(path)
@@ -342,9 +294,9 @@ def _undo_containerd_config(entry: dict) -> str:
     if current == unb64(entry["written"]):
         if original is None:
             files.unlink(path)
-            return f"{path}: removed (docker-mirror-clients had created it): restart containerd to apply"
+            return f"{path}: removed (docker-mirror-clients had created it): {client_hosts.restart_hint(path)}"
         files.write(path, original)
-        return f"{path}: previous version put back: restart containerd to apply"
+        return f"{path}: previous version put back: {client_hosts.restart_hint(path)}"
     if current is None or original is None:
         return f"{path}: kept as it is (changed since docker-mirror-clients wrote it)"
     # Someone changed the file since: take out only our snippet, if it is intact.

@@ -25,6 +25,7 @@ from ..model.tls import generated_files as tls_files
 from . import dotconfig
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
 from .storage import Storage, from_config as _storage
+from .client_credential import from_config as _client_credential
 from .replicas import from_config as _replicas
 from ..model.replicas import Replicas
 
@@ -148,6 +149,8 @@ class Settings:
     client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
     tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
     tls_ca: str | None = None          # the CA clients are given (generated TLS)
+    # DOCKER_MIRROR_CLIENT_USERNAME/_PASSWORD: what clients are given (never in a repr)
+    client_credential: tuple[str, str] | None = field(default=None, repr=False)
     replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
 
     def __post_init__(self):
@@ -297,6 +300,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     if read.bool("DOCKER_MIRROR_HTPASSWD"):
         htpasswd = read.path("DOCKER_MIRROR_HTPASSWD_PATH")
         _check_htpasswd(read, "DOCKER_MIRROR_HTPASSWD_PATH", htpasswd)
+    client_credential = _client_credential(read) if htpasswd else None
     tls_certificate = tls_key = tls_ca = None
     tls_generate = False
     if read.bool("DOCKER_MIRROR_TLS"):
@@ -379,6 +383,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         client_address=_client_address(read),
         tls_generate=tls_generate,
         tls_ca=tls_ca,
+        client_credential=client_credential,
         replicas=_replicas(read, storage, port, upstreams),
     )
 

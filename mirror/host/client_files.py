@@ -31,6 +31,7 @@ class ClientPaths:
     docker_pid: Path = Path("/var/run/docker.pid")
     containerd_config: Path = Path("/etc/containerd/config.toml")
     certs_dir: Path = Path("/etc/containerd/certs.d")
+    docker_certs_dir: Path = Path("/etc/docker/certs.d")   # HOST:PORT/ca.crt, read by dockerd
 
 
 def b64(data: bytes | None) -> str | None:

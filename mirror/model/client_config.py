@@ -15,13 +15,14 @@ and writes the files.
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import json
 import re
 import textwrap
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import render
@@ -54,6 +55,11 @@ class Wanted:
     mirrors: tuple[str, ...]     # registry-mirrors entries
     insecure: tuple[str, ...]    # insecure-registries entries
     hosts: tuple[HostMirror, ...]
+    # generated TLS: the CA file to hand out, and the HOST:PORT of every mirror
+    # (dockerd reads /etc/docker/certs.d/HOST:PORT/ca.crt, for registry-mirrors too)
+    ca_file: str | None = None
+    ca_addresses: tuple[str, ...] = ()
+    authorization: str | None = field(default=None, repr=False)   # for hosts.toml
 
 
 def registry_server(registry: str) -> str:
@@ -72,6 +78,9 @@ def wanted(settings: Settings) -> Wanted:
         mirrors=(urls[DOCKER_HUB],) if DOCKER_HUB in urls else (),
         insecure=insecure,
         hosts=tuple(HostMirror(registry, registry_server(registry), url) for registry, url in urls.items()),
+        ca_file=settings.tls_ca,
+        ca_addresses=tuple(u.endpoint.client_address for u in settings.upstreams) if settings.tls_ca else (),
+        authorization=basic_authorization(settings.client_credential),
     )
 
 
@@ -148,10 +157,20 @@ def unmerge_daemon_json(current: dict, added: dict[str, list[str]], created_keys
     return new
 
 
-def hosts_toml(registry: str, mirror_url: str, server: str | None = None) -> str:
-    """containerd's certs.d/<registry>/hosts.toml: `mirror_url` first, then `server`."""
+def hosts_toml(registry: str, mirror_url: str, server: str | None = None, *, ca: str | None = None,
+               authorization: str | None = None) -> str:
+    """containerd's certs.d/<registry>/hosts.toml: `mirror_url` first, then `server`;
+    `ca`: the CA file that signs the mirror's certificate; `authorization`: a header
+    value sent to the mirror (the file then holds a secret)."""
     return render.render("containerd-hosts.toml.j2", registry=registry, mirror_url=mirror_url,
-                   server=server or registry_server(registry))
+                         server=server or registry_server(registry), ca=ca, authorization=authorization)
+
+
+def basic_authorization(credential: tuple[str, str] | None) -> str | None:
+    """The Authorization header value of a user and password (RFC 7617)."""
+    if credential is None:
+        return None
+    return "Basic " + base64.b64encode(":".join(credential).encode("utf-8")).decode("ascii")
 
 
 @dataclass(frozen=True)
