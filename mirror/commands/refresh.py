@@ -69,7 +69,7 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
             log(f"error: {record['error']}")
         log(f"refresh {result}" + (f": {', '.join(failed)}" if failed else ""))
         try:
-            atomic_write(layout.last_refresh, json.dumps(record, indent=2) + "\n")
+            atomic_write(layout.last_refresh, json.dumps(record, indent=2) + "\n", mode=0o600)
         except OSError as err:
             log(f"error: cannot write {layout.last_refresh}: {err.strerror or err}")
         log.close()

@@ -52,7 +52,9 @@ class RunLog:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Unbuffered appends: a write that fails leaves nothing half-kept to repeat later.
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # 0600 whatever the umask: a log may quote an upstream's error text.
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(self.fd, 0o600)
         except OSError as err:
             self._failed(err)
 

@@ -89,8 +89,13 @@ def start_detached(argv: list[str], cwd: Path, output: Path | None = None) -> in
 
     `output`: a file its stdout and stderr are appended to (default: nowhere).
     """
+    # A log file (the keeper's, the status service's) is 0600 whatever the umask:
+    # it may quote an upstream's error text.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if output else None
+    if fd is not None:
+        os.fchmod(fd, 0o600)
     with open(os.devnull, "rb") as devnull, \
-            open(output if output else os.devnull, "ab") as out:
+            (os.fdopen(fd, "ab") if fd is not None else open(os.devnull, "ab")) as out:
         process = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=out, stderr=out,
                                    start_new_session=True)
     return process.pid
