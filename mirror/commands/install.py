@@ -21,6 +21,7 @@ from .. import render
 from ..config.kconfig import ROOT
 from ..config.settings import Settings
 from ..engine import containers
+from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError, MirrorSwitchedOff
 from ..host import layout as host_layout
@@ -90,6 +91,8 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
         for line in tls.ensure(settings):
             log(line)
         image = ensure_registry_image(client, settings.registry_image, log=log)
+        # Debian's registry has no azure driver: refuse here, not in a crash loop.
+        storage_drivers.require(client, image, settings.storage.backend)
         modes = upstream_modes(settings)
         kept = keep_serving_proxies(settings, client, modes) if keep_serving else {}
         modes = {**modes, **kept}

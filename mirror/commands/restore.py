@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config.settings import Settings
 from ..engine import containers
+from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import ArchiveError, MirrorError
 from ..host import archives as host_archives
@@ -30,6 +31,7 @@ def _maintenance(settings: Settings, client, upstream, log):
     """A plain registry on the mirror's storage, on a free loopback port, for the time of the block."""
     layout = Layout.of(settings)
     image = ensure_registry_image(client, settings.registry_image, log=log)
+    storage_drivers.require(client, image, settings.storage.backend)
     if settings.storage.backend == "filesystem":
         layout.storage_dir(upstream).mkdir(parents=True, exist_ok=True)
     spec = containers.maintenance_plan(settings, layout, image, upstream, ports.free_loopback_endpoint(),

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ from dataclasses import dataclass
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
+from . import storage_drivers
 from .client import short
 
 CONFIG_V2 = "/etc/docker/registry/config.yml"
 CONFIG_V3 = "/etc/distribution/config.yml"
-REGISTRY_BINARY = "/usr/bin/docker-registry"
+REGISTRY_BINARY = storage_drivers.REGISTRY_BINARY
 OFFLINE_REPO = "docker-mirror/registry"
 OFFLINE_LABEL = "io.docker-mirror.built-offline"
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -96,9 +96,11 @@ def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
         return describe(client, wanted)
     # Built offline before: keep it, and keep setup quick and quiet on an
     # air-gapped host. `docker pull` the wanted image to switch to it.
+    # Only ours by name: other offline-built images (Redis...) carry the label too.
     for image in client.images.list(filters={"label": f"{OFFLINE_LABEL}=true"}):
-        if image.tags:
-            return describe(client, image.tags[0])
+        for tag in image.tags:
+            if tag.startswith(OFFLINE_REPO + ":"):
+                return describe(client, tag)
     try:
         client.images.pull(wanted)
         return describe(client, wanted)
@@ -113,7 +115,7 @@ def build_offline_image(client, wanted: str = "registry:2", pull_error: str = ""
                         binary: str | None = None) -> RegistryImage:
     """Build (or reuse) docker-mirror/registry:<version>-offline from `binary`
     (default: docker-registry on PATH, else /usr/bin/docker-registry)."""
-    binary = binary or shutil.which("docker-registry") or REGISTRY_BINARY
+    binary = binary or storage_drivers.offline_binary()
     if not os.access(binary, os.X_OK):
         why = f" ({pull_error})" if pull_error else ""
         raise RegistryImageError(
@@ -130,6 +132,8 @@ def build_offline_image(client, wanted: str = "registry:2", pull_error: str = ""
         "EXPOSE 5000",
         'VOLUME ["/var/lib/registry"]',
         f'LABEL {VERSION_LABEL}="{version}" {OFFLINE_LABEL}="true"',
+        # Builds may leave drivers out (Debian's has no azure): setup checks this.
+        f'LABEL {storage_drivers.LABEL}="{storage_drivers.label_value(storage_drivers.of_binary(binary))}"',
     ]
     repo, tag = ref.rsplit(":", 1)
     try:

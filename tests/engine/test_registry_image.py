@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from mirror.engine.registry_image import (
-    CONFIG_V2, CONFIG_V3, RegistryImageError, build_offline_image, describe,
+    CONFIG_V2, CONFIG_V3, OFFLINE_LABEL, RegistryImageError, build_offline_image, describe,
     ensure_registry_image,
 )
 from mirror.errors import MirrorError
@@ -92,3 +92,12 @@ def test_unpullable_image_falls_back_to_the_offline_build(docker_client, registr
 def test_no_binary_names_the_fix(docker_client):
     with pytest.raises(RegistryImageError, match="apt-get install docker-registry"):
         build_offline_image(docker_client, "registry:2", binary="/nonexistent/docker-registry")
+
+
+def test_another_offline_built_image_is_not_taken_for_the_registry(docker_client, registry_image,
+                                                                   fake_image):
+    # Other tools' offline images (Redis for the replicas) carry the same label;
+    # the newest is listed first, so without the name check it would be chosen.
+    fake_image(f'LABEL {OFFLINE_LABEL}="true"', 'CMD ["/usr/bin/redis-server"]')
+    found = ensure_registry_image(docker_client, "127.0.0.1:1/library/registry:2", log=print)
+    assert found == registry_image
