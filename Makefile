@@ -64,6 +64,12 @@ docker-mirror-gc: $(EXTRA_VARS) ## Drop what the cache policy says and free its 
 docker-mirror-restore: $(EXTRA_VARS) ## Load images/archives/*.tar back into the mirror
 	@$(MIRROR) restore
 
+.PHONY: docker-mirror-k8s
+# K8S_OUT=DIR: where to write them (default: k8s/ beside .config); K8S_ARGS: more
+# options of 'python3 -m mirror k8s' (--namespace, --storage-class, the images).
+docker-mirror-k8s: $(EXTRA_VARS) ## Write Kubernetes manifests for the mirror into k8s/ (K8S_OUT=DIR)
+	@$(MIRROR) k8s $(if $(K8S_OUT),--out '$(K8S_OUT)') $(K8S_ARGS)
+
 .PHONY: docker-mirror-clients docker-mirror-clients-undo docker-mirror-distribute
 
 docker-mirror-clients: $(EXTRA_VARS) ## Point this host's Docker and containerd at the mirror

@@ -249,6 +249,15 @@ def cmd_restore(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_k8s(args) -> int:
+    from .commands import k8s
+    config = dotconfig.load(args.config)
+    report = k8s.render(settings.from_dotconfig(config), config, args.out, k8s.options(vars(args)))
+    print("\n".join(report.warnings), file=sys.stderr, end="\n" if report.warnings else "")
+    print("\n".join(report.lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m mirror",
                                      description="Kconfig-driven Docker registry mirror.")
@@ -350,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("archives", nargs="*", metavar="ARCHIVE",
                          help="archive files or names (default: every archive in images/archives)")
     restore.set_defaults(func=cmd_restore)
+
+    from .commands.k8s import OPTIONS as K8S_OPTIONS
+    k8s_cmd = commands.add_parser("k8s", help="write the Kubernetes manifests of the mirror "
+                                  "(Deployments, Services, Secret, ConfigMaps, CronJobs, a DaemonSet)")
+    k8s_cmd.add_argument("--out", metavar="DIR", help="where to write them (default: k8s/ beside .config)")
+    for option, text in K8S_OPTIONS:
+        k8s_cmd.add_argument(option, help=text)
+    k8s_cmd.set_defaults(func=cmd_k8s)
 
     clients_cmd = commands.add_parser(
         "clients", help="point this host's Docker and containerd at the mirror (undo: clients-undo)")

@@ -171,12 +171,17 @@ class PurgeRefused(UsageError):
     """DOCKER_MIRROR_PATH does not look like a mirror directory: it is not deleted."""
 
 
+class K8sError(UsageError):
+    """A Kubernetes output directory or option (make docker-mirror-k8s) that cannot be used."""
+
+
 EXIT_CODES: dict[type[MirrorError], int] = {
     MirrorError: 1,
     UsageError: 2,
     HostError: 3,
     RefreshBusy: 75,  # EX_TEMPFAIL: try again later
     KeeperRunning: 75,
+    K8sError: 2,
 }
 
 

@@ -9,7 +9,8 @@ TARGETS = ["help", "menuconfig", "oldconfig", "olddefconfig", "defconfig", "defc
            "savedefconfig", "mirror", "docker-mirror", "docker-mirror-pull",
            "docker-mirror-status", "deps", "test", "extra_vars.yaml", "check",
            "docker-mirror-clients", "docker-mirror-clients-undo", "docker-mirror-distribute",
-           "docker-mirror-restore", "docker-mirror-remove", "docker-mirror-gc"]
+           "docker-mirror-restore", "docker-mirror-remove", "docker-mirror-gc",
+           "docker-mirror-k8s"]
 
 
 def make(*args, config, **env):

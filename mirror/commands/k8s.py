@@ -1,0 +1,204 @@
+"""`make docker-mirror-k8s`: write the cluster's manifests (mirror.k8s) into a directory.
+
+The secrets the cluster keeps (the http secret shared by every replica, the
+refresh's own htpasswd user) are read back from the Secret written last time,
+so rendering again changes nothing that .config did not change, and no pod
+restarts for nothing. Only the Secret's file holds secrets (0600); nothing
+printed names a secret's value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets as random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .. import k8s
+from ..config import dotconfig
+from ..config.image_lists import wanted_images
+from ..config.settings import Settings
+from ..errors import ConfigError, InvalidReference, K8sError, MirrorSwitchedOff
+from ..host.files import atomic_write
+from ..model import cron, images
+
+WARM_USER = "docker-mirror-k8s-refresh"   # the refresh CronJob's htpasswd user
+_GENERATED = re.compile(r"^\d\d-[a-z0-9-]+\.yaml$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+# The command line's options, each a field of k8s.Options: (option, help).
+OPTIONS = (
+    ("--namespace", f"the namespace (default: {k8s.Options.namespace})"),
+    ("--storage-class", "the cache volume's StorageClass (filesystem backend; default: the cluster's)"),
+    ("--warm-image", f"the refresh's image, with skopeo and sh (default: {k8s.Options.warm_image})"),
+    ("--hosts-image", f"the image that copies hosts.toml, with sh and cp (default: {k8s.Options.hosts_image})"),
+    ("--pause-image", f"the DaemonSet's idle container (default: {k8s.Options.pause_image})"),
+)
+
+
+def options(given: dict) -> k8s.Options:
+    """k8s.Options from the command line's values (argparse's vars(); None: not given)."""
+    chosen = {}
+    for option, _ in OPTIONS:
+        name = option[2:].replace("-", "_")
+        if given.get(name) is None:
+            continue
+        if name.endswith("_image"):
+            try:
+                images.parse(given[name])
+            except InvalidReference as err:
+                raise K8sError(f"{option} {given[name]!r}: {err}") from None
+        chosen[name] = given[name]
+    return k8s.Options(**chosen)
+
+
+@dataclass(frozen=True)
+class Report:
+    out: Path
+    written: tuple[Path, ...]
+    removed: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def lines(self) -> list[str]:
+        """What was done, for people (file names only: never a secret's value)."""
+        return ([f"wrote {path}" for path in self.written] +
+                [f"removed {path} (no longer rendered)" for path in self.removed] +
+                [f"apply with: kubectl apply -f {self.out}"])
+
+
+def default_out(settings: Settings) -> Path:
+    """k8s/ beside the .config it was rendered from."""
+    return Path(settings.config_path).resolve().parent / "k8s"
+
+
+def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | None = None,
+           options: k8s.Options = k8s.Options()) -> Report:
+    """Check everything, then write every manifest into `out` (default: default_out)."""
+    if not settings.enabled:
+        raise MirrorSwitchedOff(f"{settings.config_path}: CONFIG_ENABLE_DOCKER_MIRROR is off: "
+                                "no mirror to render for Kubernetes (switch it on in 'make menuconfig')")
+    _check_names(settings, config, options)
+    out = Path(out) if out is not None else default_out(settings)
+    _check_out(out)
+    schedule = _schedule(settings, config)
+    targets, list_errors = wanted_images(settings) if schedule is not None else ([], [])
+    files = k8s.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
+                          schedule=schedule)
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            written.append(atomic_write(out / name, text, mode=0o600 if name == k8s.SECRET_FILE else 0o644))
+        removed = _remove_stale(out, set(files))
+    except OSError as err:
+        raise K8sError(f"{err.filename or out}: cannot write the manifests there ({err.strerror}); "
+                       "choose another directory with --out (K8S_OUT=DIR for make)") from None
+    return Report(out, tuple(written), removed, tuple(f"warning: {line}" for line in list_errors))
+
+
+def _check_names(settings: Settings, config: dotconfig.DotConfig, options: k8s.Options) -> None:
+    if not _NAMESPACE.match(options.namespace) or len(options.namespace) > 63:
+        raise K8sError(f"--namespace {options.namespace!r}: must be 1-63 lower-case letters, digits "
+                       "and '-', starting and ending with a letter or digit (a Kubernetes namespace)")
+    symbol = "DOCKER_MIRROR_CONTAINER_PREFIX"
+    prefix = settings.container_prefix
+    # The longest names made from the prefix: PREFIX-containerd-hosts and PREFIX-KEY-storage.
+    longest = max([f"{prefix}-containerd-hosts", *(f"{n}-storage" for n in k8s.names(settings).values())],
+                  key=len)
+    for name in (prefix, longest):
+        problem = k8s.name_problem(name)
+        if problem:
+            shown = "" if name == prefix else f"the object name {name!r} made from it "
+            raise ConfigError(dotconfig.PREFIX + symbol, prefix, f"{shown}{problem}", config.source(symbol))
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise K8sError(f"{out}: exists and is not a directory; the manifests need a directory "
+                       "(choose another with --out, or K8S_OUT=DIR for make)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise K8sError(f"{out}: {parent} is not a directory; choose another --out")
+            break
+
+
+def _schedule(settings: Settings, config: dotconfig.DotConfig) -> cron.Schedule | None:
+    if not settings.refresh:
+        return None
+    symbol = "DOCKER_MIRROR_REFRESH_ON_CALENDAR"
+    try:
+        return cron.parse(settings.refresh_on_calendar)
+    except cron.NoCronEquivalent:
+        raise ConfigError(dotconfig.PREFIX + symbol, settings.refresh_on_calendar, cron.ALLOWED,
+                          config.source(symbol)) from None
+
+
+def _previous(out: Path) -> dict[str, str]:
+    """The Secret written last time, decoded ({} when there is none or it is not ours)."""
+    try:
+        for doc in yaml.safe_load_all((out / k8s.SECRET_FILE).read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and doc.get("kind") == "Secret":
+                return {str(k): base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
+    except (OSError, ValueError, yaml.YAMLError, TypeError, AttributeError):
+        pass
+    return {}
+
+
+def _previous_warm_user(previous: dict[str, str]) -> tuple[str, str] | None:
+    """(password, bcrypt digest) of the refresh's user from the last Secret, if both are there."""
+    digest = next((line.split(":", 1)[1] for line in previous.get("htpasswd", "").splitlines()
+                   if line.startswith(WARM_USER + ":")), None)
+    try:
+        auths = json.loads(previous.get("warm-auth.json", "{}"))["auths"]
+        user, _, password = base64.b64decode(next(iter(auths.values()))["auth"]).decode().partition(":")
+    except (ValueError, KeyError, TypeError, StopIteration):
+        return None
+    return (password, digest) if digest and user == WARM_USER and password else None
+
+
+def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> k8s.ClusterSecrets:
+    previous = _previous(out)
+    http_secret = previous.get("http-secret") or random.token_urlsafe(32)
+    htpasswd = warm_password = ""
+    if settings.htpasswd_path:
+        from ..host.credential import _bcrypt
+        kept = _previous_warm_user(previous)
+        warm_password, digest = kept or (random.token_urlsafe(24), None)
+        digest = digest or _bcrypt(warm_password)
+        users = _read(settings.htpasswd_path, "DOCKER_MIRROR_HTPASSWD_PATH", config)
+        htpasswd = users.rstrip("\n") + "\n" + f"{WARM_USER}:{digest}\n"
+    tls_cert = tls_key = ""
+    if settings.tls_certificate:
+        tls_cert = _read(settings.tls_certificate, "DOCKER_MIRROR_TLS_CERTIFICATE", config)
+        tls_key = _read(settings.tls_key, "DOCKER_MIRROR_TLS_KEY", config)
+    return k8s.ClusterSecrets(http_secret, htpasswd, WARM_USER if htpasswd else "", warm_password,
+                              tls_cert, tls_key)
+
+
+def _read(path: str, symbol: str, config: dotconfig.DotConfig) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(dotconfig.PREFIX + symbol, path, f"must be a readable file ({why}): "
+                          "the cluster's Secret carries it", config.source(symbol)) from None
+
+
+def _remove_stale(out: Path, wanted: set[str]) -> tuple[Path, ...]:
+    """Manifests this command wrote before that are no longer rendered (an upstream switched off)."""
+    removed = []
+    for path in sorted(out.iterdir()):
+        if path.name in wanted or not _GENERATED.match(path.name) or not path.is_file():
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if f.readline().startswith(k8s.HEADER):
+                path.unlink()
+                removed.append(path)
+    return tuple(removed)
