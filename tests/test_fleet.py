@@ -137,3 +137,43 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
         assert ghcr["proxy"].cached(ghcr["repo"], ghcr["tag"])
     finally:
         ctr_remove_namespace(namespace)
+
+
+def test_playbook_hands_out_the_generated_ca_and_the_client_credential(tmp_path):
+    """Generated TLS and a client user: the CA where dockerd and containerd read it, the
+    Authorization header in a 0600 hosts.toml, the same bytes as docker-mirror-clients;
+    nothing of it on the real host (every path points into the test's own tree)."""
+    from mirror.config import settings as settings_mod
+    from mirror.host import credential, tls
+
+    users = tmp_path / "htpasswd"
+    users.write_text(f"alice:{credential._bcrypt('wonder land')}\n")
+    config = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
+                          DOCKER_MIRROR_PORT=15300, DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_TLS=True,
+                          DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
+                          DOCKER_MIRROR_CLIENT_USERNAME="alice", DOCKER_MIRROR_CLIENT_PASSWORD="wonder land")
+    loaded = settings_mod.load(config)
+    tls.ensure(loaded)
+    ca = Path(loaded.tls_ca).read_bytes()
+    run_mirror("extra-vars", "--out", str(tmp_path / "extra_vars.yaml"), config=config)
+    etc = tmp_path / "etc"
+    where = dict(docker_daemon_json=etc / "docker/daemon.json", docker_pid_file=tmp_path / "no-dockerd.pid",
+                 containerd_config=etc / "containerd/config.toml", containerd_certs_dir=etc / "containerd/certs.d",
+                 docker_certs_dir=etc / "docker/certs.d")
+
+    first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False, **where)
+    assert first["failed"] == 0, first
+    for registry, port in (("docker.io", 15300), ("ghcr.io", 15301)):
+        assert (etc / "docker/certs.d" / f"127.0.0.1:{port}" / "ca.crt").read_bytes() == ca
+        own_ca = etc / "containerd/certs.d" / registry / "docker-mirror-ca.crt"
+        assert own_ca.read_bytes() == ca
+        hosts = etc / "containerd/certs.d" / registry / "hosts.toml"
+        assert hosts.read_text() == client_config.hosts_toml(
+            registry, f"https://127.0.0.1:{port}", ca=str(own_ca),
+            authorization=client_config.basic_authorization(("alice", "wonder land")))
+        assert hosts.stat().st_mode & 0o777 == 0o600
+    assert "wonder land" not in (tmp_path / "extra_vars.yaml").read_text() or \
+        (tmp_path / "extra_vars.yaml").stat().st_mode & 0o777 == 0o600
+
+    second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False, **where)
+    assert second["failed"] == 0 and second["changed"] == 0, second

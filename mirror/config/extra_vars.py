@@ -23,12 +23,16 @@ def playbook_variables(loaded: settings.Settings) -> dict:
     decides liveness itself (`enabled=`).
     """
     host = loaded.fleet_host
-    return {
+    found = {
         "docker_mirror_address": host,
         "docker_mirror_ports": {u.registry: u.port for u in loaded.upstreams},
         "docker_mirror_urls": {u.registry: f"{'https' if u.endpoint.tls else 'http'}://{host}:{u.port}"
                                for u in loaded.upstreams},
     }
+    if loaded.tls_ca:
+        # generated TLS: the CA file (on this host) the playbook copies to every client
+        found["docker_mirror_ca_file"] = loaded.tls_ca
+    return found
 
 
 def holds_secret(config: dotconfig.DotConfig) -> bool:

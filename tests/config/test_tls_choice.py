@@ -53,3 +53,12 @@ def test_given_without_a_certificate_names_the_symbol(tmp_path):
 def test_tls_off_has_no_files(tmp_path):
     loaded, _ = load(tmp_path)
     assert (loaded.tls_certificate, loaded.tls_ca, loaded.tls_generate) == (None, None, False)
+
+
+def test_the_fleet_gets_the_ca_file_with_generated_tls_only(tmp_path):
+    from mirror.config import extra_vars
+    loaded, _ = load(tmp_path, DOCKER_MIRROR_TLS=True)
+    assert extra_vars.playbook_variables(loaded)["docker_mirror_ca_file"] == loaded.tls_ca
+    given, _ = load(tmp_path, DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE="/etc/ssl/m.pem",
+                    DOCKER_MIRROR_TLS_KEY="/etc/ssl/m.key")
+    assert "docker_mirror_ca_file" not in extra_vars.playbook_variables(given)
