@@ -57,6 +57,7 @@ has() {
 	containerd) command -v ctr >/dev/null 2>&1 ;;
 	systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
 	iproute2) command -v ip >/dev/null 2>&1 ;;
+	nodejs) command -v node >/dev/null 2>&1 ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }
@@ -65,7 +66,8 @@ missing=()
 # mmdebstrap: the tests build a Debian root file system to boot systemd as PID 1.
 # prometheus, chromium: the tests scrape the metrics and load the status page with them.
 # iproute2, curl: tests/test_lan.py reaches a LAN mirror from a network namespace of its own.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl; do
+# nodejs, npm: Azurite (below), the Azure Blob service the azure backend's tests use.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm; do
 	has "$pkg" || missing+=("$pkg")
 done
 
@@ -86,6 +88,14 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 echo "Installing the project into .venv"
 quietly "$ROOT/.venv/bin/pip" install --disable-pip-version-check -q -e "${ROOT}[${extras}]"
+
+# Azurite from the npm registry, pinned (3.36 and later need Node 22; Debian 12 has 18,
+# this machine 20), into .tools/ (git-ignored); nothing to do when that version is there.
+AZURITE_VERSION=3.35.0
+if ! grep -qs "\"version\": \"$AZURITE_VERSION\"" "$ROOT/.tools/node_modules/azurite/package.json"; then
+	echo "Installing Azurite $AZURITE_VERSION into .tools"
+	quietly npm install --prefix "$ROOT/.tools" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
+fi
 
 if [ "$start_engine" -eq 1 ]; then
 	bash "$ROOT/scripts/start-docker-engine.sh"
