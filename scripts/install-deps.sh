@@ -67,7 +67,8 @@ missing=()
 # prometheus, chromium: the tests scrape the metrics and load the status page with them.
 # iproute2, curl: tests/test_lan.py reaches a LAN mirror from a network namespace of its own.
 # nodejs, npm: Azurite (below), the Azure Blob service the azure backend's tests use.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm; do
+# openssl: the tests check the generated CA and certificates (and make given ones) with it.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm openssl; do
 	has "$pkg" || missing+=("$pkg")
 done
 
