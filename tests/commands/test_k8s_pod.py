@@ -1,0 +1,170 @@
+"""The rendered Kubernetes manifests, run as a kubelet would run them, on the real engine.
+
+No cluster can run here, so the test plays the kubelet for one pod: the
+Deployment's container (its image, command, environment from the Secret,
+files from the ConfigMap and the Secret at their mount paths) runs on the
+offline-built registry image, on SeaweedFS; then the refresh CronJob's own
+script runs with this host's skopeo and the Secret's auth file. Only the
+addresses change: the Service's cluster name becomes the test's loopback
+port (REGISTRY_HTTP_ADDR, one more of distribution's overrides, and the
+references' host).
+"""
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+import requests
+import yaml
+
+from mirror.host.credential import _bcrypt
+from mirror.net.registry_api import RegistryAPI
+from mirror.model.manifests import blobs_of
+from support.configs import image_list, run_mirror, write_config
+from support.seaweed import SeaweedS3
+from support.upstream import free_port, push_image
+
+BUCKET = "k8s-cache"
+ROOT = "/k8s-test"
+ACCESS_KEY = "k8stest"
+SECRET_KEY = "k8s-s3-secret-never-in-a-configmap"
+
+
+@pytest.fixture
+def seaweed(tmp_path):
+    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
+        store.make_bucket(BUCKET)
+        yield store
+
+
+def by_kind(out):
+    found = {}
+    for path in sorted(out.iterdir()):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    return found
+
+
+@contextmanager
+def kubelet(client, image, kinds, pod_spec, root, extra_env):
+    """Run the pod's one container as a kubelet would: env from the Secret, volumes as files."""
+    (spec,) = pod_spec["containers"]
+    (secret,) = kinds["Secret"].values()
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    env = {e["name"]: values[e["valueFrom"]["secretKeyRef"]["key"]] if "valueFrom" in e else e["value"]
+           for e in spec.get("env", [])}
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    binds = {}
+    for number, mount in enumerate(spec["volumeMounts"]):
+        volume = volumes[mount["name"]]
+        source = root / f"volume-{number}"
+        if "configMap" in volume or "secret" in volume:
+            data = (kinds["ConfigMap"][volume["configMap"]["name"]]["data"] if "configMap" in volume
+                    else {item["path"]: values[item["key"]] for item in volume["secret"]["items"]})
+            source.write_text(data[mount["subPath"]])
+        else:   # emptyDir, persistentVolumeClaim: a directory of the pod's own
+            source.mkdir()
+        binds[str(source)] = {"bind": mount["mountPath"], "mode": "ro" if mount.get("readOnly") else "rw"}
+    container = client.containers.run(image, entrypoint=spec["command"], environment={**env, **extra_env},
+                                      volumes=binds, network_mode="host", detach=True,
+                                      name=f"dmtest-k8s-{uuid.uuid4().hex[:8]}")
+    try:
+        yield container
+    finally:
+        container.remove(force=True)
+
+
+def wait_for_answer(url, container, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{url}/v2/", timeout=2).status_code in (200, 401):
+                return
+        except requests.RequestException:
+            pass
+        container.reload()
+        assert container.status != "exited", container.logs().decode(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, container.logs().decode(errors="replace")[-3000:]
+        time.sleep(0.2)
+
+
+def stored_in_bucket(store, digest, timeout=30.0):
+    hex_ = digest.split(":", 1)[1]
+    key = f"{ROOT}/dockerhub/docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
+    deadline = time.monotonic() + timeout
+    while (data := store.read(BUCKET, key)) is None:
+        assert time.monotonic() < deadline, f"{key} never reached the bucket: {store.list(BUCKET)}"
+        time.sleep(0.2)
+    return data
+
+
+def test_the_pod_serves_from_the_bucket_and_the_refresh_job_warms_it(tmp_path, docker_client, registry_image,
+                                                                     seaweed, hub):
+    assert shutil.which("skopeo"), "skopeo is installed by scripts/install-deps.sh"
+    digest = push_image(hub.url, "library/alpine", "3.20")
+    users = tmp_path / "htpasswd"
+    users.write_text(f"alice:{_bcrypt('alice-password')}\n")
+    port = free_port()
+    config = write_config(
+        tmp_path / ".config", DOCKER_MIRROR_PORT=port, DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=hub.url,
+        DOCKER_MIRROR_STORAGE_FILESYSTEM=False, DOCKER_MIRROR_STORAGE_S3=True,
+        DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint, DOCKER_MIRROR_S3_BUCKET=BUCKET,
+        DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY, DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY,
+        DOCKER_MIRROR_S3_ROOT_DIRECTORY=ROOT,
+        DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
+        DOCKER_MIRROR_IMAGE_MINIO=False, DOCKER_MIRROR_IMAGE_MILVUS=False, DOCKER_MIRROR_IMAGE_REGISTRY=False,
+        DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "alpine:3.20"))
+    out = tmp_path / "k8s"
+    printed = run_mirror("k8s", "--out", str(out), config=config)
+    assert SECRET_KEY not in printed.stdout + printed.stderr
+    kinds = by_kind(out)
+    # The ConfigMap's config has no key: the bucket can only be reached with the Secret's.
+    config_yml = yaml.safe_load(kinds["ConfigMap"]["docker-mirror-dockerhub-config"]["data"]["config.yml"])
+    assert config_yml["storage"]["s3"]["secretkey"] == config_yml["storage"]["s3"]["accesskey"] == ""
+    assert config_yml["http"]["secret"] == ""
+
+    url = f"http://127.0.0.1:{port}"
+    pod = kinds["Deployment"]["docker-mirror-dockerhub"]["spec"]["template"]["spec"]
+    with kubelet(docker_client, registry_image.ref, kinds, pod, tmp_path,
+                 {"REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"}) as container:
+        wait_for_answer(url, container)
+        assert requests.get(f"{url}/v2/", timeout=5).status_code == 401   # the Secret's htpasswd is read
+
+        # The refresh CronJob's own script and arguments, its auth file from the Secret.
+        job = kinds["CronJob"]["docker-mirror-refresh"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        (warm,) = job["containers"]
+        service = f"docker-mirror-dockerhub.docker-mirror.svc.cluster.local:{port}"
+        (secret,) = kinds["Secret"].values()
+        auth_file = tmp_path / "auth.json"
+        auth_file.write_text(base64.b64decode(secret["data"]["warm-auth.json"]).decode()
+                             .replace(service, f"127.0.0.1:{port}"))
+        auth_file.chmod(0o600)
+        env = {e["name"]: e["value"] for e in warm["env"]}
+        assert env["REGISTRY_AUTH_FILE"] == "/auth/auth.json"
+        env["REGISTRY_AUTH_FILE"] = str(auth_file)
+        script, refs = warm["command"][2], warm["command"][4:]
+        assert refs == [f"{service}/library/alpine:3.20"]
+        result = subprocess.run(["sh", "-c", script, "warm", *(r.replace(service, f"127.0.0.1:{port}") for r in refs)],
+                                env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path), **env},
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"warmed 127.0.0.1:{port}/library/alpine:3.20" in result.stdout
+
+        # Every blob of the image is in the bucket now, and the mirror serves it.
+        user, _, password = base64.b64decode(
+            next(iter(json.loads(auth_file.read_text())["auths"].values()))["auth"]).decode().partition(":")
+        api = RegistryAPI(url, username=user, password=password)
+        manifest = api.get_manifest("library/alpine", "3.20")
+        assert manifest.digest == digest
+        for descriptor in blobs_of(json.loads(manifest.body)):
+            stored = stored_in_bucket(seaweed, descriptor["digest"])
+            assert "sha256:" + hashlib.sha256(stored).hexdigest() == descriptor["digest"]
+        assert SECRET_KEY not in container.logs().decode(errors="replace")
