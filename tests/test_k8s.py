@@ -347,3 +347,40 @@ def test_make_target_writes_beside_the_config(tmp_path):
     (service_port,) = kinds["Service"]["docker-mirror-dockerhub"]["spec"]["ports"]
     assert service_port["port"] == 5077 and kinds["Namespace"].keys() == {"via-make"}
     assert f"kubectl apply -f {tmp_path / 'k8s'}" in result.stdout
+
+
+def test_the_daemonsets_copy_puts_each_hosts_toml_where_containerd_reads_it(tmp_path, capsys):
+    """The init container's command, run by this host's sh and cp on the layout the
+    kubelet gives a ConfigMap volume with items (files behind ..data symbolic links)."""
+    config = write_config(tmp_path / ".config", **CREDENTIALS)
+    out = tmp_path / "k8s"
+    assert run(config, out) == 0
+    kinds = by_kind(out)
+    data = kinds["ConfigMap"]["docker-mirror-containerd-hosts"]["data"]
+    spec = kinds["DaemonSet"]["docker-mirror-containerd-hosts"]["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    (volume,) = [v for v in spec["volumes"] if "configMap" in v]
+    hosts, certs_d = tmp_path / "volume", tmp_path / "node-certs.d"
+    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
+    for item in volume["configMap"]["items"]:
+        (timestamped / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (timestamped / item["path"]).write_text(data[item["key"]])
+    (hosts / "..data").symlink_to(timestamped.name)
+    for top in {item["path"].split("/")[0] for item in volume["configMap"]["items"]}:
+        (hosts / top).symlink_to(f"..data/{top}")
+    (certs_d / "quay.io").mkdir(parents=True)
+    (certs_d / "quay.io" / "hosts.toml").write_text("# someone else's\n")   # not mirrored: left alone
+    command = init["command"]
+    assert command[:2] == ["sh", "-c"]
+    script = command[2].replace(mounts["hosts"], str(hosts)).replace(mounts["certs-d"], str(certs_d))
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)   # the pod's next start: same result
+    for item in volume["configMap"]["items"]:
+        copied = certs_d / item["path"]
+        assert copied.is_file() and not copied.is_symlink() and not copied.parent.is_symlink()
+        assert copied.read_text() == data[item["key"]]
+    assert (certs_d / "quay.io" / "hosts.toml").read_text() == "# someone else's\n"
+    assert not list(certs_d.glob("..*"))       # the kubelet's own entries stay behind
+    assert sorted(p.relative_to(certs_d).as_posix() for p in certs_d.rglob("*") if p.is_file()) == sorted(
+        [item["path"] for item in volume["configMap"]["items"]] + ["quay.io/hosts.toml"])
