@@ -4,7 +4,8 @@ No cluster can run here, so the test plays the kubelet for one pod: the
 Deployment's container (its image, command, environment from the Secret,
 files from the ConfigMap and the Secret at their mount paths) runs on the
 offline-built registry image, on SeaweedFS; then the refresh CronJob's own
-script runs with this host's skopeo and the Secret's auth file. Only the
+script runs with this host's skopeo and the Secret's auth file; and the
+collection CronJob's container sweeps the claim the serving pod uses. Only the
 addresses change: the Service's cluster name becomes the test's loopback
 port (REGISTRY_HTTP_ADDR, one more of distribution's overrides, and the
 references' host).
@@ -63,19 +64,23 @@ def kubelet(client, image, kinds, pod_spec, root, extra_env):
            for e in spec.get("env", [])}
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     binds = {}
+    name = f"dmtest-k8s-{uuid.uuid4().hex[:8]}"
+    (root / name).mkdir()
     for number, mount in enumerate(spec["volumeMounts"]):
         volume = volumes[mount["name"]]
-        source = root / f"volume-{number}"
+        source = root / name / f"volume-{number}"
         if "configMap" in volume or "secret" in volume:
             data = (kinds["ConfigMap"][volume["configMap"]["name"]]["data"] if "configMap" in volume
                     else {item["path"]: values[item["key"]] for item in volume["secret"]["items"]})
             source.write_text(data[mount["subPath"]])
-        else:   # emptyDir, persistentVolumeClaim: a directory of the pod's own
+        elif "persistentVolumeClaim" in volume:   # one directory per claim, shared by the pods using it
+            source = root / f"claim-{volume['persistentVolumeClaim']['claimName']}"
+            source.mkdir(exist_ok=True)
+        else:   # emptyDir: the pod's own
             source.mkdir()
         binds[str(source)] = {"bind": mount["mountPath"], "mode": "ro" if mount.get("readOnly") else "rw"}
     container = client.containers.run(image, entrypoint=spec["command"], environment={**env, **extra_env},
-                                      volumes=binds, network_mode="host", detach=True,
-                                      name=f"dmtest-k8s-{uuid.uuid4().hex[:8]}")
+                                      volumes=binds, network_mode="host", detach=True, name=name)
     try:
         yield container
     finally:
@@ -168,3 +173,54 @@ def test_the_pod_serves_from_the_bucket_and_the_refresh_job_warms_it(tmp_path, d
             stored = stored_in_bucket(seaweed, descriptor["digest"])
             assert "sha256:" + hashlib.sha256(stored).hexdigest() == descriptor["digest"]
         assert SECRET_KEY not in container.logs().decode(errors="replace")
+
+
+def test_the_collection_job_sweeps_the_claim_beside_the_serving_registry(tmp_path, docker_client, registry_image,
+                                                                         hub):
+    digest = push_image(hub.url, "library/alpine", "3.20")
+    port = free_port()
+    config = write_config(tmp_path / ".config", DOCKER_MIRROR_PORT=port,
+                          DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=hub.url)
+    out = tmp_path / "k8s"
+    run_mirror("k8s", "--out", str(out), config=config)
+    kinds = by_kind(out)
+    url = f"http://127.0.0.1:{port}"
+    pod = kinds["Deployment"]["docker-mirror-dockerhub"]["spec"]["template"]["spec"]
+    gc = kinds["CronJob"]["docker-mirror-dockerhub-gc"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    claim = tmp_path / "claim-docker-mirror-dockerhub-storage"
+    blobs_dir = claim / "docker/registry/v2/blobs/sha256"
+    with kubelet(docker_client, registry_image.ref, kinds, pod, tmp_path,
+                 {"REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"}) as registry:
+        wait_for_answer(url, registry)
+        api = RegistryAPI(url)
+        manifest = api.get_manifest("library/alpine", "3.20")
+        blobs = {}
+        for descriptor in blobs_of(json.loads(manifest.body)):
+            chunks = []
+            api.fetch_blob("library/alpine", descriptor["digest"], sink=chunks.append)
+            blobs[descriptor["digest"]] = b"".join(chunks)
+        kept = [blobs_dir / d[7:9] / d[7:] / "data" for d in blobs]
+        deadline = time.monotonic() + 30
+        while not all(path.exists() for path in kept):   # the proxy stores blobs in the background
+            assert time.monotonic() < deadline, sorted(str(p) for p in blobs_dir.rglob("data"))
+            time.sleep(0.2)
+        # A blob no manifest references (an upload cut short): what the collection is for.
+        orphan = b"no manifest references this"
+        hex_ = hashlib.sha256(orphan).hexdigest()
+        (blobs_dir / hex_[:2] / hex_).mkdir(parents=True)
+        (blobs_dir / hex_[:2] / hex_ / "data").write_bytes(orphan)
+
+        with kubelet(docker_client, registry_image.ref, kinds, gc, tmp_path, {}) as job:
+            result = job.wait(timeout=120)
+            logs = job.logs().decode(errors="replace")
+        assert result["StatusCode"] == 0, logs
+        assert not (blobs_dir / hex_[:2] / hex_ / "data").exists(), logs
+        assert all(path.exists() for path in kept), logs
+
+        hub.stop()   # what the mirror serves now comes from the claim alone
+        again = api.get_manifest("library/alpine", "3.20")
+        assert again.digest == manifest.digest == digest
+        for blob_digest, data in blobs.items():
+            chunks = []
+            api.fetch_blob("library/alpine", blob_digest, sink=chunks.append)
+            assert b"".join(chunks) == data
