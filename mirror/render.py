@@ -16,6 +16,7 @@ import yaml
 from .config.settings import Settings, Upstream
 from .model import images
 from .model.modes import MODES, OFFLINE, PULL_THROUGH
+from .model.replicas import REPLICA_HOST
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -208,8 +209,9 @@ def render(template: str, **context) -> str:
 
 
 def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode: str,
-                    http_secret: str) -> str:
-    """The registry's config.yml for the mirror of one upstream, in `mode` (model.modes)."""
+                    http_secret: str, redis: dict | None = None) -> str:
+    """The registry's config.yml for the mirror of one upstream, in `mode` (model.modes);
+    `redis` ({"addr", "db"}): a replica's shared blob-descriptor cache."""
     if mode not in MODES:
         raise ValueError(f"unknown mirror mode {mode!r}")
     if major not in (2, 3):
@@ -224,8 +226,21 @@ def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode:
         debug_addr=upstream.endpoint.debug_listen,
         http_secret=http_secret, realm=HTPASSWD_REALM,
         storage_dir=CONTAINER_STORAGE, htpasswd=CONTAINER_HTPASSWD,
-        tls_cert=CONTAINER_TLS_CERT, tls_key=CONTAINER_TLS_KEY,
+        tls_cert=CONTAINER_TLS_CERT, tls_key=CONTAINER_TLS_KEY, redis=redis,
     )
+
+
+def haproxy_config(settings: Settings, servers: dict[str, list[tuple[str, int]]]) -> str:
+    """haproxy.cfg: a frontend on each mirror's address, balancing over `servers`
+    ({upstream key: [(replica name, loopback port)]}) with health checks on /v2/."""
+    return render("haproxy.cfg.j2", upstreams=settings.upstreams, servers=servers,
+                  replicas=settings.replicas, host=REPLICA_HOST,
+                  tls=settings.tls_certificate is not None)
+
+
+def redis_config(settings: Settings, maxmemory: str = "256mb") -> str:
+    """redis.conf of the replicas' shared blob-descriptor cache."""
+    return render("redis.conf.j2", replicas=settings.replicas, host=REPLICA_HOST, maxmemory=maxmemory)
 
 
 def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,

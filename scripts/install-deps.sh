@@ -68,7 +68,8 @@ missing=()
 # iproute2, curl: tests/test_lan.py reaches a LAN mirror from a network namespace of its own.
 # nodejs, npm: Azurite (below), the Azure Blob service the azure backend's tests use.
 # openssl: the tests check the generated CA and certificates (and make given ones) with it.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm openssl; do
+# haproxy, redis-server: with DOCKER_MIRROR_REPLICAS > 1, their images are built from these binaries.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm openssl haproxy redis-server; do
 	has "$pkg" || missing+=("$pkg")
 done
 
@@ -80,6 +81,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	# interface, port 9090), which apt starts on a systemd host, is not part of the mirror.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
 		$SUDO systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
+	fi
+	# The mirror runs HAProxy and Redis in containers of its own: the packaged services stay off.
+	if [[ " ${missing[*]} " == *" redis-server "* || " ${missing[*]} " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now redis-server.service haproxy.service >/dev/null 2>&1 || true
 	fi
 fi
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .. import render
 from ..config.kconfig import ROOT
 from ..config.settings import Settings
-from ..engine import containers
+from ..engine import containers, replicas
 from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError, MirrorSwitchedOff
@@ -103,13 +103,24 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
         specs = containers.plan(settings, layout, image, modes, host_layout.http_secret(layout))
         for name in containers.remove_unconfigured(client, settings):
             log(f"removed {name}: its upstream is no longer configured")
+        if settings.replicas.enabled:
+            # Redis first: the replicas start with their blob-descriptor cache there.
+            shared = replicas.apply(client, settings, layout, roles=(replicas.REDIS,), log=log)
+        else:
+            # HAProxy would hold the mirrors' ports: gone before a single mirror starts.
+            shared = {name: "removed" for name in replicas.remove(client, settings)}
+            for name in shared:
+                log(f"removed {name}: DOCKER_MIRROR_REPLICAS is 1")
         try:
             # A re-created container's log goes with it: read the pulls it recorded first.
             lifecycle.ingest(settings, client)
         except DockerError as err:
             log(f"warning: last use not recorded: {err}")
-        return Report(actions=containers.apply(client, image, specs, log=log), modes=modes,
-                      kept_serving=list(kept))
+        actions = containers.apply(client, image, specs, log=log)
+        if settings.replicas.enabled:
+            # HAProxy last: it takes the mirrors' own addresses, in front of replicas that answer.
+            shared.update(replicas.apply(client, settings, layout, roles=(replicas.LB,), log=log))
+        return Report(actions={**actions, **shared}, modes=modes, kept_serving=list(kept))
 
 
 def mirror_command(settings: Settings, verb: str, mirror_args=()) -> list[str]:

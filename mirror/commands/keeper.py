@@ -24,7 +24,7 @@ import traceback
 from typing import Callable
 
 from ..config.settings import Settings
-from ..engine import containers, events
+from ..engine import containers, events, replicas
 from ..errors import DockerError, KeeperRunning, MirrorError, NotConfiguredError
 from ..host import locks
 from ..host.layout import Layout
@@ -72,7 +72,7 @@ def _take_down_leftovers(settings: Settings, connect: Callable, log) -> None:
         client = connect()
         with locks.held(Layout.of(settings).setup_lock) if Layout.of(settings).root.is_dir() \
                 else contextlib.nullcontext():
-            for name in containers.remove_all(client, settings):
+            for name in containers.remove_all(client, settings) + replicas.remove(client, settings):
                 log(f"removed container {name}: the mirror is switched off")
         client.close()
     except MirrorError as err:
@@ -120,7 +120,7 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
                 log(f"error: {err}")
             except Exception:  # noqa: BLE001 -- a bug must not end the keeping; say it and go on
                 log(f"unexpected error (a bug; please report it):\n{traceback.format_exc()}")
-            names = {containers.container_name(settings, u) for u in settings.upstreams}
+            names = {name for u in settings.upstreams for name in containers.container_names(settings, u)}
             if events.wait_for_death(client, names, since, settings.recheck_interval) == "died":
                 log("a mirror container died: checking the mirrors")
             client.close()

@@ -16,7 +16,7 @@ from typing import Callable
 
 from .. import render
 from ..config.settings import Settings
-from ..engine import containers
+from ..engine import containers, replicas
 from ..errors import PurgeRefused
 from ..host import locks, nfs, storage, systemd
 from ..host.layout import Layout
@@ -92,7 +92,7 @@ def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confi
         found = True
     if client is not None:
         with locks.held(layout.setup_lock) if layout.root.exists() else contextlib.nullcontext():
-            for name in containers.remove_all(client, settings):
+            for name in containers.remove_all(client, settings) + replicas.remove(client, settings):
                 log(f"removed container {name}")
                 found = True
     if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log,

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from .. import render
 from ..config.settings import Settings, Upstream
-from ..engine import containers
+from ..engine import containers, replicas
 from ..errors import UnknownCheck
 from ..host import locks, storage, systemd
 from ..host.layout import Layout
@@ -48,6 +48,7 @@ def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, im
         "address": upstream.endpoint.listen,
         "url": upstream.endpoint.url,
         "container": _container(client, settings, upstream),
+        "replicas": replicas.replica_rows(client, settings, upstream),   # [] with one replica
         "answering": answers(upstream.endpoint),
         "storage_dir": str(storage_dir) if local else None,
         "cached": [asdict(t) for t in tags],
@@ -124,6 +125,7 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
         "refresh": _refresh(settings, layout, now),
         "dockerhub_headroom": _headroom(settings) if headroom else None,
         "observe": _observe(settings),
+        "replicas": replicas.shared_status(client, settings),   # HAProxy and Redis; None with one replica
     }
 
 

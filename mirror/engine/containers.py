@@ -29,6 +29,7 @@ from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.endpoint import DEBUG_HOST, Endpoint
 from ..model.modes import PLAIN
+from ..model.replicas import REPLICA_HOST, replica_names
 from ..net.probes import wait_until_answering
 from .client import docker_errors, find_container
 from .registry_image import RegistryImage
@@ -91,9 +92,18 @@ def _name(settings: Settings, key: str) -> str:
     return f"{settings.container_prefix}-{key}"
 
 
+def container_names(settings: Settings, upstream: Upstream) -> list[str]:
+    """The registry containers serving `upstream`: its mirror, or its replicas (PREFIX-KEY-rN)."""
+    if settings.replicas.enabled:
+        return replica_names(settings.container_prefix, upstream.key, settings.replicas.count)
+    return [container_name(settings, upstream)]
+
+
 def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream, mode: str,
-          http_secret: str, *, name: str, config_path, lasting: bool = True) -> RegistrySpec:
-    text = render.registry_config(settings, upstream, major=image.major, mode=mode, http_secret=http_secret)
+          http_secret: str, *, name: str, config_path, lasting: bool = True,
+          redis: dict | None = None) -> RegistrySpec:
+    text = render.registry_config(settings, upstream, major=image.major, mode=mode, http_secret=http_secret,
+                                  redis=redis)
     mounts = [(str(config_path), image.config_path, True)]
     if settings.storage.backend == "filesystem":
         mounts.append((str(layout.storage_dir(upstream)), render.CONTAINER_STORAGE, False))
@@ -122,10 +132,30 @@ def _file_digest(path: str) -> str:
 
 def plan(settings: Settings, layout: Layout, image: RegistryImage, modes: dict[str, str],
          http_secret: str) -> list[RegistrySpec]:
-    """One mirror container per upstream, in the mode chosen for it."""
+    """One mirror container per upstream, in the mode chosen for it (or its replicas)."""
+    if settings.replicas.enabled:
+        return [spec for upstream in settings.upstreams
+                for spec in _replica_specs(settings, layout, image, upstream, modes[upstream.key], http_secret)]
     return [_spec(settings, layout, image, upstream, modes[upstream.key], http_secret,
                   name=container_name(settings, upstream), config_path=layout.config_file(upstream))
             for upstream in settings.upstreams]
+
+
+def _replica_specs(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream, mode: str,
+                   http_secret: str) -> list[RegistrySpec]:
+    """The upstream's replicas: each on its loopback port (HAProxy has the mirror's address),
+    with the same http secret, htpasswd and TLS, and the upstream's Redis database."""
+    r = settings.replicas
+    redis = {"addr": f"{REPLICA_HOST}:{r.redis_port}", "db": r.redis_db(upstream.key)}
+    specs = []
+    for index, name in enumerate(replica_names(settings.container_prefix, upstream.key, r.count)):
+        endpoint = Endpoint.of(REPLICA_HOST, r.port(upstream.key, index), upstream.endpoint.tls)
+        replica = dataclasses.replace(upstream, endpoint=endpoint)
+        local = dataclasses.replace(settings, bind_address=REPLICA_HOST, upstreams=(replica,))
+        specs.append(_spec(local, layout, image, replica, mode,
+                           http_secret, name=name, redis=redis,
+                           config_path=layout.config_dir / f"{upstream.key}-r{index + 1}.yml"))
+    return specs
 
 
 def maintenance_plan(settings: Settings, layout: Layout, image: RegistryImage, upstream: Upstream,
@@ -224,7 +254,7 @@ def apply(client, image: RegistryImage, specs: list[RegistrySpec], log=print) ->
         container = find_container(client, spec.name)
         if not _needs_replacing(container, spec):
             _write_config(spec)
-            done[spec.upstream.key] = "unchanged"
+            done.setdefault(spec.upstream.key, "unchanged")   # replicas: one change is the upstream's
             continue
         action = "created" if container is None else \
             "restarted" if container.status != "running" else "recreated"
@@ -300,7 +330,8 @@ def _remove_mirrors(client, settings: Settings, keep: set[str], by_name: bool = 
 
 def remove_unconfigured(client, settings: Settings) -> list[str]:
     """Remove this mirror's containers of upstreams no longer configured."""
-    return _remove_mirrors(client, settings, keep={container_name(settings, u) for u in settings.upstreams})
+    return _remove_mirrors(client, settings, keep={name for u in settings.upstreams
+                                                   for name in container_names(settings, u)})
 
 
 def remove_all(client, settings: Settings) -> list[str]:
@@ -309,13 +340,13 @@ def remove_all(client, settings: Settings) -> list[str]:
     return _remove_mirrors(client, settings, keep=set(), by_name=settings.enabled)
 
 
-def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorContainer:
-    """The state, mode and distribution major of the mirror's container.
+def mirror_state(client, name: str) -> str:
+    """The state of container `name`: running, exited, ..., absent, unknown (no engine)."""
+    return mirror_container_named(client, name).state
 
-    `client` None (engine unreachable) or an engine error gives state
-    'unknown': callers only report it, and go on.
-    """
-    name = container_name(settings, upstream)
+
+def mirror_container_named(client, name: str) -> MirrorContainer:
+    """What the engine says about container `name` (see mirror_container)."""
     if client is None:
         return MirrorContainer(name, "unknown", None, None)
     try:
@@ -328,20 +359,35 @@ def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorCo
     return MirrorContainer(name, container.status, labels.get(LABEL_MODE), labels.get(LABEL_MAJOR))
 
 
+def mirror_container(client, settings: Settings, upstream: Upstream) -> MirrorContainer:
+    """The state, mode and distribution major of the mirror's container.
+
+    `client` None (engine unreachable) or an engine error gives state
+    'unknown': callers only report it, and go on.
+    """
+    return mirror_container_named(client, container_names(settings, upstream)[0])  # replicas: the first
+
+
 @contextmanager
 def stopped(client, settings: Settings, upstream: Upstream, timeout: int = 10):
-    """The mirror's container stopped for the time of the block (whatever its state: a
-    restart policy must not start it meanwhile), started again after if it ran."""
-    name = container_name(settings, upstream)
+    """The mirror's containers (every replica) stopped for the time of the block (whatever
+    their state: a restart policy must not start one meanwhile), started again after if
+    they ran. With replicas, no replica may write the shared storage mid-sweep."""
+    stopped_ones = []
     # The setup lock keeps the keeper from "repairing" a container stopped on purpose.
     with locks.held(Layout.of(settings).setup_lock):
-        with docker_errors(f"stop {name}"):
-            container = client.containers.get(name)
-            was = container.status
-            container.stop(timeout=timeout)
         try:
+            for name in container_names(settings, upstream):
+                with docker_errors(f"stop {name}"):
+                    container = find_container(client, name)
+                    if container is None:
+                        continue
+                    was = container.status
+                    container.stop(timeout=timeout)
+                    stopped_ones.append((container, was))
             yield
         finally:
-            if was in ("running", "restarting"):
-                with docker_errors(f"start {name}"):
-                    container.start()
+            for container, was in stopped_ones:
+                if was in ("running", "restarting"):
+                    with docker_errors(f"start {container.name}"):
+                        container.start()

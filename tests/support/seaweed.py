@@ -29,8 +29,9 @@ def weed_binary() -> str:
 
 
 class SeaweedS3:
-    def __init__(self, root: Path, access_key: str, secret_key: str):
+    def __init__(self, root: Path, access_key: str, secret_key: str, extra_args: tuple[str, ...] = ()):
         self.root = Path(root)
+        self.extra_args = tuple(extra_args)  # more `weed server` flags (e.g. an HTTPS port)
         self.access_key, self.secret_key = access_key, secret_key
         self.s3_port, self.filer_port = free_port(), free_port()
         self.master_port, self.volume_port = free_port(), free_port()
@@ -60,7 +61,11 @@ class SeaweedS3:
                "-s3", f"-s3.port={self.s3_port}", f"-s3.config={identities}", "-volume.max=0",
                # Its default sends usage statistics to a public host: never from a test.
                "-master.telemetry=false",
-               *(f"-{name}.port.grpc={port}" for name, port in self.grpc_ports.items())]
+               # Its Iceberg catalog and Lance namespace listen on fixed ports (8181, 9101)
+               # otherwise: two stores could not run at once.
+               "-s3.port.iceberg=0", "-s3.port.lance=0",
+               *(f"-{name}.port.grpc={port}" for name, port in self.grpc_ports.items()),
+               *self.extra_args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=self.root)

@@ -1,0 +1,178 @@
+"""Three replicas over SeaweedFS and Redis behind HAProxy, end to end (real processes on loopback).
+
+`make docker-mirror` with DOCKER_MIRROR_REPLICAS=3 on the s3 backend: a cold
+warm through the mirror's port, parallel pulls from several clients with the
+upstream's digests, one replica killed (`docker kill`) mid-pull while every
+pull completes (retrying as clients do), the keeper bringing it back on the
+die event, and HAProxy sending it traffic again. The collection's stop takes
+every replica down at once; back to one replica, HAProxy and Redis go.
+"""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import yaml
+
+from mirror.commands import warm
+from mirror.engine import containers, replicas
+from mirror.model.replicas import replica_names
+from support.configs import image_list
+from support.mirrors import Mirror
+from support.replicas import free_port_block, haproxy_servers, pull
+from support.seaweed import SeaweedS3
+from support.upstream import make_layer, push_image
+
+BUCKET = "replica-cache"
+ACCESS_KEY = "replicatest"
+SECRET_KEY = "replica-secret-key-never-shown"
+IMAGES = [f"library/rep{n}" for n in range(3)]
+
+
+@pytest.fixture
+def seaweed(tmp_path):
+    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
+        store.make_bucket(BUCKET)
+        yield store
+
+
+@pytest.fixture
+def replicated(tmp_path, docker_client, registry_image, seaweed, hub):
+    base = free_port_block()
+    m = Mirror(tmp_path / "mirror", hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
+               DOCKER_MIRROR_STORAGE_S3=True, DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint,
+               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY,
+               DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY, DOCKER_MIRROR_S3_ROOT_DIRECTORY="/rep",
+               DOCKER_MIRROR_REPLICAS=3, DOCKER_MIRROR_REPLICA_PORT_BASE=base)
+    yield m
+    m.remove(docker_client)
+
+
+def states(client, names):
+    return {name: client.containers.get(name).status for name in names}
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaweed, hub):
+    m = replicated
+    shared = make_layer(3_000_000, "rep-shared")
+    digests = {name: push_image(hub.url, name, "1", layers=[shared, make_layer(6_000_000, name)])
+               for name in IMAGES}
+    m.configure(DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, *(f"{n}:1" for n in IMAGES)))
+    out = m.setup().stdout
+    names = replica_names(m.prefix, "dockerhub", 3)
+    stats_port = m.settings.replicas.stats_port
+    assert states(docker_client, names + [f"{m.prefix}-lb", f"{m.prefix}-redis"]) == \
+        dict.fromkeys(names + [f"{m.prefix}-lb", f"{m.prefix}-redis"], "running"), out
+    with pytest.raises(Exception):
+        docker_client.containers.get(f"{m.prefix}-dockerhub")   # no single mirror any more
+    lb = docker_client.containers.get(f"{m.prefix}-lb")
+    assert lb.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert lb.attrs["HostConfig"]["NetworkMode"] == "host"
+    assert lb.labels["docker-mirror.config"] == str(m.config)
+
+    # One http secret, one Redis database, each replica on its own loopback port.
+    configs = [yaml.safe_load((m.root / "config" / f"dockerhub-r{i}.yml").read_text()) for i in (1, 2, 3)]
+    assert len({c["http"]["secret"] for c in configs}) == 1
+    assert (m.root / "config/http-secret").read_text().strip() == configs[0]["http"]["secret"]
+    assert {c["storage"]["cache"]["blobdescriptor"] for c in configs} == {"redis"}
+    assert {c["redis"]["addr"] for c in configs} == {f"127.0.0.1:{m.settings.replicas.redis_port}"}
+    assert [c["http"]["addr"] for c in configs] == \
+        [f"127.0.0.1:{m.settings.replicas.port('dockerhub', i)}" for i in range(3)]
+    assert not any(c["storage"]["delete"]["enabled"] for c in configs)
+    redis = docker_client.containers.get(f"{m.prefix}-redis")
+    policy = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port),
+                             "CONFIG", "GET", "maxmemory-policy"]).output.decode()
+    assert "allkeys-lru" in policy
+    wait_for(lambda: all(s["status"] == "UP" for s in haproxy_servers(stats_port).values()), 20,
+             "HAProxy to see three healthy replicas")
+
+    # A cold warm through the mirror's port (HAProxy), into the bucket.
+    assert warm.warm(m.settings, log=lambda _: None, client=docker_client) == []
+    keys = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port), "-n", "0",
+                           "DBSIZE"]).output.decode()
+    assert int(keys) > 0   # the replicas filled the shared blob-descriptor cache
+
+    # Parallel pulls from several clients: the upstream's digests, from every replica.
+    before = {name: int(s["stot"]) for name, s in haproxy_servers(stats_port).items()}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda n: (n, pull(m.url(), n, "1")[0]), IMAGES * 4))
+    assert all(digest == digests[name] for name, digest in results)
+    after = {name: int(s["stot"]) for name, s in haproxy_servers(stats_port).items()}
+    assert all(after[n] > before[n] for n in names), (before, after)
+
+    # The keeper, as `make docker-mirror` starts it on a host without systemd (a background
+    # process; Mirror turns it off in .config so that other tests can break things on purpose).
+    m.configure(DOCKER_MIRROR_KEEPER=True)
+    assert "keeper started in the background" in m.setup().stdout
+    keeper_log = m.root / "logs" / "keeper.log"
+    wait_for(lambda: keeper_log.exists() and "keeping the mirror" in keeper_log.read_text(), 20,
+             "the keeper to start")
+
+    # One replica killed mid-pull: every pull still completes with the right digests.
+    victim = names[1]
+    killed = threading.Event()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(pull, m.url(), n, "1") for n in IMAGES * 6]
+
+        def kill_when_busy():
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not killed.is_set():
+                if int(haproxy_servers(stats_port)[victim]["scur"]) > 0:
+                    docker_client.containers.get(victim).kill()
+                    killed.set()
+                    return
+                time.sleep(0.01)
+
+        kill_when_busy()
+        results = [f.result() for f in futures]
+    assert killed.is_set(), "the victim never had a connection open"
+    assert [d for d, _ in results] == [digests[n] for n in IMAGES * 6]
+
+    # It comes back: docker kill counts as a manual stop for the restart policy, so the
+    # keeper does it, woken by the die event; then HAProxy sends it traffic again.
+    wait_for(lambda: docker_client.containers.get(victim).status == "running", 60,
+             f"the keeper to bring {victim} back")
+    assert "a mirror container died" in keeper_log.read_text()
+    wait_for(lambda: haproxy_servers(stats_port)[victim]["status"] == "UP", 20, "the victim UP again")
+    before = int(haproxy_servers(stats_port)[victim]["stot"])
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda n: pull(m.url(), n, "1")[0], IMAGES * 3))
+    assert results == [digests[n] for n in IMAGES * 3]
+    assert int(haproxy_servers(stats_port)[victim]["stot"]) > before
+
+    # The status names every replica and the shared containers.
+    status = m.run("status", "--json").stdout
+    assert SECRET_KEY not in status
+    upstream = json.loads(status)["upstreams"][0]
+    assert [r["name"] for r in upstream["replicas"]] == names
+    assert all(r["state"] == "running" and r["answering"] for r in upstream["replicas"])
+    text = m.run("status").stdout
+    assert all(name in text for name in names) and f"{m.prefix}-lb" in text
+
+    # The collection's stop: every replica at once (no replica writes the storage mid-sweep).
+    with containers.stopped(docker_client, m.settings, m.settings.upstreams[0]):
+        assert set(states(docker_client, names).values()) == {"exited"}
+        wait_for(lambda: all(s["status"] == "DOWN" for s in haproxy_servers(stats_port).values()), 10,
+                 "HAProxy to see every replica down")
+    assert set(states(docker_client, names).values()) == {"running"}
+
+    # Back to one replica: HAProxy and Redis go, one container serves on the same port.
+    m.configure(DOCKER_MIRROR_REPLICAS=1)
+    out = m.setup().stdout
+    assert f"removed {m.prefix}-lb" in out
+    assert not docker_client.containers.list(all=True, filters={"label": replicas.LABEL_ROLE,
+                                                                "name": m.prefix})
+    assert not [c for c in docker_client.containers.list(all=True, filters={"name": m.prefix})
+                if c.name in names]
+    assert pull(m.url(), IMAGES[0], "1")[0] == digests[IMAGES[0]]
+    assert requests.get(m.url() + "/v2/", timeout=5).status_code == 200

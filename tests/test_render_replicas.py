@@ -1,0 +1,138 @@
+"""The replicas' generated files: haproxy.cfg checked by HAProxy itself, redis.conf by a real
+Redis, each replica's registry config (pure parts; no Docker engine)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from mirror import render
+from mirror.config import settings
+from mirror.engine import containers
+from mirror.engine.replicas import servers
+from mirror.engine.registry_image import RegistryImage
+from mirror.host.layout import Layout
+from mirror.model.modes import PULL_THROUGH
+from support.configs import write_config
+from support.upstream import free_port
+
+S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
+      "DOCKER_MIRROR_S3_ENDPOINT": "http://127.0.0.1:8333", "DOCKER_MIRROR_S3_BUCKET": "mirror-cache",
+      "DOCKER_MIRROR_S3_ACCESS_KEY_ID": "AKIDEXAMPLE", "DOCKER_MIRROR_S3_SECRET_KEY": "secret-key"}
+IMAGE = RegistryImage("registry:2", "sha256:" + "0" * 64, 2, "/etc/docker/registry/config.yml", True)
+
+
+def load(tmp_path, **overrides):
+    return settings.load(write_config(tmp_path / ".config", **{**S3, **overrides}))
+
+
+def haproxy_check(tmp_path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    return subprocess.run([shutil.which("haproxy") or "/usr/sbin/haproxy", "-c", "-f", str(path)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_haproxy_cfg_is_valid_and_balances_over_every_replica(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=3, DOCKER_MIRROR_GHCR=True)
+    text = render.haproxy_config(s, servers(s))
+    checked = haproxy_check(tmp_path, text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "bind 127.0.0.1:5000" in text and "bind 127.0.0.1:5001" in text
+    for key, port in (("dockerhub", 25000), ("ghcr", 25016)):
+        for i in range(3):
+            assert f"server {s.container_prefix}-{key}-r{i + 1} 127.0.0.1:{port + i}" in text
+    assert text.count("option httpchk GET /v2/") == 2
+    assert "rstatus ^(200|401)$" in text
+    assert "mode tcp" in text and "check-ssl" not in text
+    assert f"bind 127.0.0.1:{s.replicas.stats_port}" in text
+    directives = [line.split()[0] for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert not {"user", "group", "chroot"} & set(directives)   # nothing to drop to in the image
+
+
+def test_haproxy_cfg_with_tls_checks_over_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x"), key.write_text("x")
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_TLS=True,
+             DOCKER_MIRROR_TLS_CERTIFICATE=str(cert), DOCKER_MIRROR_TLS_KEY=str(key))
+    text = render.haproxy_config(s, servers(s))
+    assert "check-ssl verify none" in text and "mode tcp" in text   # TLS passes through
+    checked = haproxy_check(tmp_path, text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_haproxy_rejects_a_broken_config(tmp_path):
+    """The check above can fail: HAProxy refuses what is not a config."""
+    assert haproxy_check(tmp_path, "frontend x\n    bind 127.0.0.1:notaport\n").returncode != 0
+
+
+def test_redis_conf_runs_in_a_real_redis_with_allkeys_lru(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2)
+    port = free_port()
+    s = dataclasses.replace(s, replicas=dataclasses.replace(s.replicas, port_base=port - 80))
+    path = tmp_path / "redis.conf"
+    path.write_text(render.redis_config(s))
+    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "redis never listened"
+                time.sleep(0.05)
+        with sock:
+            sock.sendall(b"CONFIG GET maxmemory-policy\r\nCONFIG GET maxmemory\r\nCONFIG GET save\r\n")
+            time.sleep(0.2)
+            answer = sock.recv(4096).decode()
+        assert "allkeys-lru" in answer and str(256 * 1024 * 1024) in answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_replica_registry_configs(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=3, DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_PATH=str(tmp_path / "m"))
+    specs = containers.plan(s, Layout.of(s), IMAGE, {"dockerhub": PULL_THROUGH, "ghcr": PULL_THROUGH}, "SECRET")
+    assert [spec.name for spec in specs] == [f"{s.container_prefix}-{k}-r{i}" for k in ("dockerhub", "ghcr")
+                                             for i in (1, 2, 3)]
+    loaded = [yaml.safe_load(spec.config_text) for spec in specs]
+    assert {c["http"]["secret"] for c in loaded} == {"SECRET"}
+    assert [c["http"]["addr"] for c in loaded] == [f"127.0.0.1:{p}" for p in
+                                                   (25000, 25001, 25002, 25016, 25017, 25018)]
+    assert [c["http"]["debug"]["addr"] for c in loaded][:1] == ["127.0.0.1:35000"]
+    assert {c["storage"]["cache"]["blobdescriptor"] for c in loaded} == {"redis"}
+    assert [c["redis"]["db"] for c in loaded] == [0, 0, 0, 1, 1, 1]
+    assert {c["redis"]["addr"] for c in loaded} == {"127.0.0.1:25080"}
+    assert {c["storage"]["s3"]["rootdirectory"] for c in loaded[:3]} == {"/docker-mirror/dockerhub"}
+    assert not any(c["storage"]["delete"]["enabled"] for c in loaded)
+    assert {spec.config_path for spec in specs} == {str(tmp_path / "m/config" / f"{k}-r{i}.yml")
+                                                    for k in ("dockerhub", "ghcr") for i in (1, 2, 3)}
+    assert len({spec.config_hash for spec in specs}) == 6
+
+
+def test_one_replica_keeps_the_single_mirror(tmp_path):
+    s = load(tmp_path, DOCKER_MIRROR_PATH=str(tmp_path / "m"))
+    specs = containers.plan(s, Layout.of(s), IMAGE, {"dockerhub": PULL_THROUGH}, "SECRET")
+    assert [spec.name for spec in specs] == [f"{s.container_prefix}-dockerhub"]
+    config = yaml.safe_load(specs[0].config_text)
+    assert config["storage"]["cache"]["blobdescriptor"] == "inmemory" and "redis" not in config
+    assert config["http"]["addr"] == "127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "127.0.0.1"])
+def test_replicas_listen_on_loopback_whatever_the_bind(tmp_path, bind):
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_BIND_ADDRESS=bind,
+             DOCKER_MIRROR_PATH=str(tmp_path / "m"))
+    specs = containers.plan(s, Layout.of(s), IMAGE, {"dockerhub": PULL_THROUGH}, "SECRET")
+    assert {yaml.safe_load(spec.config_text)["http"]["addr"].split(":")[0] for spec in specs} == {"127.0.0.1"}
+    assert f"bind {bind}:5000" in render.haproxy_config(s, servers(s))
