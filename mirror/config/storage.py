@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .reader import Reader
 from .storage_azure import azure_fields, container_for
+from .storage_ca import read_ca_bundle
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Storage:
     s3_path_style: bool = True
     s3_secure: bool = True
     s3_root: str = ""         # key prefix; each upstream gets a subdirectory
+    ca_bundle: str = ""       # azure, s3: PEM file of CAs the registry trusts for the store
 
     def azure_container_for(self, upstream_key: str) -> str:
         """azure: the blob container of one upstream (2.8's driver has no prefix option)."""
@@ -39,9 +41,9 @@ class Storage:
 def from_config(read: Reader, mirror_path: str) -> Storage:
     """The storage backend chosen in .config and its checked settings."""
     if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
-        return Storage("azure", "", **azure_fields(read))
+        return Storage("azure", "", **azure_fields(read), ca_bundle=read_ca_bundle(read))
     if read.bool("DOCKER_MIRROR_STORAGE_S3"):
-        return Storage("s3", "", **_s3(read))
+        return Storage("s3", "", **_s3(read), ca_bundle=read_ca_bundle(read))
     path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
     return Storage("filesystem", path or f"{mirror_path}/registry")
 

@@ -117,10 +117,18 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
         # A file mount keeps the inode it was made with: a certificate replaced
         # (re-issued, renewed) must re-create the container to be served.
         hashed.append(_file_digest(settings.tls_certificate))
+    if settings.storage.ca_bundle:
+        # Go reads every file of /etc/ssl/certs besides the image's bundle: trusted in addition.
+        mounts.append((settings.storage.ca_bundle, CONTAINER_STORAGE_CA, True))
+        hashed.append(_file_digest(settings.storage.ca_bundle))
     # The hash of these: an unchanged configuration keeps its container.
     digest = hashlib.sha256(json.dumps(hashed).encode()).hexdigest()
     return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
                         image.major, lasting, config_of(settings))
+
+
+# DOCKER_MIRROR_STORAGE_CA_BUNDLE, in the directory Go's crypto/x509 reads on Linux.
+CONTAINER_STORAGE_CA = "/etc/ssl/certs/docker-mirror-storage-ca.crt"
 
 
 def _file_digest(path: str) -> str:

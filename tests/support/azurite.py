@@ -16,6 +16,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import os
 import subprocess
 import time
@@ -40,7 +41,12 @@ def _name(common: str) -> x509.Name:
 
 
 def throwaway_ca_and_cert(directory: Path, host: str) -> tuple[Path, Path, Path]:
-    """A CA, and a server certificate it signs for `host` alone: (ca.pem, cert.pem, key.pem)."""
+    """A CA, and a server certificate it signs for `host` alone (a name or an IP address):
+    (ca.pem, cert.pem, key.pem)."""
+    try:
+        alt_name = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt_name = x509.DNSName(host)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("dmtest azurite CA"))
@@ -58,7 +64,7 @@ def throwaway_ca_and_cert(directory: Path, host: str) -> tuple[Path, Path, Path]
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([alt_name]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
