@@ -137,8 +137,16 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(tmp_path, case,
     assert set(cronjobs) == expected
     for job in cronjobs.values():
         assert job["spec"]["concurrencyPolicy"] == "Forbid"
-    for deployment in kinds["Deployment"].values():
+    for name, deployment in kinds["Deployment"].items():
         assert deployment["spec"]["replicas"] == loaded.replicas.count
+        spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
+        if loaded.replicas.count > 1:
+            # a rollout or a drained node never takes every replica at once
+            assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+            assert kinds["PodDisruptionBudget"][name]["spec"]["maxUnavailable"] == 1
+            assert spread[0]["topologyKey"] == "kubernetes.io/hostname"
+        else:
+            assert name not in kinds.get("PodDisruptionBudget", {}) and spread is None
     assert count >= 5
 
 
