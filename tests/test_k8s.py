@@ -333,6 +333,23 @@ def test_bad_input_is_named_without_a_traceback(tmp_path, capsys, overrides, arg
     assert "Traceback" not in err and not out.exists()
 
 
+@pytest.mark.parametrize("generate", [True, False])
+def test_a_tls_file_that_cannot_be_read_is_named(tmp_path, capsys, generate):
+    overrides = ({"DOCKER_MIRROR_TLS_GENERATE": True} if generate else
+                 {"DOCKER_MIRROR_TLS_GIVEN": True, "DOCKER_MIRROR_TLS_CERTIFICATE": str(tmp_path / "none.crt"),
+                  "DOCKER_MIRROR_TLS_KEY": str(tmp_path / "none.key")})
+    config = write_config(tmp_path / ".config", DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_PATH=str(tmp_path / "m"),
+                          **overrides)
+    out = tmp_path / "k8s"
+    assert run(config, out) == 2
+    err = capsys.readouterr().err
+    if generate:
+        assert "CONFIG_DOCKER_MIRROR_TLS_GENERATE" in err and "run 'make docker-mirror' once" in err
+    else:
+        assert f"CONFIG_DOCKER_MIRROR_TLS_CERTIFICATE='{tmp_path / 'none.crt'}'" in err
+    assert "No such file" in err and "Traceback" not in err and not out.exists()
+
+
 @pytest.mark.parametrize("where", ["file", "under a file"])
 def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys, where):
     config = write_config(tmp_path / ".config")

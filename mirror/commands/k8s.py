@@ -176,8 +176,10 @@ def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> k8s.
         htpasswd = users.rstrip("\n") + "\n" + f"{WARM_USER}:{digest}\n"
     tls_cert = tls_key = ""
     if settings.tls_certificate:
-        tls_cert = _read(settings.tls_certificate, "DOCKER_MIRROR_TLS_CERTIFICATE", config)
-        tls_key = _read(settings.tls_key, "DOCKER_MIRROR_TLS_KEY", config)
+        generated = getattr(settings, "tls_generate", False)
+        for_symbol = "DOCKER_MIRROR_TLS_GENERATE" if generated else None
+        tls_cert = _read(settings.tls_certificate, for_symbol or "DOCKER_MIRROR_TLS_CERTIFICATE", config)
+        tls_key = _read(settings.tls_key, for_symbol or "DOCKER_MIRROR_TLS_KEY", config)
     return k8s.ClusterSecrets(http_secret, htpasswd, WARM_USER if htpasswd else "", warm_password,
                               tls_cert, tls_key)
 
@@ -187,6 +189,10 @@ def _read(path: str, symbol: str, config: dotconfig.DotConfig) -> str:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         why = getattr(err, "strerror", None) or "not UTF-8 text"
+        if symbol == "DOCKER_MIRROR_TLS_GENERATE":
+            raise ConfigError(dotconfig.PREFIX + symbol, "y", f"the generated {path} cannot be read ({why}): "
+                              "run 'make docker-mirror' once to make it, or give a certificate and key "
+                              "(DOCKER_MIRROR_TLS_GIVEN)", config.source(symbol)) from None
         raise ConfigError(dotconfig.PREFIX + symbol, path, f"must be a readable file ({why}): "
                           "the cluster's Secret carries it", config.source(symbol)) from None
 
