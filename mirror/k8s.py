@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from . import render
 from .config.settings import Settings, Upstream
 from .model import images
-from .model.client_config import hosts_toml, registry_server
+from .model.client_config import basic_authorization, hosts_toml, registry_server
 from .model.cron import Schedule
 from .model.endpoint import Endpoint
 from .model.modes import PLAIN, PULL_THROUGH
@@ -283,12 +283,24 @@ def manifests(settings: Settings, options: Options, secrets: ClusterSecrets, *,
             warm_labels=labels(settings, "refresh"),
             registry_labels={u.key: labels(settings, "registry", u) for u in settings.upstreams},
             **common)
+    # Behind htpasswd, the nodes sign in as DOCKER_MIRROR_CLIENT_USERNAME (as a host's
+    # clients do): hosts.toml then holds a secret, and goes into a Secret of its own.
+    authorization = basic_authorization(getattr(settings, "client_credential", None))
     hosts = {f"{u.key}.toml": hosts_toml(u.registry, mirror_url(settings, options, u),
-                                         registry_server(u.registry)) for u in settings.upstreams}
+                                         registry_server(u.registry), authorization=authorization)
+             for u in settings.upstreams}
+    hosts_name = f"{prefix}-containerd-hosts"
+    if authorization:
+        files[SECRET_FILE] += "---\n" + render.render(
+            "k8s/secret.yaml.j2", labels=labels(settings, "containerd-hosts"),
+            data={key: base64.b64encode(text.encode()).decode() for key, text in hosts.items()},
+            **dict(common, secret_name=hosts_name))
     files[HOSTS_FILE] = render.render(
         "k8s/containerd-hosts.yaml.j2", hosts=hosts, labels=labels(settings, "containerd-hosts"),
         items=[{"key": f"{u.key}.toml", "path": f"{u.registry}/hosts.toml"} for u in settings.upstreams],
-        checksum=_digest(*(f"{k}={v}" for k, v in sorted(hosts.items()))), certs_d=CERTS_D, **common)
+        in_secret=authorization is not None, hosts_name=hosts_name,
+        checksum=_digest(secrets.http_secret, *(f"{k}={v}" for k, v in sorted(hosts.items()))),
+        certs_d=CERTS_D, **common)
     return files
 
 

@@ -409,3 +409,34 @@ def test_the_daemonsets_copy_puts_each_hosts_toml_where_containerd_reads_it(tmp_
     assert not list(certs_d.glob("..*"))       # the kubelet's own entries stay behind
     assert sorted(p.relative_to(certs_d).as_posix() for p in certs_d.rglob("*") if p.is_file()) == sorted(
         [item["path"] for item in volume["configMap"]["items"]] + ["quay.io/hosts.toml"])
+
+
+def test_behind_htpasswd_the_nodes_sign_in_and_their_hosts_toml_is_a_secret(tmp_path, htpasswd_file, capsys):
+    config = write_config(tmp_path / ".config", **CREDENTIALS, DOCKER_MIRROR_HTPASSWD=True,
+                          DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd_file),
+                          DOCKER_MIRROR_CLIENT_USERNAME="alice", DOCKER_MIRROR_CLIENT_PASSWORD="alice-password")
+    loaded = settings_module.load(config)
+    out = tmp_path / "k8s"
+    assert run(config, out) == 0
+    printed = capsys.readouterr()
+    for docs in documents(out).values():
+        for doc in docs:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    kinds = by_kind(out)
+    assert "docker-mirror-containerd-hosts" not in kinds["ConfigMap"]
+    hosts = {key: base64.b64decode(value).decode()
+             for key, value in kinds["Secret"]["docker-mirror-containerd-hosts"]["data"].items()}
+    header = "Basic " + base64.b64encode(b"alice:alice-password").decode()
+    for upstream in loaded.upstreams:
+        url = f"http://docker-mirror-{upstream.key}.docker-mirror.svc.cluster.local:{upstream.port}"
+        text = hosts[f"{upstream.key}.toml"]
+        assert text == hosts_toml(upstream.registry, url, authorization=header)
+        assert tomllib.loads(text)["host"][url]["header"]["Authorization"] == header
+    (volume,) = [v for v in kinds["DaemonSet"]["docker-mirror-containerd-hosts"]["spec"]["template"]["spec"]["volumes"]
+                 if v["name"] == "hosts"]
+    assert volume["secret"]["secretName"] == "docker-mirror-containerd-hosts" and "configMap" not in volume
+    for path in out.iterdir():
+        if path.name != k8s.SECRET_FILE:
+            assert "alice-password" not in path.read_text() and header not in path.read_text()
+            assert base64.b64encode(header.encode()).decode() not in path.read_text()
+    assert "alice-password" not in printed.out + printed.err
