@@ -29,6 +29,7 @@ from mirror.host.credential import _bcrypt
 from mirror.net.registry_api import RegistryAPI
 from mirror.model.manifests import blobs_of
 from support.configs import image_list, run_mirror, write_config
+from support.k8s_manifests import by_kind
 from support.seaweed import SeaweedS3
 from support.upstream import free_port, push_image
 
@@ -43,15 +44,6 @@ def seaweed(tmp_path):
     with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
         store.make_bucket(BUCKET)
         yield store
-
-
-def by_kind(out):
-    found = {}
-    for path in sorted(out.iterdir()):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                found.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
-    return found
 
 
 @contextmanager
