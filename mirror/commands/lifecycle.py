@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..config.settings import Settings
-from ..engine import containers
-from ..engine.client import docker_errors, find_container
+from ..engine import containers, request_logs
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError
 from ..host import layout as host_layout
@@ -94,17 +93,11 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
     counts = {}
     with usage.locked(root):
         for upstream in settings.upstreams:
-            try:
-                container = find_container(client, containers.container_name(settings, upstream))
-            except DockerError:
-                continue
-            if container is None:
-                continue
             record = usage.read_usage(root, upstream.key)
-            since = record.cursor_ns // 10**9
-            with docker_errors(f"read the log of {container.name}"):
-                text = container.logs(stdout=True, stderr=True, timestamps=True,
-                                      **({"since": since} if since > 0 else {}))
+            # Every replica's log, merged in time order (one container without replicas).
+            text = request_logs.request_log(client, settings, upstream, record.cursor_ns // 10**9)
+            if text is None:
+                continue
             local = settings.storage.backend == "filesystem"
             storage_dir = Layout.of(settings).storage_dir(upstream)
             tag_links: dict[str, dict[str, str]] = {}

@@ -25,9 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..config.settings import Settings, Upstream
-from ..engine import containers
-from ..engine.client import find_container
-from ..errors import DockerError
+from ..engine import request_logs
 from ..host import files, locks, usage
 from ..host.layout import Layout
 from ..host.storage import StorageTree
@@ -98,16 +96,12 @@ def _count(settings: Settings, upstream: Upstream, client, now: float) -> model.
         record.seen = _stored_blobs(tree) if settings.storage.backend == "filesystem" else {}
         record.sampled = now
     try:
-        container = find_container(client, containers.container_name(settings, upstream)) if client else None
-    except DockerError:
-        container = None
-    if container is not None:
-        since = record.cursor_ns // 10**9
-        try:
-            text = container.logs(stdout=True, stderr=True, timestamps=True,
-                                  **({"since": since} if since > 0 else {}))
-        except Exception:   # noqa: BLE001 - the container went between find and read: nothing new
-            text = b""
+        # Every replica's log, merged in time order (one container without replicas).
+        text = request_logs.request_log(client, settings, upstream, record.cursor_ns // 10**9) \
+            if client else None
+    except Exception:   # noqa: BLE001 - no engine, or the container went between find and read: nothing new
+        text = b""
+    if text is not None:
         for line in text.decode(errors="replace").splitlines():
             served = lifecycle.parse_blob_get(line)
             if served is None or served[0] <= record.cursor_ns:

@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from mirror.commands import warm
+from mirror.commands import lifecycle, warm
 from mirror.engine import containers, replicas
 from mirror.model.replicas import replica_names
 from support.configs import image_list
@@ -109,6 +109,8 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     assert all(digest == digests[name] for name, digest in results)
     after = {name: int(s["stot"]) for name, s in haproxy_servers(stats_port).items()}
     assert all(after[n] > before[n] for n in names), (before, after)
+    # Last use is read from every replica's log (merged in time order), not from one of them.
+    assert lifecycle.ingest(m.settings, docker_client)["dockerhub"] >= 12
 
     # The keeper, as `make docker-mirror` starts it on a host without systemd (a background
     # process; Mirror turns it off in .config so that other tests can break things on purpose).
@@ -142,7 +144,7 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     # keeper does it, woken by the die event; then HAProxy sends it traffic again.
     wait_for(lambda: docker_client.containers.get(victim).status == "running", 60,
              f"the keeper to bring {victim} back")
-    assert "a mirror container died" in keeper_log.read_text()
+    wait_for(lambda: "a mirror container died" in keeper_log.read_text(), 10, "the keeper's log line")
     wait_for(lambda: haproxy_servers(stats_port)[victim]["status"] == "UP", 20, "the victim UP again")
     before = int(haproxy_servers(stats_port)[victim]["stot"])
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -1,0 +1,35 @@
+"""The registries' request logs (their access log on stdout, with Docker's timestamps).
+
+One upstream is served by one container, or with DOCKER_MIRROR_REPLICAS by
+several: their logs are merged in time order, so that the readers (last use
+in commands.lifecycle, traffic in commands.observe) keep one cursor per
+upstream, whichever replica served a request.
+"""
+
+from __future__ import annotations
+
+from ..config.settings import Settings, Upstream
+from .client import docker_errors, find_container
+from .containers import container_names
+
+
+def _stamp(line: bytes) -> tuple[str, str]:
+    # Docker writes RFC 3339 with trailing zeros of the fraction dropped: compare padded.
+    whole, _, fraction = line.split(b" ", 1)[0].decode(errors="replace").rstrip("Z").partition(".")
+    return whole, fraction.ljust(9, "0")
+
+
+def request_log(client, settings: Settings, upstream: Upstream, since: int = 0) -> bytes | None:
+    """The log of the upstream's container(s) from `since` (epoch seconds; 0: all), timestamps
+    first; None when no container exists. Raises DockerError."""
+    logs = []
+    for name in container_names(settings, upstream):
+        container = find_container(client, name)
+        if container is None:
+            continue
+        with docker_errors(f"read the log of {name}"):
+            logs.append(container.logs(stdout=True, stderr=True, timestamps=True,
+                                       **({"since": since} if since > 0 else {})))
+    if len(logs) <= 1:
+        return logs[0] if logs else None
+    return b"\n".join(sorted((line for text in logs for line in text.splitlines()), key=_stamp))
