@@ -228,3 +228,21 @@ def test_make_target_writes_beside_the_config(tmp_path):
     (service_port,) = kinds["Service"]["docker-mirror-dockerhub"]["spec"]["ports"]
     assert service_port["port"] == 5077 and kinds["Namespace"].keys() == {"via-make"}
     assert f"kubectl apply -f {tmp_path / 'k8s'}" in result.stdout
+
+
+def test_the_storage_ca_bundle_is_mounted_where_a_hosts_container_has_it(tmp_path, capsys):
+    from mirror.engine import containers
+    from support.azurite import throwaway_ca_and_cert
+    ca = throwaway_ca_and_cert(tmp_path / "tls", "127.0.0.1")[0]
+    config = write_config(tmp_path / ".config", **S3, DOCKER_MIRROR_STORAGE_CA_BUNDLE=str(ca))
+    out = tmp_path / "k8s"
+    assert run(config, out) == 0
+    for docs in documents(out).values():
+        for doc in docs:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    kinds = by_kind(out)
+    assert kinds["ConfigMap"]["docker-mirror-dockerhub-config"]["data"]["storage-ca.crt"] == ca.read_text()
+    mounts = container(kinds["Deployment"]["docker-mirror-dockerhub"])["volumeMounts"]
+    assert {"name": "config", "mountPath": containers.CONTAINER_STORAGE_CA, "subPath": "storage-ca.crt",
+            "readOnly": True} in mounts
+    assert k8s.CONTAINER_STORAGE_CA == containers.CONTAINER_STORAGE_CA

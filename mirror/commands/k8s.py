@@ -88,8 +88,10 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     _check_out(out)
     schedule = _schedule(settings, config)
     targets, list_errors = wanted_images(settings) if schedule is not None else ([], [])
+    ca_bundle = getattr(settings.storage, "ca_bundle", "")
+    storage_ca = _read(ca_bundle, "DOCKER_MIRROR_STORAGE_CA_BUNDLE", config) if ca_bundle else ""
     files = k8s.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
-                          schedule=schedule)
+                          schedule=schedule, storage_ca=storage_ca)
     written = []
     try:
         out.mkdir(parents=True, exist_ok=True)
