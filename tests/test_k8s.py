@@ -21,8 +21,8 @@ from mirror.config.kconfig import ROOT
 from mirror.host.htpasswd import bcrypt_matches
 from mirror.model.modes import PULL_THROUGH
 from support.configs import write_config
-from support.k8s_manifests import (AZURE, CREDENTIALS, CUSTOM_URL_PASSWORD, KUBERNETES, S3, UPSTREAM_PASSWORD,
-                                   by_kind, by_kind_of, by_kind_of_text, config_of, container, documents,
+from support.k8s_manifests import (AZURE, CREDENTIALS, CUSTOM_URL_PASSWORD, KUBERNETES, NEWEST, S3,
+                                   UPSTREAM_PASSWORD, by_kind, by_kind_of, by_kind_of_text, config_of, container, documents,
                                    htpasswd_file, run, secret_values, tls_files)  # noqa: F401 -- fixtures
 
 
@@ -56,6 +56,7 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(tmp_path, case,
         for doc in docs:
             # strict: an unknown or misspelt field is an error too
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+            kubernetes_validate.validate(doc, NEWEST, strict=True)
             count += 1
     kinds = by_kind(out)
     names = k8s.names(loaded)

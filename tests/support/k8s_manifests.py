@@ -9,6 +9,8 @@ from mirror import cli
 from mirror.host.credential import _bcrypt
 
 KUBERNETES = "1.30.0"
+# The newest schemas kubernetes-validate ships too: nothing rendered is removed or renamed there.
+NEWEST = "1.37.0"
 
 S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
       "DOCKER_MIRROR_S3_ENDPOINT": "http://127.0.0.1:8333", "DOCKER_MIRROR_S3_BUCKET": "mirror-cache",
