@@ -17,7 +17,7 @@ from .. import render
 from ..config.settings import Settings, Upstream
 from ..engine import containers, replicas
 from ..errors import UnknownCheck
-from ..host import locks, storage, systemd
+from ..host import locks, storage, systemd, tls
 from ..host.layout import Layout
 from ..model import images
 from ..model.retention import SYSTEM_CLOCK, Clock
@@ -125,6 +125,7 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
         "refresh": _refresh(settings, layout, now),
         "dockerhub_headroom": _headroom(settings) if headroom else None,
         "observe": _observe(settings),
+        "tls": tls.status(settings),                          # None with TLS off
         "replicas": replicas.shared_status(client, settings),   # HAProxy and Redis; None with one replica
     }
 

@@ -175,3 +175,28 @@ def _issue(paths: TlsFiles, ca_cert, ca_key, names, now: datetime) -> None:
 def _key_pem(key) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+def status(settings, now: datetime | None = None) -> dict | None:
+    """What `make docker-mirror-status` says of TLS: None when it is off."""
+    if not settings.tls_certificate:
+        return None
+    now = now or datetime.now(timezone.utc)
+    found = {"mode": "generated" if getattr(settings, "tls_generate", False) else "given",
+             "certificate": settings.tls_certificate, "ca": getattr(settings, "tls_ca", None),
+             "not_after": None, "days_left": None, "names": [], "error": None}
+    try:
+        leaf = x509.load_pem_x509_certificates(Path(settings.tls_certificate).read_bytes())[0]
+    except (OSError, ValueError) as err:
+        found["error"] = ("not made yet: 'make docker-mirror' makes it" if found["mode"] == "generated"
+                          and isinstance(err, FileNotFoundError) else f"unreadable ({err})")
+        return found
+    try:
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(model.Name.of(str(v))) for v in sans.get_values_for_type(x509.DNSName)]
+        names += [str(model.Name.of(str(v))) for v in sans.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        names = []
+    found.update(not_after=f"{leaf.not_valid_after_utc:%Y-%m-%d}", names=sorted(names),
+                 days_left=(leaf.not_valid_after_utc - now).days)
+    return found

@@ -44,6 +44,10 @@ def test_generated_tls_serves_warms_and_follows_the_client_address(tmp_path, mak
         with pytest.raises(ssl.SSLCertVerificationError):
             served_names(m.port, files.ca_cert, "elsewhere.lan")
 
+        shown = m.run("status", check=False).stdout
+        assert f"TLS: generated certificate {files.server_cert}, valid until" in shown
+        assert "DNS:mirror.lan" in shown and f"clients trust the CA {files.ca_cert}" in shown
+
         result = m.run("pull", check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "docker.io/library/kept:1: ok" in result.stdout

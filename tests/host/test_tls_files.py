@@ -109,3 +109,15 @@ def test_tls_given_or_off_makes_nothing(tmp_path):
     path = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(tmp_path / "m"))
     assert tls.ensure(settings_mod.load(path)) == []
     assert not (tmp_path / "m" / "tls").exists()
+
+
+def test_status_says_mode_names_and_end(generated):
+    assert tls.status(generated)["error"] == "not made yet: 'make docker-mirror' makes it"
+    tls.ensure(generated)
+    now = datetime.now(timezone.utc)
+    said = tls.status(generated, now)
+    assert said["mode"] == "generated" and said["ca"].endswith("/tls/ca.crt")
+    assert {"DNS:mirror.lan", "IP:198.18.7.1", "IP:127.0.0.1", "DNS:localhost"} <= set(said["names"])
+    assert said["days_left"] in (SERVER_DAYS - 1, SERVER_DAYS)
+    assert tls.status(dataclasses.replace(generated, tls_certificate=None, tls_key=None, tls_ca=None,
+                                          tls_generate=False, upstreams=())) is None
