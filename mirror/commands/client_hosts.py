@@ -1,5 +1,6 @@
 """The small files `docker-mirror-clients` owns outright: containerd's
-certs.d/<registry>/hosts.toml and, with generated TLS, the mirror's CA for
+certs.d/<registry>/hosts.toml and, with the mirror's CA (generated, or given
+with the certificate: DOCKER_MIRROR_TLS_CA_CERTIFICATE), that CA for
 containerd (beside each hosts.toml, named by its `ca =`) and for dockerd
 (/etc/docker/certs.d/HOST:PORT/ca.crt, which it reads for registry-mirrors
 and for HOST:PORT/... references alike).
@@ -44,13 +45,14 @@ class HostsPlan:
 
 
 def read_ca(want: Wanted) -> bytes | None:
-    """The CA to hand out (generated TLS), or None; missing: set the mirror up first."""
+    """The CA to hand out (generated, or given with the certificate), or None."""
     if want.ca_file is None:
         return None
     data = files.read(Path(want.ca_file))
     if data is None:
-        raise ClientFileError(f"{want.ca_file}: the mirror's CA is not there yet (it is made by "
-                              "'make docker-mirror'): run that first; nothing was changed")
+        raise ClientFileError(f"{want.ca_file}: the mirror's CA is not there (a generated one is made "
+                              "by 'make docker-mirror': run that first; a given one is "
+                              "CONFIG_DOCKER_MIRROR_TLS_CA_CERTIFICATE); nothing was changed")
     return data
 
 

@@ -30,7 +30,7 @@ def playbook_variables(loaded: settings.Settings) -> dict:
                                for u in loaded.upstreams},
     }
     if loaded.tls_ca:
-        # generated TLS: the CA file (on this host) the playbook copies to every client
+        # the mirror's CA (generated, or given): the file on this host the playbook copies to clients
         found["docker_mirror_ca_file"] = loaded.tls_ca
     return found
 

@@ -148,7 +148,7 @@ class Settings:
     observe: Observe = Observe()
     client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
     tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
-    tls_ca: str | None = None          # the CA clients are given (generated TLS)
+    tls_ca: str | None = None          # the CA clients are given (generated, or given with the certificate)
     # DOCKER_MIRROR_CLIENT_USERNAME/_PASSWORD: what clients are given (never in a repr)
     client_credential: tuple[str, str] | None = field(default=None, repr=False)
     replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
@@ -313,6 +313,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         else:
             tls_certificate = read.path("DOCKER_MIRROR_TLS_CERTIFICATE")
             tls_key = read.path("DOCKER_MIRROR_TLS_KEY")
+            tls_ca = read.path("DOCKER_MIRROR_TLS_CA_CERTIFICATE", required=False) or None
 
     on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR", "*-*-* 02:00:00")
     refresh = read.bool("DOCKER_MIRROR_REFRESH")

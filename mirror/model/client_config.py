@@ -55,7 +55,7 @@ class Wanted:
     mirrors: tuple[str, ...]     # registry-mirrors entries
     insecure: tuple[str, ...]    # insecure-registries entries
     hosts: tuple[HostMirror, ...]
-    # generated TLS: the CA file to hand out, and the HOST:PORT of every mirror
+    # the mirror's CA file to hand out (generated, or given), and the HOST:PORT of every mirror
     # (dockerd reads /etc/docker/certs.d/HOST:PORT/ca.crt, for registry-mirrors too)
     ca_file: str | None = None
     ca_addresses: tuple[str, ...] = ()

@@ -131,3 +131,31 @@ def test_the_restart_hint_names_the_containerd_that_runs(tmp_path):
     assert "reads /opt/c.toml, not /etc/containerd/config.toml" in client_hosts.restart_hint(config, other)
 
     assert "none runs now" in client_hosts.restart_hint(config, fake_proc(tmp_path / "d"))
+
+
+def test_a_given_certificate_s_ca_is_handed_out_the_same_way(tmp_path, paths):
+    ca = tmp_path / "their-ca.crt"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\ntheirs\n-----END CERTIFICATE-----\n")
+    config = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
+                          DOCKER_MIRROR_PORT=15200, DOCKER_MIRROR_TLS=True,
+                          DOCKER_MIRROR_TLS_CERTIFICATE="/etc/ssl/m.pem", DOCKER_MIRROR_TLS_KEY="/etc/ssl/m.key",
+                          DOCKER_MIRROR_TLS_CA_CERTIFICATE=str(ca))
+    settings = settings_mod.load(config)
+    assert not settings.tls_generate and settings.tls_ca == str(ca)
+    clients.apply(settings, paths, reload=False)
+    assert (paths.docker_certs_dir / "127.0.0.1:15200" / "ca.crt").read_bytes() == ca.read_bytes()
+    hosts = tomllib.loads((paths.certs_dir / "docker.io" / "hosts.toml").read_text())
+    assert Path(hosts["host"]["https://127.0.0.1:15200"]["ca"]).read_bytes() == ca.read_bytes()
+    clients.undo(settings, reload=False)
+    assert not (paths.docker_certs_dir / "127.0.0.1:15200").exists()
+
+    # without it, a given certificate is one clients already trust: nothing handed out
+    plain = settings_mod.load(write_config(tmp_path / "plain.config", olddefconfig=True,
+                                           DOCKER_MIRROR_PATH=str(tmp_path / "mirror"), DOCKER_MIRROR_PORT=15200,
+                                           DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE="/etc/ssl/m.pem",
+                                           DOCKER_MIRROR_TLS_KEY="/etc/ssl/m.key"))
+    assert plain.tls_ca is None
+    clients.apply(plain, paths, reload=False)
+    assert not paths.docker_certs_dir.exists()
+    assert "ca" not in tomllib.loads((paths.certs_dir / "docker.io" / "hosts.toml").read_text())["host"][
+        "https://127.0.0.1:15200"]

@@ -55,7 +55,7 @@ def test_tls_off_has_no_files(tmp_path):
     assert (loaded.tls_certificate, loaded.tls_ca, loaded.tls_generate) == (None, None, False)
 
 
-def test_the_fleet_gets_the_ca_file_with_generated_tls_only(tmp_path):
+def test_the_fleet_gets_the_ca_file_only_when_there_is_one(tmp_path):
     from mirror.config import extra_vars
     loaded, _ = load(tmp_path, DOCKER_MIRROR_TLS=True)
     assert extra_vars.playbook_variables(loaded)["docker_mirror_ca_file"] == loaded.tls_ca
