@@ -32,6 +32,7 @@ from ..model.modes import PLAIN
 from ..model.replicas import REPLICA_HOST, replica_names
 from ..net.probes import wait_until_answering
 from .client import docker_errors, find_container
+from . import registry_log
 from .registry_image import RegistryImage
 
 LABEL_UPSTREAM = "docker-mirror.upstream"
@@ -248,7 +249,7 @@ def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerE
 
     if not wait_until_answering(spec.upstream.endpoint, START_TIMEOUT, gave_up=died):
         with docker_errors(f"read the log of {spec.name}"):
-            tail = container.logs(tail=15).decode(errors="replace").strip()
+            tail = registry_log.failure_summary(container.logs(tail=200).decode(errors="replace"))
         raise failure(f"the {spec.upstream.registry} registry {spec.name} did not answer on "
                       f"{spec.address} within {START_TIMEOUT:.0f} s; its last log lines:\n{tail}")
     return container
