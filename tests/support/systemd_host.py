@@ -73,13 +73,12 @@ DAEMON_JSON = {
     # Nested containers' cgroups apart from the host engine's /docker tree.
     "cgroup-parent": "/dmtest-systemd-nested",
 }
-# Units of the packages that must not run in the test host: Debian's
-# docker-registry service listens on :5000 (the host's own mirror port), and
-# the apt timers would download package lists.
-# docker-registry and prometheus: the packages' own services would take ports on the host's
-# network (the test host shares it); the tests run their own instances.
+# Units of the packages that must not run in the test host, which shares this host's
+# network: docker-registry, prometheus and redis-server would take ports the tests use
+# (docker-registry :5000, the mirror's own), haproxy and redis-server fail to start and
+# degrade the boot, and the apt timers would download package lists.
 MASKED_UNITS = ("docker-registry.service", "prometheus.service", "prometheus-node-exporter.service",
-                "apt-daily.timer", "apt-daily-upgrade.timer")
+                "redis-server.service", "haproxy.service", "apt-daily.timer", "apt-daily-upgrade.timer")
 
 RUN_FLAGS = (
     "--network", "host",
@@ -431,9 +430,11 @@ class SystemdHost:
     # -- machine setup the product does not do
 
     def _prepare_machine(self) -> None:
-        """Before the first boot: pip trusts what the host trusts (this host reaches PyPI
-        through a TLS-intercepting egress; its CA is among the host's local CAs)."""
+        """Before the first boot: pip and npm trust what the host trusts (this host reaches
+        the package registries through a TLS-intercepting egress; its CA is among the
+        host's local CAs)."""
         pip_conf = "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\ntimeout = 180\n"
+        npm_conf = "cafile=/etc/ssl/certs/ca-certificates.crt\n"
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w") as tar:
             def add(name: str, data: bytes) -> None:
@@ -441,6 +442,7 @@ class SystemdHost:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
             add("etc/pip.conf", pip_conf.encode())
+            add("root/.npmrc", npm_conf.encode())   # the user config: every npm version reads it
             local = Path("/usr/local/share/ca-certificates")
             for crt in sorted(local.glob("**/*.crt")) if local.is_dir() else []:
                 add(f"usr/local/share/ca-certificates/{crt.relative_to(local)}", crt.read_bytes())
