@@ -9,6 +9,7 @@ every replica down at once; back to one replica, HAProxy and Redis go.
 """
 
 import json
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ import yaml
 
 from mirror.commands import lifecycle, warm
 from mirror.engine import containers, replicas
+from mirror.host import credential
 from mirror.model.replicas import replica_names
 from support.configs import image_list
 from support.mirrors import Mirror
@@ -178,3 +180,44 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
                 if c.name in names]
     assert pull(m.url(), IMAGES[0], "1")[0] == digests[IMAGES[0]]
     assert requests.get(m.url() + "/v2/", timeout=5).status_code == 200
+
+
+def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, registry_image, seaweed, hub):
+    """TLS passes through HAProxy (TCP mode) to replicas that each terminate it; the health
+    check speaks TLS and takes htpasswd's 401 for healthy; the refresh's own user warms."""
+    cert, key = tmp_path / "mirror.pem", tmp_path / "mirror.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=mirror.example", "-addext",
+                    "subjectAltName=DNS:mirror.example", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    key.chmod(0o644)  # the registry container reads it as its own user
+    users = tmp_path / "htpasswd"
+    users.write_text(f"alice:{credential._bcrypt('wonderland')}\n")
+    digest = push_image(hub.url, "library/secure", "1", layers=[make_layer(2_000_000, "secure")])
+    m = Mirror(tmp_path / "mirror", hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
+               DOCKER_MIRROR_STORAGE_S3=True, DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint,
+               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY,
+               DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY, DOCKER_MIRROR_S3_ROOT_DIRECTORY="/secure",
+               DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_REPLICA_PORT_BASE=free_port_block(),
+               DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE=str(cert), DOCKER_MIRROR_TLS_KEY=str(key),
+               DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
+               DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "secure:1"))
+    try:
+        m.setup()
+        stats_port = m.settings.replicas.stats_port
+        wait_for(lambda: all(s["status"] == "UP" for s in haproxy_servers(stats_port).values()), 20,
+                 "HAProxy to find both replicas healthy over TLS (401 without credentials)")
+        url = f"https://127.0.0.1:{m.port}"
+        assert requests.get(url + "/v2/", verify=False, timeout=5).status_code == 401
+        assert requests.get(url + "/v2/", verify=False, auth=("alice", "wonderland"), timeout=5).status_code == 200
+        for name, port in replicas.servers(m.settings)["dockerhub"]:   # each replica speaks TLS itself
+            assert requests.get(f"https://127.0.0.1:{port}/v2/", verify=False, timeout=5).status_code == 401
+        result = m.run("pull", check=False)
+        assert result.returncode == 0 and "docker.io/library/secure:1: ok" in result.stdout, \
+            result.stdout + result.stderr
+        manifest = requests.get(f"{url}/v2/library/secure/manifests/1", verify=False, auth=("alice", "wonderland"),
+                                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+                                timeout=10)
+        assert manifest.headers["Docker-Content-Digest"] == digest
+    finally:
+        m.remove(docker_client)

@@ -8,7 +8,7 @@ from mirror.config import settings
 from mirror.errors import ConfigError
 from mirror.model.endpoint import debug_port
 from mirror.model.replicas import BLOCK, Replicas, replica_names
-from support.configs import write_config
+from support.configs import QUIET_PROBES, run_mirror, write_config
 
 S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
       "DOCKER_MIRROR_S3_ENDPOINT": "http://127.0.0.1:8333",
@@ -108,3 +108,14 @@ def test_every_port_distinct_for_all_upstreams(tmp_path):
     ports += [u.port for u in s.upstreams] + [u.endpoint.debug_port for u in s.upstreams]
     ports += [r.redis_port, r.stats_port]
     assert len(ports) == len(set(ports)) and max(ports) <= 65535
+
+
+def test_olddefconfig_on_an_s3_config_made_before_replicas(tmp_path):
+    """An s3 .config without the new symbols: `make olddefconfig` adds them at their defaults."""
+    path = write_config(tmp_path / ".config", **S3)
+    text = path.read_text()
+    assert "REPLICA" not in text
+    run_mirror("config", "olddefconfig", config=path, env=QUIET_PROBES)
+    text = path.read_text()
+    assert "CONFIG_DOCKER_MIRROR_REPLICAS=1\n" in text and "CONFIG_DOCKER_MIRROR_REPLICA_PORT_BASE=0\n" in text
+    assert settings.load(path).replicas == Replicas()
