@@ -117,7 +117,9 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     # The keeper, as `make docker-mirror` starts it on a host without systemd (a background
     # process; Mirror turns it off in .config so that other tests can break things on purpose).
     m.configure(DOCKER_MIRROR_KEEPER=True)
-    assert "keeper started in the background" in m.setup().stdout
+    again = m.setup().stdout
+    assert "keeper started in the background" in again
+    assert "created" not in again and "restarted" not in again, again   # nothing changed: left alone
     keeper_log = m.root / "logs" / "keeper.log"
     wait_for(lambda: keeper_log.exists() and "keeping the mirror" in keeper_log.read_text(), 20,
              "the keeper to start")
