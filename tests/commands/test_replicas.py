@@ -114,6 +114,11 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     # Last use is read from every replica's log (merged in time order), not from one of them.
     assert lifecycle.ingest(m.settings, docker_client)["dockerhub"] >= 12
 
+    # Redis down: the replicas fall back to the storage and still serve.
+    redis.stop(timeout=1)
+    assert pull(m.url(), IMAGES[1], "1", attempts=1)[0] == digests[IMAGES[1]]
+    redis.start()   # (before the keeper runs: it would re-create it)
+
     # The keeper, as `make docker-mirror` starts it on a host without systemd (a background
     # process; Mirror turns it off in .config so that other tests can break things on purpose).
     m.configure(DOCKER_MIRROR_KEEPER=True)
