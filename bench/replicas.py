@@ -82,6 +82,32 @@ def manifest_round(pool, url: str, refs, clients: int, count: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+def _until(predicate, timeout: float = 60) -> float:
+    start = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError("timed out")
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def measure_failover(client, mirror, rounds: int) -> list[tuple[float, float, float]]:
+    """Per round: `docker kill` of replica 2 -> HAProxy marks it DOWN; the keeper's check
+    (install.start_mirrors, what it runs on the die event) re-creating it; -> HAProxy UP."""
+    stats = mirror.settings.replicas.stats_port
+    victim = sorted(haproxy_servers(stats))[1]
+    found = []
+    for _ in range(rounds):
+        client.containers.get(victim).kill()
+        down = _until(lambda: haproxy_servers(stats)[victim]["status"].startswith("DOWN"))
+        start = time.perf_counter()
+        install.start_mirrors(mirror.settings, client, log=lambda _: None, keep_serving=True)
+        repair = time.perf_counter() - start
+        up = _until(lambda: haproxy_servers(stats)[victim]["status"] == "UP")
+        found.append((down, repair, up))
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)
@@ -143,6 +169,7 @@ def main() -> int:
                             rates[count].append(rate)
                         if count == 3:
                             per_server = {n: int(s["stot"]) for n, s in haproxy_servers(stats).items()}
+                failover = measure_failover(client, mirror, opts.rounds)
             total_mb = total / MB
         finally:
             if mirror is not None:
@@ -165,6 +192,14 @@ def main() -> int:
                      f"{min(found[3]):.0f}-{max(found[3]):.0f}", f"{three / one:.2f}", f"{three / 3:.0f}"])
     print(table(["case", "replicas", "median", "range", "× 1 replica", "per replica"], rows))
     print(f"sessions per replica in the last round (HAProxy): {per_server}")
+    print()
+    rows = []
+    for label, index in (("`docker kill` -> HAProxy marks it DOWN", 0),
+                         ("the keeper's check re-creates it (answering)", 1),
+                         ("then -> HAProxy marks it UP", 2)):
+        values = [f[index] for f in failover]
+        rows.append([label, f"{statistics.median(values):.2f}", f"{min(values):.2f}-{max(values):.2f}"])
+    print(table(["one replica of 3 killed (no load)", "median s", "range"], rows))
     return 0
 
 
