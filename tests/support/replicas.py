@@ -18,10 +18,13 @@ from mirror.net.registry_api import RegistryAPI
 
 
 def free_port_block(tries: int = 200) -> int:
-    """A base whose whole replica block (and the debug ports beside it) is free right now."""
+    """A base whose whole replica block (and the debug ports beside it) is free right now.
+
+    Block and debug ports stay below the kernel's ephemeral range (32768 on), where
+    free_port() takes the mirrors' own ports: they cannot collide."""
     rng = random.Random()
     for _ in range(tries):
-        base = rng.randrange(20000, 30000 - BLOCK)
+        base = rng.randrange(20000, 32768 - 10000 - BLOCK)
         if all(port_is_free("127.0.0.1", p) and port_is_free("127.0.0.1", debug_port(p))
                for p in range(base, base + BLOCK)):
             return base
