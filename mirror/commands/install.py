@@ -101,6 +101,12 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
                 log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} "
                     "does not answer: serving the cache read-only until it does")
         specs = containers.plan(settings, layout, image, modes, host_layout.http_secret(layout))
+        try:
+            # A re-created container's log goes with it: read the pulls it recorded first
+            # (before the single mirror and replicas replace each other, too).
+            lifecycle.ingest(settings, client)
+        except DockerError as err:
+            log(f"warning: last use not recorded: {err}")
         for name in containers.remove_unconfigured(client, settings):
             log(f"removed {name}: its upstream is no longer configured")
         if settings.replicas.enabled:
@@ -111,11 +117,6 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
             shared = {name: "removed" for name in replicas.remove(client, settings)}
             for name in shared:
                 log(f"removed {name}: DOCKER_MIRROR_REPLICAS is 1")
-        try:
-            # A re-created container's log goes with it: read the pulls it recorded first.
-            lifecycle.ingest(settings, client)
-        except DockerError as err:
-            log(f"warning: last use not recorded: {err}")
         actions = containers.apply(client, image, specs, log=log)
         if settings.replicas.enabled:
             # HAProxy last: it takes the mirrors' own addresses, in front of replicas that answer.

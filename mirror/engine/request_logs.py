@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..config.settings import Settings, Upstream
 from .client import docker_errors, find_container
-from .containers import container_names
+from .containers import LABEL_CONFIG, LABEL_UPSTREAM, config_of, container_names
 
 
 def _stamp(line: bytes) -> tuple[str, str]:
@@ -19,15 +19,29 @@ def _stamp(line: bytes) -> tuple[str, str]:
     return whole, fraction.ljust(9, "0")
 
 
+def _serving(client, settings: Settings, upstream: Upstream) -> list:
+    """The containers that serve or served `upstream` for this .config: by label, whatever
+    their names (the single mirror and replicas alike, so that a switch between the two
+    loses no log), and by the names it has now (containers made before the labels)."""
+    found = {}
+    with docker_errors("list the mirror containers"):
+        for container in client.containers.list(all=True, filters={"label": [
+                f"{LABEL_UPSTREAM}={upstream.key}", f"{LABEL_CONFIG}={config_of(settings)}"]}):
+            found[container.name] = container
+    for name in container_names(settings, upstream):
+        if name not in found:
+            container = find_container(client, name)
+            if container is not None:
+                found[name] = container
+    return list(found.values())
+
+
 def request_log(client, settings: Settings, upstream: Upstream, since: int = 0) -> bytes | None:
     """The log of the upstream's container(s) from `since` (epoch seconds; 0: all), timestamps
     first; None when no container exists. Raises DockerError."""
     logs = []
-    for name in container_names(settings, upstream):
-        container = find_container(client, name)
-        if container is None:
-            continue
-        with docker_errors(f"read the log of {name}"):
+    for container in _serving(client, settings, upstream):
+        with docker_errors(f"read the log of {container.name}"):
             logs.append(container.logs(stdout=True, stderr=True, timestamps=True,
                                        **({"since": since} if since > 0 else {})))
     if len(logs) <= 1:

@@ -20,8 +20,9 @@ import yaml
 
 from mirror.commands import lifecycle, warm
 from mirror.engine import containers, replicas
-from mirror.host import credential
+from mirror.host import credential, usage
 from mirror.model.replicas import replica_names
+from mirror.net.probes import answers
 from support.configs import image_list
 from support.mirrors import Mirror
 from support.replicas import free_port_block, haproxy_servers, pull
@@ -151,7 +152,7 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
 
     # It comes back: docker kill counts as a manual stop for the restart policy, so the
     # keeper does it, woken by the die event; then HAProxy sends it traffic again.
-    wait_for(lambda: docker_client.containers.get(victim).status == "running", 60,
+    wait_for(lambda: containers.mirror_state(docker_client, victim) == "running", 60,
              f"the keeper to bring {victim} back")
     wait_for(lambda: "a mirror container died" in keeper_log.read_text(), 10, "the keeper's log line")
     wait_for(lambda: haproxy_servers(stats_port)[victim]["status"] == "UP", 20, "the victim UP again")
@@ -177,7 +178,11 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
                  "HAProxy to see every replica down")
     assert set(states(docker_client, names).values()) == {"running"}
 
-    # Back to one replica: HAProxy and Redis go, one container serves on the same port.
+    # Back to one replica: HAProxy and Redis go, one container serves on the same port; the
+    # pulls the replicas served just before are read from their logs before they go.
+    wait_for(lambda: answers(m.settings.upstreams[0].endpoint), 20, "the mirror back")
+    before = time.time() - 1
+    assert pull(m.url(), IMAGES[2], "1")[0] == digests[IMAGES[2]]
     m.configure(DOCKER_MIRROR_REPLICAS=1)
     out = m.setup().stdout
     assert f"removed {m.prefix}-lb" in out
@@ -187,6 +192,7 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
                 if c.name in names]
     assert pull(m.url(), IMAGES[0], "1")[0] == digests[IMAGES[0]]
     assert requests.get(m.url() + "/v2/", timeout=5).status_code == 200
+    assert usage.read_usage(m.root, "dockerhub").used[f"{IMAGES[2]}:1"] >= before
 
 
 def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, registry_image, seaweed, hub):
