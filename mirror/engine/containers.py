@@ -349,11 +349,6 @@ def remove_all(client, settings: Settings) -> list[str]:
     return _remove_mirrors(client, settings, keep=set(), by_name=settings.enabled)
 
 
-def mirror_state(client, name: str) -> str:
-    """The state of container `name`: running, exited, ..., absent, unknown (no engine)."""
-    return mirror_container_named(client, name).state
-
-
 def mirror_container_named(client, name: str) -> MirrorContainer:
     """What the engine says about container `name` (see mirror_container)."""
     if client is None:

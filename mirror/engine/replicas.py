@@ -38,7 +38,7 @@ from ..model.endpoint import Endpoint
 from ..net.probes import answers, wait_until_answering
 from . import tool_images
 from .client import docker_errors, find_container
-from .containers import LABEL_CONFIG, LABEL_HASH, START_TIMEOUT, config_of, mirror_state
+from .containers import LABEL_CONFIG, LABEL_HASH, START_TIMEOUT, config_of, mirror_container_named
 
 LABEL_ROLE = "docker-mirror.role"     # lb or redis: a shared container of the replicas
 LB, REDIS = "lb", "redis"
@@ -180,7 +180,7 @@ def replica_rows(client, settings: Settings, upstream) -> list[dict]:
     rows = []
     for name, port in servers(settings)[upstream.key]:
         endpoint = Endpoint.of(REPLICA_HOST, port, upstream.endpoint.tls)
-        rows.append({"name": name, "state": mirror_state(client, name), "address": endpoint.listen,
+        rows.append({"name": name, "state": mirror_container_named(client, name).state, "address": endpoint.listen,
                      "answering": answers(endpoint)})
     return rows
 

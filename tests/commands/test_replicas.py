@@ -152,7 +152,7 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
 
     # It comes back: docker kill counts as a manual stop for the restart policy, so the
     # keeper does it, woken by the die event; then HAProxy sends it traffic again.
-    wait_for(lambda: containers.mirror_state(docker_client, victim) == "running", 60,
+    wait_for(lambda: containers.mirror_container_named(docker_client, victim).state == "running", 60,
              f"the keeper to bring {victim} back")
     wait_for(lambda: "a mirror container died" in keeper_log.read_text(), 10, "the keeper's log line")
     wait_for(lambda: haproxy_servers(stats_port)[victim]["status"] == "UP", 20, "the victim UP again")
