@@ -45,6 +45,19 @@ def pull_blobs(m, repository, tag) -> int:
     return received
 
 
+def stored_size(tree: StorageTree, digest: str, timeout: float = 15.0) -> int:
+    """The size of a blob the mirror stores: a proxy commits it in the background,
+    after the client has had the last byte."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return tree.blob_data(digest).stat().st_size
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def sample_until(settings, client, blobs: int, timeout: float = 15.0):
     """Sample until the request log shows `blobs` blobs served (the log is written just after)."""
     deadline = time.monotonic() + timeout
@@ -76,8 +89,7 @@ def test_counts_hits_misses_and_bytes_from_the_request_log(service, hub, docker_
     counted = sample_until(settings, docker_client, 3)
     assert (counted.hits, counted.misses) == (0, 3)
     assert counted.served_bytes == cold
-    stored = StorageTree(m.storage())
-    assert counted.upstream_bytes == sum(stored.blob_data(d).stat().st_size for d in counted.seen)
+    assert counted.upstream_bytes == sum(stored_size(StorageTree(m.storage()), d) for d in counted.seen)
     warm = pull_blobs(m, "minio/minio", "latest")
     counted = sample_until(settings, docker_client, 6)
     assert (counted.hits, counted.misses) == (3, 3)
