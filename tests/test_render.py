@@ -92,7 +92,9 @@ def test_backend_auth_tls_combinations(tmp_path, backend, htpasswd, tls):
                          "container": "registry-cache-dockerhub", "realm": "core.windows.net",
                          "credentials": {"type": "shared_key"}}}
               if backend == "azure" else FILESYSTEM_STORAGE)
-    assert doc["storage"] == {**driver, **COMMON_STORAGE}
+    # an object store's layers go through the registry unless redirects are asked for
+    redirect = {"redirect": {"disable": True}} if backend == "azure" else {}
+    assert doc["storage"] == {**driver, **COMMON_STORAGE, **redirect}
 
     http = {"addr": "127.0.0.1:5000", "secret": SECRET,
             "headers": {"X-Content-Type-Options": ["nosniff"]},
@@ -140,6 +142,12 @@ def test_modes_and_major_versions(tmp_path, mode, major):
         assert "proxy" not in doc
         assert DOCKER_HUB_URL not in text
     assert_no_cors(text, doc)
+
+
+def test_storage_redirect_only_when_asked_for(tmp_path):
+    on = load(tmp_path, **AZURE, DOCKER_MIRROR_STORAGE_REDIRECT=True)
+    assert "redirect" not in rendered(on)[1]["storage"]   # distribution's default: redirect
+    assert "redirect" not in rendered(load(tmp_path))[1]["storage"]   # filesystem never redirects
 
 
 def test_proxy_credentials_only_when_a_username_is_set(tmp_path):

@@ -32,6 +32,7 @@ class Storage:
     s3_secure: bool = True
     s3_root: str = ""         # key prefix; each upstream gets a subdirectory
     ca_bundle: str = ""       # azure, s3: PEM file of CAs the registry trusts for the store
+    redirect: bool = False    # azure, s3: blob GETs redirected to the store (clients reach it)
 
     def azure_container_for(self, upstream_key: str) -> str:
         """azure: the blob container of one upstream (2.8's driver has no prefix option)."""
@@ -41,9 +42,11 @@ class Storage:
 def from_config(read: Reader, mirror_path: str) -> Storage:
     """The storage backend chosen in .config and its checked settings."""
     if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
-        return Storage("azure", "", **azure_fields(read), ca_bundle=read_ca_bundle(read))
+        return Storage("azure", "", **azure_fields(read), ca_bundle=read_ca_bundle(read),
+                       redirect=read.bool("DOCKER_MIRROR_STORAGE_REDIRECT"))
     if read.bool("DOCKER_MIRROR_STORAGE_S3"):
-        return Storage("s3", "", **_s3(read), ca_bundle=read_ca_bundle(read))
+        return Storage("s3", "", **_s3(read), ca_bundle=read_ca_bundle(read),
+                       redirect=read.bool("DOCKER_MIRROR_STORAGE_REDIRECT"))
     path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
     return Storage("filesystem", path or f"{mirror_path}/registry")
 

@@ -95,6 +95,11 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
     keys = seaweed.list(BUCKET, ROOT)
     assert any(k.endswith("/_manifests/tags/3.20/current/link") for k in keys), keys
     assert not (s3_mirror.root / "registry" / "dockerhub").exists()  # nothing on this host's disk
+    # Cached layers come from the mirror itself, not by a redirect to the bucket,
+    # which clients on other hosts may not reach (DOCKER_MIRROR_STORAGE_REDIRECT off).
+    cached = requests.get(f"{s3_mirror.url()}/v2/library/alpine/blobs/{next(iter(blobs))}",
+                          allow_redirects=False, timeout=30)
+    assert cached.status_code == 200 and cached.content == blobs[next(iter(blobs))]
 
     status = s3_mirror.run("status", "--json").stdout
     assert SECRET_KEY not in status
@@ -113,6 +118,28 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
     assert "docker.io: offline mirror" in result.stdout
     assert s3_mirror.container(docker_client).labels["docker-mirror.mode"] == OFFLINE
     assert pull(s3_mirror.url(), "library/alpine", "3.20") == (digest, blobs)
+
+
+def test_with_redirects_on_cached_layers_are_fetched_from_the_store(tmp_path, docker_client, registry_image,
+                                                                     seaweed, hub):
+    m = Mirror(tmp_path / "redirecting", hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False,
+               DOCKER_MIRROR_STORAGE_S3=True, DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint,
+               DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY,
+               DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY, DOCKER_MIRROR_S3_ROOT_DIRECTORY=ROOT,
+               DOCKER_MIRROR_STORAGE_REDIRECT=True)
+    try:
+        push_image(hub.url, "library/alpine", "3.20")
+        m.run("docker-mirror")
+        _, blobs = pull(m.url(), "library/alpine", "3.20")
+        layer, data = next(iter(blobs.items()))
+        stored_in_bucket(seaweed, layer)
+        answer = requests.get(f"{m.url()}/v2/library/alpine/blobs/{layer}", allow_redirects=False, timeout=30)
+        assert answer.status_code == 307, answer.status_code
+        location = answer.headers["Location"]
+        assert location.startswith(f"{seaweed.endpoint}/{BUCKET}/"), location
+        assert requests.get(location, timeout=30).content == data   # a signed URL the store honours
+    finally:
+        m.remove(docker_client)
 
 
 def test_warm_streams_every_blob_into_the_bucket_for_each_repository(tmp_path, s3_mirror, docker_client,
