@@ -129,10 +129,11 @@ def _ca(paths: TlsFiles, now: datetime):
 def _issued(paths: TlsFiles, ca_cert) -> model.Issued | None:
     try:
         certs = x509.load_pem_x509_certificates(paths.server_cert.read_bytes())
-        serialization.load_pem_private_key(paths.server_key.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(paths.server_key.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
         return None   # missing or unreadable: issued again
     leaf = certs[0]
+    key_matches = key.public_key().public_numbers() == leaf.public_key().public_numbers()
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -144,7 +145,7 @@ def _issued(paths: TlsFiles, ca_cert) -> model.Issued | None:
         signed = True
     except (ValueError, TypeError, InvalidSignature):
         signed = False
-    return model.Issued(tuple(sorted(names)), leaf.not_valid_after_utc, signed)
+    return model.Issued(tuple(sorted(names)), leaf.not_valid_after_utc, signed, key_matches)
 
 
 def _issue(paths: TlsFiles, ca_cert, ca_key, names, now: datetime) -> None:
@@ -167,7 +168,7 @@ def _issue(paths: TlsFiles, ca_cert, ca_key, names, now: datetime) -> None:
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
     # Key before certificate: a reader between the two writes sees an old pair that
-    # no longer matches at worst, and the next ensure() issues again.
+    # no longer matches at worst, and the next ensure() issues again (_issued compares them).
     atomic_write(paths.server_key, _key_pem(key), mode=0o600)
     atomic_write(paths.server_cert, cert.public_bytes(pem) + ca_cert.public_bytes(pem), mode=0o644)
 

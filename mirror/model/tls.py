@@ -65,6 +65,7 @@ class Issued:
     names: tuple[Name, ...]
     not_after: datetime           # timezone-aware
     signed_by_ca: bool            # by the CA kept beside it (a replaced CA means re-issue)
+    key_matches: bool = True      # server.key is this certificate's (a run stopped between the writes)
 
 
 def reissue_reason(issued: Issued | None, needed: tuple[Name, ...], now: datetime) -> str | None:
@@ -73,6 +74,8 @@ def reissue_reason(issued: Issued | None, needed: tuple[Name, ...], now: datetim
         return "there is none"
     if not issued.signed_by_ca:
         return "it is not signed by the CA beside it"
+    if not issued.key_matches:
+        return "the server key beside it is not the key of it"
     have, want = set(issued.names), set(needed)
     if have != want:
         parts = []

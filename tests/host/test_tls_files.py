@@ -121,3 +121,17 @@ def test_status_says_mode_names_and_end(generated):
     assert said["days_left"] in (SERVER_DAYS - 1, SERVER_DAYS)
     assert tls.status(dataclasses.replace(generated, tls_certificate=None, tls_key=None, tls_ca=None,
                                           tls_generate=False, upstreams=())) is None
+
+
+def test_a_server_key_that_is_not_the_certificates_is_issued_again(generated):
+    # The key is written before the certificate: a run stopped between the two leaves
+    # a new key beside the old certificate, which the registry cannot serve with.
+    tls.ensure(generated)
+    files = tls.TlsFiles.under(generated.path)
+    key = tls.ec.generate_private_key(tls.ec.SECP256R1())
+    files.server_key.write_bytes(tls._key_pem(key))
+    said = tls.ensure(generated)
+    assert said and "the server key beside it is not the key of it" in said[0]
+    leaf = tls.x509.load_pem_x509_certificates(files.server_cert.read_bytes())[0]
+    served = tls.serialization.load_pem_private_key(files.server_key.read_bytes(), password=None)
+    assert leaf.public_key().public_numbers() == served.public_key().public_numbers()
