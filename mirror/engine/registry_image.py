@@ -219,7 +219,14 @@ def _rootfs_tar(binary: str) -> bytes:
     if os.path.exists(CA_BUNDLE):
         files[CA_BUNDLE.lstrip("/")] = (_read(CA_BUNDLE), 0o644)
 
-    dirs = {"tmp": 0o1777, "var/lib/registry": 0o755, "root": 0o700}
+    return rootfs_tar(files, {"tmp": 0o1777, "var/lib/registry": 0o755, "root": 0o700})
+
+
+def rootfs_tar(files: dict[str, tuple[bytes, int]], dirs: dict[str, int]) -> bytes:
+    """An image's file system as a tar: `dirs` ({path: mode}) and every parent of
+    `files` ({path: (bytes, mode)}) as directories, then the files (the offline
+    registry image and the tool images of mirror.engine.tool_images alike)."""
+    dirs = dict(dirs)
     for name in files:
         parent = os.path.dirname(name)
         while parent:

@@ -11,17 +11,15 @@ is covered because both binaries link it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
-import tarfile
 from dataclasses import dataclass
 
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
 from .client import short
-from .registry_image import _import_failure, _read, _shared_libraries
+from .registry_image import _import_failure, _read, _shared_libraries, rootfs_tar
 
 REPO = "docker-mirror"
 LABEL = "io.docker-mirror.built-offline"
@@ -101,21 +99,4 @@ def ensure(client, tool: Tool) -> ToolImage:
 
 
 def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
-    dirs = {"tmp": 0o1777, CONFIG_DIR.lstrip("/"): 0o755}
-    for name in files:
-        parent = os.path.dirname(name)
-        while parent:
-            dirs.setdefault(parent, 0o755)
-            parent = os.path.dirname(parent)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(dirs):
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, dirs[name]
-            tar.addfile(info)
-        for name in sorted(files):
-            data, mode = files[name]
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return rootfs_tar(files, {"tmp": 0o1777, CONFIG_DIR.lstrip("/"): 0o755})
