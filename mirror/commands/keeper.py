@@ -121,6 +121,9 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
             except Exception:  # noqa: BLE001 -- a bug must not end the keeping; say it and go on
                 log(f"unexpected error (a bug; please report it):\n{traceback.format_exc()}")
             names = {name for u in settings.upstreams for name in containers.container_names(settings, u)}
+            if settings.replicas.enabled:
+                # HAProxy holds the mirror's port: its death is the whole mirror's.
+                names |= {replicas.lb_name(settings), replicas.redis_name(settings)}
             if events.wait_for_death(client, names, since, settings.recheck_interval) == "died":
                 log("a mirror container died: checking the mirrors")
             client.close()

@@ -7,7 +7,7 @@ import time
 import docker.errors
 import requests
 
-from .containers import LABEL_UPSTREAM
+from .containers import LABEL_CONFIG
 
 
 def wait_for_death(client, names: set[str], since: float, timeout: float) -> str:
@@ -17,7 +17,9 @@ def wait_for_death(client, names: set[str], since: float, timeout: float) -> str
     until = time.time() + timeout
     try:
         for event in client.events(decode=True, since=int(since), until=int(until) + 1,
-                                   filters={"type": "container", "event": "die", "label": LABEL_UPSTREAM}):
+                                   # every lasting container of a mirror (registries, HAProxy,
+                                   # Redis) carries its .config's label; the names pick this one's
+                                   filters={"type": "container", "event": "die", "label": LABEL_CONFIG}):
             if event.get("Actor", {}).get("Attributes", {}).get("name") in names:
                 return "died"
     except (docker.errors.DockerException, requests.RequestException):

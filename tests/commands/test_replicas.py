@@ -162,6 +162,15 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     assert results == [digests[n] for n in IMAGES * 3]
     assert int(haproxy_servers(stats_port)[victim]["stot"]) > before
 
+    # HAProxy itself killed: the mirror's port is gone until the keeper, woken by the die
+    # event (not its periodic check, minutes away), brings it back.
+    lb = docker_client.containers.get(f"{m.prefix}-lb")
+    lb.kill()
+    wait_for(lambda: containers.mirror_container_named(docker_client, lb.name).state == "running", 30,
+             "the keeper to bring HAProxy back")
+    wait_for(lambda: answers(m.settings.upstreams[0].endpoint), 20, "the mirror answering through HAProxy")
+    assert pull(m.url(), IMAGES[1], "1")[0] == digests[IMAGES[1]]
+
     # The status names every replica and the shared containers.
     status = m.run("status", "--json").stdout
     assert SECRET_KEY not in status
