@@ -209,7 +209,7 @@ def _registry_pod(settings: Settings, options: Options, upstream: Upstream, secr
         for key, path in (("tls.crt", render.CONTAINER_TLS_CERT), ("tls.key", render.CONTAINER_TLS_KEY)):
             mounts.append({"name": "auth", "mountPath": path, "subPath": key, "readOnly": True})
             items.append({"key": key, "path": key})
-    if getattr(settings.storage, "ca_bundle", ""):
+    if settings.storage.ca_bundle:
         mounts.append({"name": "config", "mountPath": CONTAINER_STORAGE_CA, "subPath": "storage-ca.crt",
                        "readOnly": True})
     if items:
@@ -293,7 +293,7 @@ def manifests(settings: Settings, options: Options, secrets: ClusterSecrets, *,
             **common)
     # Behind htpasswd, the nodes sign in as DOCKER_MIRROR_CLIENT_USERNAME (as a host's
     # clients do): hosts.toml then holds a secret, and goes into a Secret of its own.
-    authorization = basic_authorization(getattr(settings, "client_credential", None))
+    authorization = basic_authorization(settings.client_credential)
     hosts = {f"{u.key}.toml": hosts_toml(u.registry, mirror_url(settings, options, u),
                                          registry_server(u.registry), authorization=authorization)
              for u in settings.upstreams}

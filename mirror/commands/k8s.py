@@ -88,7 +88,7 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     _check_out(out)
     schedule = _schedule(settings, config)
     targets, list_errors = wanted_images(settings) if schedule is not None else ([], [])
-    ca_bundle = getattr(settings.storage, "ca_bundle", "")
+    ca_bundle = settings.storage.ca_bundle
     storage_ca = _read(ca_bundle, "DOCKER_MIRROR_STORAGE_CA_BUNDLE", config) if ca_bundle else ""
     files = k8s.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
                           schedule=schedule, storage_ca=storage_ca)
@@ -178,7 +178,7 @@ def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> k8s.
         htpasswd = users.rstrip("\n") + "\n" + f"{WARM_USER}:{digest}\n"
     tls_cert = tls_key = ""
     if settings.tls_certificate:
-        generated = getattr(settings, "tls_generate", False)
+        generated = settings.tls_generate
         for_symbol = "DOCKER_MIRROR_TLS_GENERATE" if generated else None
         tls_cert = _read(settings.tls_certificate, for_symbol or "DOCKER_MIRROR_TLS_CERTIFICATE", config)
         tls_key = _read(settings.tls_key, for_symbol or "DOCKER_MIRROR_TLS_KEY", config)

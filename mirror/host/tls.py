@@ -64,7 +64,7 @@ def needed_names(settings) -> tuple[model.Name, ...]:
 
 def ensure(settings, now: datetime | None = None) -> list[str]:
     """Make the CA (once) and the server certificate (when needed); what was done, for the log."""
-    if not getattr(settings, "tls_generate", False):
+    if not settings.tls_generate:
         return []
     now = now or datetime.now(timezone.utc)
     paths = TlsFiles.under(settings.path)
@@ -183,8 +183,8 @@ def status(settings, now: datetime | None = None) -> dict | None:
     if not settings.tls_certificate:
         return None
     now = now or datetime.now(timezone.utc)
-    found = {"mode": "generated" if getattr(settings, "tls_generate", False) else "given",
-             "certificate": settings.tls_certificate, "ca": getattr(settings, "tls_ca", None),
+    found = {"mode": "generated" if settings.tls_generate else "given",
+             "certificate": settings.tls_certificate, "ca": settings.tls_ca,
              "not_after": None, "days_left": None, "names": [], "error": None}
     try:
         leaf = x509.load_pem_x509_certificates(Path(settings.tls_certificate).read_bytes())[0]
