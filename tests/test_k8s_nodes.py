@@ -100,3 +100,40 @@ def test_behind_htpasswd_the_nodes_sign_in_and_their_hosts_toml_is_a_secret(tmp_
             assert "alice-password" not in path.read_text() and header not in path.read_text()
             assert base64.b64encode(header.encode()).decode() not in path.read_text()
     assert "alice-password" not in printed.out + printed.err
+
+
+def test_behind_htpasswd_the_copy_leaves_no_hosts_toml_readable_by_others(tmp_path, htpasswd_file, capsys):
+    """A node's hosts.toml from an earlier render without a client user is 0644; cp keeps
+    an existing file's mode, so the copy of the Secret's files must close it itself."""
+    config = write_config(tmp_path / ".config", **CREDENTIALS, DOCKER_MIRROR_HTPASSWD=True,
+                          DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd_file),
+                          DOCKER_MIRROR_CLIENT_USERNAME="alice", DOCKER_MIRROR_CLIENT_PASSWORD="alice-password")
+    out = tmp_path / "k8s"
+    assert run(config, out) == 0
+    kinds = by_kind(out)
+    data = {key: base64.b64decode(value).decode()
+            for key, value in kinds["Secret"]["docker-mirror-containerd-hosts"]["data"].items()}
+    spec = kinds["DaemonSet"]["docker-mirror-containerd-hosts"]["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "hosts"]
+    hosts, certs_d = tmp_path / "volume", tmp_path / "node-certs.d"
+    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
+    for item in volume["secret"]["items"]:
+        file = timestamped / item["path"]
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(data[item["key"]])
+        file.chmod(volume["secret"]["defaultMode"])
+        old = certs_d / item["path"]        # what the earlier render put on the node
+        old.parent.mkdir(parents=True, exist_ok=True)
+        old.write_text("# an earlier hosts.toml, no secret in it\n")
+        old.chmod(0o644)
+    (hosts / "..data").symlink_to(timestamped.name)
+    for top in {item["path"].split("/")[0] for item in volume["secret"]["items"]}:
+        (hosts / top).symlink_to(f"..data/{top}")
+    script = init["command"][2].replace(mounts["hosts"], str(hosts)).replace(mounts["certs-d"], str(certs_d))
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    for item in volume["secret"]["items"]:
+        copied = certs_d / item["path"]
+        assert copied.read_text() == data[item["key"]]
+        assert copied.stat().st_mode & 0o077 == 0, (item["path"], oct(copied.stat().st_mode))
