@@ -18,7 +18,9 @@ COUNT = "DOCKER_MIRROR_REPLICAS"
 BASE = "DOCKER_MIRROR_REPLICA_PORT_BASE"
 
 
-def from_config(read: Reader, storage: Storage, main_port: int, upstreams) -> Replicas:
+def from_config(read: Reader, storage: Storage, main_port: int, upstreams,
+                taken: dict[int, str] | None = None) -> Replicas:
+    """`taken`: other loopback ports of this mirror ({port: what}), which the block must miss."""
     count = read.int(COUNT, 1, MAX_REPLICAS, 1)
     if count == 1:
         return Replicas()
@@ -32,7 +34,7 @@ def from_config(read: Reader, storage: Storage, main_port: int, upstreams) -> Re
     if replicas.last_port > 65535:
         read.fail(BASE, configured, f"{how}the replicas' block of {BLOCK} internal ports "
                   f"{base}-{replicas.last_port} goes past 65535: set a base from 1024 to {65536 - BLOCK}")
-    used: dict[int, str] = {}
+    used: dict[int, str] = dict(taken or {})
     for upstream in upstreams:
         used[upstream.port] = f"port of the {upstream.key} mirror"
         used[upstream.endpoint.debug_port] = f"debug port of the {upstream.key} mirror"

@@ -385,7 +385,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         tls_generate=tls_generate,
         tls_ca=tls_ca,
         client_credential=client_credential,
-        replicas=_replicas(read, storage, port, upstreams),
+        replicas=_replicas(read, storage, port, upstreams, taken=observe.enabled and {
+            observe.port: "port of the metrics and status page (DOCKER_MIRROR_OBSERVE_PORT)"}),
     )
 
 

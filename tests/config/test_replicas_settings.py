@@ -100,6 +100,16 @@ def test_replica_debug_port_on_a_mirror_port(tmp_path):
     assert "debug port of replica 1 of the dockerhub mirror would be 40000, already the port" in err
 
 
+def test_block_over_the_status_page_port(tmp_path):
+    # The metrics and status page listens on 127.0.0.1 too: a replica there would not start.
+    err = rejected(tmp_path, "DOCKER_MIRROR_REPLICA_PORT_BASE", 9594, DOCKER_MIRROR_REPLICAS=2,
+                   DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_OBSERVE_PORT=9595)
+    assert "the port of replica 2 of the dockerhub mirror would be 9595, already the port of " \
+           "the metrics and status page (DOCKER_MIRROR_OBSERVE_PORT)" in err
+    # the page switched off holds no port
+    assert load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_REPLICA_PORT_BASE=9594).replicas.enabled
+
+
 def test_every_port_distinct_for_all_upstreams(tmp_path):
     s = load(tmp_path, DOCKER_MIRROR_REPLICAS=16, DOCKER_MIRROR_GHCR=True, DOCKER_MIRROR_QUAY=True,
              DOCKER_MIRROR_K8S=True)
