@@ -15,6 +15,21 @@ from support.k8s_manifests import (CREDENTIALS, KUBERNETES, by_kind, documents, 
                                    run)
 
 
+def kubelet_volume(hosts, items, data, mode=None):
+    """The layout the kubelet gives a ConfigMap or Secret volume with items: the files in a
+    timestamped directory, behind a ..data link and one link per top-level entry."""
+    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
+    for item in items:
+        file = timestamped / item["path"]
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(data[item["key"]])
+        if mode is not None:
+            file.chmod(mode)
+    (hosts / "..data").symlink_to(timestamped.name)
+    for top in {item["path"].split("/")[0] for item in items}:
+        (hosts / top).symlink_to(f"..data/{top}")
+
+
 def test_each_node_gets_the_hosts_toml_the_clients_command_writes(tmp_path, capsys):
     config = write_config(tmp_path / ".config", **CREDENTIALS)
     loaded = settings_module.load(config)
@@ -47,13 +62,7 @@ def test_the_daemonsets_copy_puts_each_hosts_toml_where_containerd_reads_it(tmp_
     mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
     (volume,) = [v for v in spec["volumes"] if "configMap" in v]
     hosts, certs_d = tmp_path / "volume", tmp_path / "node-certs.d"
-    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
-    for item in volume["configMap"]["items"]:
-        (timestamped / item["path"]).parent.mkdir(parents=True, exist_ok=True)
-        (timestamped / item["path"]).write_text(data[item["key"]])
-    (hosts / "..data").symlink_to(timestamped.name)
-    for top in {item["path"].split("/")[0] for item in volume["configMap"]["items"]}:
-        (hosts / top).symlink_to(f"..data/{top}")
+    kubelet_volume(hosts, volume["configMap"]["items"], data)
     (certs_d / "quay.io").mkdir(parents=True)
     (certs_d / "quay.io" / "hosts.toml").write_text("# someone else's\n")   # not mirrored: left alone
     command = init["command"]
@@ -118,19 +127,12 @@ def test_behind_htpasswd_the_copy_leaves_no_hosts_toml_readable_by_others(tmp_pa
     mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
     (volume,) = [v for v in spec["volumes"] if v["name"] == "hosts"]
     hosts, certs_d = tmp_path / "volume", tmp_path / "node-certs.d"
-    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
+    kubelet_volume(hosts, volume["secret"]["items"], data, volume["secret"]["defaultMode"])
     for item in volume["secret"]["items"]:
-        file = timestamped / item["path"]
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(data[item["key"]])
-        file.chmod(volume["secret"]["defaultMode"])
         old = certs_d / item["path"]        # what the earlier render put on the node
         old.parent.mkdir(parents=True, exist_ok=True)
         old.write_text("# an earlier hosts.toml, no secret in it\n")
         old.chmod(0o644)
-    (hosts / "..data").symlink_to(timestamped.name)
-    for top in {item["path"].split("/")[0] for item in volume["secret"]["items"]}:
-        (hosts / top).symlink_to(f"..data/{top}")
     script = init["command"][2].replace(mounts["hosts"], str(hosts)).replace(mounts["certs-d"], str(certs_d))
     subprocess.run(["sh", "-c", script], check=True, timeout=30)
     for item in volume["secret"]["items"]:
