@@ -58,6 +58,8 @@ has() {
 	systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
 	iproute2) command -v ip >/dev/null 2>&1 ;;
 	nodejs) command -v node >/dev/null 2>&1 ;;
+	haproxy) [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 ;;
+	redis-server) [ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }

@@ -55,3 +55,18 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys, where):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {out}:") and "not a directory" in err and "--out" in err
     assert file.read_text() == "mine\n"
+
+
+def test_a_users_file_with_a_manifests_name_is_not_overwritten(tmp_path, capsys):
+    config = write_config(tmp_path / ".config")
+    out = tmp_path / "k8s"
+    out.mkdir()
+    mine = out / "20-dockerhub.yaml"
+    mine.write_text("# my own notes\n")
+    assert run(config, out) == 2
+    err = capsys.readouterr().err
+    assert str(mine) in err and "did not write" in err and "Traceback" not in err
+    assert mine.read_text() == "# my own notes\n"
+    assert sorted(p.name for p in out.iterdir()) == ["20-dockerhub.yaml"]   # nothing written
+    mine.unlink()
+    assert run(config, out) == 0 and run(config, out) == 0   # its own files it rewrites

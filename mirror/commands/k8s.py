@@ -92,6 +92,7 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     storage_ca = _read(ca_bundle, "DOCKER_MIRROR_STORAGE_CA_BUNDLE", config) if ca_bundle else ""
     files = k8s.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
                           schedule=schedule, storage_ca=storage_ca)
+    _refuse_foreign(out, files)
     written = []
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -199,14 +200,31 @@ def _read(path: str, symbol: str, config: dotconfig.DotConfig) -> str:
                           "the cluster's Secret carries it", config.source(symbol)) from None
 
 
+def _ours(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readline().startswith(k8s.HEADER)
+
+
+def _refuse_foreign(out: Path, files: dict[str, str]) -> None:
+    """A file of the user's that has a manifest's name is never overwritten."""
+    for name in files:
+        path = out / name
+        try:
+            if path.is_file() and not _ours(path):
+                raise K8sError(f"{path}: a file this command did not write has the name of a manifest; "
+                               "move it away, or choose another directory with --out (K8S_OUT=DIR for make); "
+                               "nothing was written")
+        except OSError as err:
+            raise K8sError(f"{path}: cannot be read ({err.strerror}); nothing was written") from None
+
+
 def _remove_stale(out: Path, wanted: set[str]) -> tuple[Path, ...]:
     """Manifests this command wrote before that are no longer rendered (an upstream switched off)."""
     removed = []
     for path in sorted(out.iterdir()):
         if path.name in wanted or not _GENERATED.match(path.name) or not path.is_file():
             continue
-        with open(path, encoding="utf-8", errors="replace") as f:
-            if f.readline().startswith(k8s.HEADER):
-                path.unlink()
-                removed.append(path)
+        if _ours(path):
+            path.unlink()
+            removed.append(path)
     return tuple(removed)

@@ -8,6 +8,8 @@ upstream, whichever replica served a request.
 
 from __future__ import annotations
 
+import time
+
 from ..config.settings import Settings, Upstream
 from .client import docker_errors, find_container
 from .containers import LABEL_CONFIG, LABEL_UPSTREAM, config_of, container_names
@@ -40,9 +42,12 @@ def request_log(client, settings: Settings, upstream: Upstream, since: int = 0) 
     """The log of the upstream's container(s) from `since` (epoch seconds; 0: all), timestamps
     first; None when no container exists. Raises DockerError."""
     logs = []
+    # One end for every replica's log: read one after another up to "now" each, a line
+    # replica A logs after it was read, older than B's last, would fall behind the cursor.
+    until = time.time()
     for container in _serving(client, settings, upstream):
         with docker_errors(f"read the log of {container.name}"):
-            logs.append(container.logs(stdout=True, stderr=True, timestamps=True,
+            logs.append(container.logs(stdout=True, stderr=True, timestamps=True, until=until,
                                        **({"since": since} if since > 0 else {})))
     if len(logs) <= 1:
         return logs[0] if logs else None

@@ -4,7 +4,6 @@ container crash-loops on it)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -69,10 +68,8 @@ def test_the_offline_image_really_panics_on_an_azure_config(tmp_path, docker_cli
 def test_setup_refuses_azure_on_an_image_without_the_driver(tmp_path, docker_client, registry_image, upstream):
     m = Mirror(tmp_path / "m", upstream.url, **AZURE)
     try:
-        started = time.monotonic()
         result = m.setup(check=False)
         assert result.returncode == 3, result.stdout + result.stderr
-        assert time.monotonic() - started < 30
         err = result.stderr
         assert "Traceback" not in err
         assert f"{registry_image.ref}, built offline from" in err
