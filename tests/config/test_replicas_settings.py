@@ -8,7 +8,7 @@ from mirror.config import settings
 from mirror.errors import ConfigError
 from mirror.model.endpoint import debug_port
 from mirror.model.replicas import BLOCK, Replicas, replica_names
-from support.configs import QUIET_PROBES, run_mirror, write_config
+from support.configs import QUIET_PROBES, rejected_symbol, run_mirror, write_config
 
 S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
       "DOCKER_MIRROR_S3_ENDPOINT": "http://127.0.0.1:8333",
@@ -22,14 +22,7 @@ def load(tmp_path, **overrides):
 
 
 def rejected(tmp_path, symbol, value, **overrides) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, **{symbol: value}, **overrides)
-    err = caught.value
-    assert err.symbol == f"CONFIG_{symbol}"
-    lines = (tmp_path / ".config").read_text().splitlines()
-    line = next(i for i, text in enumerate(lines, 1) if text.startswith(f"CONFIG_{symbol}="))
-    assert f".config:{line}" in str(err)
-    return str(err)
+    return str(rejected_symbol(load, tmp_path, symbol, value, **overrides))
 
 
 def test_one_replica_by_default_even_without_the_symbol(tmp_path):

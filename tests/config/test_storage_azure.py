@@ -12,7 +12,7 @@ from mirror import render
 from mirror.config import settings, storage_azure
 from mirror.errors import ConfigError
 from mirror.model import modes as L
-from support.configs import write_config
+from support.configs import rejected_symbol, write_config
 
 KEY = base64.b64encode(b"azure-SECRET-account-key-bytes").decode()
 AZURE = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_AZURE": True,
@@ -25,14 +25,7 @@ def load(tmp_path, **overrides):
 
 
 def rejected(tmp_path, symbol, value) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, **{symbol: value})
-    err = caught.value
-    assert err.symbol == f"CONFIG_{symbol}"
-    lines = (tmp_path / ".config").read_text().splitlines()
-    line = next(i for i, text in enumerate(lines, 1) if text.startswith(f"CONFIG_{symbol}="))
-    assert f".config:{line}" in str(err)
-    return err
+    return rejected_symbol(load, tmp_path, symbol, value)
 
 
 def azure_section(s, upstream, major=2):

@@ -12,7 +12,7 @@ from mirror.config import secrets, settings
 from mirror.config.dotconfig import parse
 from mirror.errors import ConfigError, DotConfigSyntaxError
 from mirror.model import modes as L
-from support.configs import write_config
+from support.configs import rejected_symbol, write_config
 
 KEY = "s3-SECRET-key-value"
 S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
@@ -27,14 +27,7 @@ def load(tmp_path, **overrides):
 
 
 def rejected(tmp_path, symbol, value) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, **{symbol: value})
-    err = caught.value
-    assert err.symbol == f"CONFIG_{symbol}"
-    lines = (tmp_path / ".config").read_text().splitlines()
-    line = next(i for i, text in enumerate(lines, 1) if text.startswith(f"CONFIG_{symbol}="))
-    assert f".config:{line}" in str(err)
-    return err
+    return rejected_symbol(load, tmp_path, symbol, value)
 
 
 def test_defaults_and_derived_fields(tmp_path):

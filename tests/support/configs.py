@@ -7,7 +7,10 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
+
 from mirror.config.kconfig import ROOT
+from mirror.errors import ConfigError
 
 
 def run_mirror(*args, config=None, env=None, check=True, timeout=60, **kwargs) -> subprocess.CompletedProcess:
@@ -79,3 +82,16 @@ def image_list(tmp_path, *lines) -> str:
     path = tmp_path / "images.txt"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
+
+
+def rejected_symbol(load, tmp_path, symbol: str, value, **overrides) -> ConfigError:
+    """The ConfigError of `load(tmp_path, symbol=value, ...)`, checked to name the
+    symbol and the .config line that set it."""
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **{symbol: value}, **overrides)
+    err = caught.value
+    assert err.symbol == f"CONFIG_{symbol}"
+    lines = (tmp_path / ".config").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.startswith(f"CONFIG_{symbol}="))
+    assert f".config:{line}" in str(err)
+    return err
