@@ -41,12 +41,11 @@ class Storage:
 
 def from_config(read: Reader, mirror_path: str) -> Storage:
     """The storage backend chosen in .config and its checked settings."""
-    if read.bool("DOCKER_MIRROR_STORAGE_AZURE"):
-        return Storage("azure", "", **azure_fields(read), ca_bundle=read_ca_bundle(read),
-                       redirect=read.bool("DOCKER_MIRROR_STORAGE_REDIRECT"))
-    if read.bool("DOCKER_MIRROR_STORAGE_S3"):
-        return Storage("s3", "", **_s3(read), ca_bundle=read_ca_bundle(read),
-                       redirect=read.bool("DOCKER_MIRROR_STORAGE_REDIRECT"))
+    for backend, fields in (("azure", azure_fields), ("s3", _s3)):
+        if read.bool(f"DOCKER_MIRROR_STORAGE_{backend.upper()}"):
+            # what every object store shares: the CA it is trusted by, and redirects to it
+            return Storage(backend, "", **fields(read), ca_bundle=read_ca_bundle(read),
+                           redirect=read.bool("DOCKER_MIRROR_STORAGE_REDIRECT"))
     path = read.path("DOCKER_MIRROR_STORAGE_PATH", required=False)
     return Storage("filesystem", path or f"{mirror_path}/registry")
 
