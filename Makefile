@@ -93,8 +93,18 @@ docker-mirror-distribute: $(EXTRA_VARS) ## Point the hosts of INVENTORY=... at t
 	@$(ANSIBLE_PLAYBOOK) -i '$(INVENTORY)' $(if $(filter localhost$(docker_mirror_comma),$(INVENTORY)),$(docker_mirror_local)) \
 		ansible/docker-mirror-clients.yml -e @$(EXTRA_VARS) $(ANSIBLE_ARGS)
 
-deps: ## Install what the mirror needs (apt packages, .venv, Docker engine)
+deps: ## Install what the mirror needs (apt packages, .venv, Docker engine, the registry engine)
 	@bash scripts/install-deps.sh
+
+.PHONY: engine
+# Once per machine (make deps runs it); again only when patches/distribution changes.
+# REBUILD=1: build anew, fetching Debian's source again; TEST=1: then Go's own tests in the tree.
+engine: ## Build the registry engine: distribution from its source package + patches/distribution
+	@$(MIRROR) engine --apt $(if $(filter 1 y yes,$(REBUILD)),--rebuild) $(if $(filter 1 y yes,$(TEST)),--test)
+
+.PHONY: docs
+docs: ## Write docs/options.md, the options reference, from the Kconfig tree
+	@$(MIRROR) docs
 
 test: ## Run the test suite
 	@$(PYTHON) -m pytest $(PYTEST_ARGS)

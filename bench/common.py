@@ -73,12 +73,18 @@ def registry_image(client, wanted: str):
     Returns (image, note): note says whether it was already there, so the
     printed results can state what a "cold" run did not have to do.
     """
+    from mirror.engine import build
     from mirror.engine import registry_image as ri
 
     before = {i.id for i in client.images.list()}
     image = ri.ensure_registry_image(client, wanted, log=lambda _: None)
     how = "already present locally" if image.image_id in before else "built offline before timing"
-    offline = " (built offline from /usr/bin/docker-registry)" if image.built_offline else ""
+    labels = client.images.get(image.ref).labels or {}
+    if labels.get(build.KEY_LABEL):  # the engine built here: say which patches the figures are for
+        offline = (f" (the engine built here, key {labels[build.KEY_LABEL][:12]}, product patches: "
+                   f"{labels.get(build.PATCHES_LABEL) or 'none'})")
+    else:
+        offline = " (built offline from /usr/bin/docker-registry)" if image.built_offline else ""
     return image, f"registry image {image.ref}{offline}, {how}"
 
 

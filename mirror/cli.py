@@ -258,6 +258,21 @@ def cmd_k8s(args) -> int:
     return 0
 
 
+def cmd_engine(args) -> int:
+    from .commands import engine
+    from .engine.client import connect
+    report = engine.run(rebuild=args.rebuild, apt=args.apt, test=args.test,
+                        image=not args.no_image, connect=connect)
+    print("\n".join(report.lines))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from .config import options_reference
+    print(f"wrote {options_reference.write()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m mirror",
                                      description="Kconfig-driven Docker registry mirror.")
@@ -275,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     extra.set_defaults(func=cmd_extra_vars)
 
     commands.add_parser("check", help="validate .config").set_defaults(func=cmd_check)
+
+    engine = commands.add_parser("engine", help="build the registry engine (distribution from the "
+                                 "distribution's source package, with patches/distribution/) and its image, "
+                                 "once per machine")
+    engine.add_argument("--rebuild", action="store_true",
+                        help="build again, fetching Debian's source anew (a cached build is reused otherwise)")
+    engine.add_argument("--test", action="store_true",
+                        help="then run Go's own tests of the proxy and the azure driver in the patched tree")
+    engine.add_argument("--apt", action="store_true",
+                        help="may add a deb-src source, run apt-get update and install the build's packages "
+                        "(make deps); otherwise a missing one is an error")
+    engine.add_argument("--no-image", action="store_true", help="the binary only, no image")
+    engine.set_defaults(func=cmd_engine)
+
+    commands.add_parser("docs", help="write docs/options.md, the options reference, from the Kconfig tree"
+                        ).set_defaults(func=cmd_docs)
 
     for name in ("docker-mirror", "mirror"):
         setup = commands.add_parser(name, help="set up the Docker registry mirror" if name != "mirror"

@@ -101,6 +101,18 @@ class MirrorStartError(DockerError):
     """A registry container did not come up answering."""
 
 
+class EngineBuildError(HostError):
+    """The registry engine (mirror.engine.build) cannot be built on this host."""
+
+
+class EngineToolchainError(EngineBuildError):
+    """What the engine's build needs (Go, dpkg-source, Debian's source and -dev packages) is missing."""
+
+
+class EnginePatchError(EngineBuildError):
+    """A Debian or product patch did not apply to distribution's source."""
+
+
 class MaintenanceError(DockerError):
     """The short-lived maintenance registry could not be run."""
 
@@ -153,6 +165,10 @@ class DiskFull(WarmError):
     def __init__(self, message: str, needed: int = 0):
         super().__init__(message)
         self.needed = needed  # bytes of the blob that did not fit
+
+
+class EngineTestFailure(MirrorError):
+    """Go's own tests failed in the registry engine's patched tree (python3 -m mirror engine --test)."""
 
 
 class RefreshBusy(MirrorError):

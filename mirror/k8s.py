@@ -27,7 +27,7 @@ from math import ceil
 from urllib.parse import urlsplit
 
 from . import render
-from .config.settings import Settings, Upstream
+from .config.settings import UPSTREAM_REGISTRY_IMAGE, Settings, Upstream
 from .model import images
 from .model.client_config import basic_authorization, hosts_toml, registry_server
 from .model.cron import Schedule
@@ -63,6 +63,7 @@ class Options:
     hosts_image: str = "busybox:1.36"                   # copies hosts.toml onto the node
     pause_image: str = "registry.k8s.io/pause:3.9"      # keeps the DaemonSet's pod alive
     storage_class: str = ""                             # empty: the cluster's default
+    registry_image: str = ""                            # empty: cluster_registry_image() chooses
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,17 @@ class ClusterSecrets:
 def names(settings: Settings) -> dict[str, str]:
     """Each upstream's object name: PREFIX-KEY, as the container is named on a host."""
     return {u.key: f"{settings.container_prefix}-{u.key}" for u in settings.upstreams}
+
+
+def cluster_registry_image(settings: Settings, options: Options) -> str:
+    """The image the cluster's registries run: --registry-image, else the .config's.
+    The engine built here (DOCKER_MIRROR_REGISTRY_BUILT) is an image local to this
+    host that no cluster can pull: then the upstream registry:2, unless given."""
+    if options.registry_image:
+        return images.normalize(options.registry_image)
+    if settings.registry_built:
+        return images.normalize(UPSTREAM_REGISTRY_IMAGE)
+    return settings.registry_image
 
 
 def registry_major(settings: Settings) -> int:
@@ -251,6 +263,7 @@ def manifests(settings: Settings, options: Options, secrets: ClusterSecrets, *,
     """File name -> text of every manifest. `schedule`: the refresh's (None: no CronJobs);
     `warm_targets`: model.targets.Target of the images to keep warm; `storage_ca`: the text
     of DOCKER_MIRROR_STORAGE_CA_BUNDLE (beside config.yml in each ConfigMap)."""
+    settings = dataclasses.replace(settings, registry_image=cluster_registry_image(settings, options))
     prefix = settings.container_prefix
     secret_name = f"{prefix}-secrets"
     data = secret_data(settings, options, secrets)

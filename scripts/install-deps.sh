@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot setup of a fresh Debian/Ubuntu host: system packages, the
 # project's virtualenv (with what the tests and 'make docker-mirror-distribute'
-# need: pytest, ansible-core), and a running Docker engine.
+# need: pytest, ansible-core), a running Docker engine, and the registry
+# engine the mirror runs, built from the distribution's source (make engine).
 #   usage: scripts/install-deps.sh [--no-engine]
 set -euo pipefail
 
@@ -58,8 +59,10 @@ has() {
 	systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
 	iproute2) command -v ip >/dev/null 2>&1 ;;
 	nodejs) command -v node >/dev/null 2>&1 ;;
+	dpkg-dev) command -v dpkg-source >/dev/null 2>&1 ;;
 	haproxy) [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 ;;
 	redis-server) [ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 ;;
+	apache2-utils) command -v htpasswd >/dev/null 2>&1 ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }
@@ -71,13 +74,28 @@ missing=()
 # nodejs, npm: Azurite (below), the Azure Blob service the azure backend's tests use.
 # openssl: the tests check the generated CA and certificates (and make given ones) with it.
 # haproxy, redis-server: with DOCKER_MIRROR_REPLICAS > 1, their images are built from these binaries.
-for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm openssl haproxy redis-server; do
+# dpkg-dev: dpkg-source unpacks docker-registry's source package, which the registry engine is built from.
+# apache2-utils: its htpasswd -B writes the entries that tests/host/test_bcrypt_entries.py checks.
+for pkg in make python3 python3-venv python3-pip docker.io docker-registry skopeo containerd tmux git systemd mmdebstrap prometheus chromium iproute2 curl nodejs npm openssl haproxy redis-server dpkg-dev apache2-utils; do
 	has "$pkg" || missing+=("$pkg")
 done
 
+# The registry engine is built from docker-registry's source package, which apt fetches only
+# through a deb-src source: one of the product's own where the machine has none
+# (mirror/engine/apt_source.py, standard library only), added before the one apt-get update.
+update=0
+if has python3 && src_added=$(PYTHONPATH="$ROOT" $SUDO python3 -m mirror.engine.apt_source); then
+	if [ -n "$src_added" ]; then
+		echo "$src_added"
+		update=1
+	fi
+fi
+
+if [ "${#missing[@]}" -gt 0 ] || [ "$update" -eq 1 ]; then
+	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q update
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "Installing: ${missing[*]}"
-	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q update
 	quietly $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q install -y "${missing[@]}"
 	# The tests run Prometheus themselves, on loopback; the package's own service (every
 	# interface, port 9090), which apt starts on a systemd host, is not part of the mirror.
@@ -108,4 +126,12 @@ fi
 if [ "$start_engine" -eq 1 ]; then
 	bash "$ROOT/scripts/start-docker-engine.sh"
 fi
+
+# The registry engine the mirror runs (make engine): distribution built from that source with
+# patches/distribution/, once per machine (reused while the patches stay the same), and its
+# image when the Docker engine runs. --apt: it installs the Go packages the source's
+# Build-Depends name (and, on a host with python3 only now, adds the deb-src source first).
+engine_args=(--apt)
+[ "$start_engine" -eq 1 ] || engine_args+=(--no-image)
+$SUDO "$ROOT/.venv/bin/python" -m mirror engine "${engine_args[@]}"
 echo "Dependencies ready."

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from mirror.engine.registry_image import ensure_registry_image
+from mirror.engine.registry_image import build_offline_image, ensure_built_image
 from support.upstream import UpstreamRegistry
 
 START_ENGINE = Path(__file__).resolve().parent.parent / "scripts" / "start-docker-engine.sh"
@@ -54,7 +54,16 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def registry_image(docker_client):
-    return ensure_registry_image(docker_client, "registry:2")
+    """The image of the registry engine built here, what `make docker-mirror` runs by default
+    (made from the engine's build cache, or built now: once per machine)."""
+    return ensure_built_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def debian_registry_image(docker_client):
+    """Debian's own /usr/bin/docker-registry wrapped (no azure driver): what an unpullable
+    DOCKER_MIRROR_REGISTRY_IMAGE falls back to."""
+    return build_offline_image(docker_client)
 
 
 @pytest.fixture

@@ -247,3 +247,29 @@ def test_the_storage_ca_bundle_is_mounted_where_a_hosts_container_has_it(tmp_pat
     assert {"name": "config", "mountPath": containers.CONTAINER_STORAGE_CA, "subPath": "storage-ca.crt",
             "readOnly": True} in mounts
     assert k8s.CONTAINER_STORAGE_CA == containers.CONTAINER_STORAGE_CA
+
+
+def test_a_cluster_runs_an_image_it_can_pull_not_the_engine_built_here(tmp_path, capsys):
+    # The built engine's image is local to this host: the manifests say so and run registry:2,
+    # or the image given with --registry-image (one pushed where the cluster pulls from).
+    config = write_config(tmp_path / ".config")
+    assert settings_module.load(config).registry_built
+    assert run(config, tmp_path / "default") == 0
+    err = capsys.readouterr().err
+    assert "warning: the registry engine built here (docker-mirror/registry:2.8.2-dm." in err
+    assert "--registry-image" in err
+    deployment = by_kind(tmp_path / "default")["Deployment"]["docker-mirror-dockerhub"]
+    assert container(deployment)["image"] == "docker.io/library/registry:2"
+
+    ours = "registry.example.com/ops/docker-mirror-registry:2.8.2-dm.0123456789ab"
+    assert run(config, tmp_path / "given", "--registry-image", ours) == 0
+    assert "warning" not in capsys.readouterr().err
+    deployment = by_kind(tmp_path / "given")["Deployment"]["docker-mirror-dockerhub"]
+    assert container(deployment)["image"] == ours
+    # An upstream image chosen in .config is what the cluster runs, with no warning.
+    config = write_config(tmp_path / "up.config", olddefconfig=True, DOCKER_MIRROR_REGISTRY_BUILT=False,
+                          DOCKER_MIRROR_REGISTRY_IMAGE="registry:3")
+    assert run(config, tmp_path / "upstream") == 0
+    assert "warning" not in capsys.readouterr().err
+    deployment = by_kind(tmp_path / "upstream")["Deployment"]["docker-mirror-dockerhub"]
+    assert container(deployment)["image"] == "docker.io/library/registry:3"

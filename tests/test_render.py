@@ -1,7 +1,7 @@
 """Rendered files, checked key by key and against their real consumers.
 
 The registry config is parsed with yaml.safe_load and also served by the real
-distribution 2.8.2 binary (/usr/bin/docker-registry); the systemd units go
+distribution 2.8.2 the mirror runs (the engine built here, support.engine); the systemd units go
 through `systemd-analyze verify`; the exports line is read back with the
 tokenizer rules of nfs-utils' exportfs.
 """
@@ -26,7 +26,8 @@ from mirror.config import settings
 from mirror.model import endpoint
 from mirror.model import modes as L
 from support.configs import write_config
-from support.upstream import REGISTRY_BINARY, free_port, push_image
+from support.engine import mirror_binary
+from support.upstream import free_port, push_image
 
 GOOD_BCRYPT = "alice:$2y$05$" + "a" * 53
 SECRET = "3rvO1K0m-http-secret"
@@ -280,7 +281,7 @@ def registry_process(config_text: str, workdir: Path):
     config.write_text(config_text)
     log = workdir / "registry.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([mirror_binary(), "serve", str(config)], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc, log

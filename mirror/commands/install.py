@@ -23,11 +23,12 @@ from ..config.settings import Settings
 from ..engine import containers, replicas
 from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image
-from ..errors import DockerError, MirrorSwitchedOff
+from ..errors import DockerError, MirrorStartError, MirrorSwitchedOff
 from ..host import layout as host_layout
 from ..host import credential, locks, nfs, runlog, systemd, tls
 from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
+from ..net import azure_blob
 from ..net.probes import answers
 from . import lifecycle, observe_setup, remove
 from ..net.registry_api import upstream_answers
@@ -117,7 +118,12 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
             shared = {name: "removed" for name in replicas.remove(client, settings)}
             for name in shared:
                 log(f"removed {name}: DOCKER_MIRROR_REPLICAS is 1")
-        actions = containers.apply(client, image, specs, log=log)
+        try:
+            actions = containers.apply(client, image, specs, log=log)
+        except MirrorStartError as err:
+            # azure: the registry retries a store it cannot reach for minutes, saying nothing.
+            why = azure_blob.diagnose(settings.storage) if settings.storage.backend == "azure" else ""
+            raise (MirrorStartError(f"{err}\n{why}") if why else err) from None
         if settings.replicas.enabled:
             # HAProxy last: it takes the mirrors' own addresses, in front of replicas that answer.
             shared.update(replicas.apply(client, settings, layout, roles=(replicas.LB,), log=log))

@@ -38,6 +38,8 @@ OPTIONS = (
     ("--warm-image", f"the refresh's image, with skopeo and sh (default: {k8s.Options.warm_image})"),
     ("--hosts-image", f"the image that copies hosts.toml, with sh and cp (default: {k8s.Options.hosts_image})"),
     ("--pause-image", f"the DaemonSet's idle container (default: {k8s.Options.pause_image})"),
+    ("--registry-image", "the registries' image, one the cluster can pull (default: "
+     "DOCKER_MIRROR_REGISTRY_IMAGE; with the engine built here, which is local to this host, registry:2)"),
 )
 
 
@@ -102,6 +104,12 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     except OSError as err:
         raise K8sError(f"{err.filename or out}: cannot write the manifests there ({err.strerror}); "
                        "choose another directory with --out (K8S_OUT=DIR for make)") from None
+    if settings.registry_built and not options.registry_image:
+        list_errors = [*list_errors, (
+            f"the registry engine built here ({settings.registry_image}) is local to this host: the "
+            f"manifests run {k8s.cluster_registry_image(settings, options)}, without the product's patches; "
+            "push the built image to a registry the cluster pulls from and pass --registry-image REF "
+            "(make docker-mirror-k8s K8S_ARGS='--registry-image REF')")]
     return Report(out, tuple(written), removed, tuple(f"warning: {line}" for line in list_errors))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from ..engine import build as engine_build
 from ..errors import ConfigError
 from ..model import images
 from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
@@ -39,6 +40,9 @@ UPSTREAMS = (
 )
 
 UPSTREAM_KEYS = tuple(key for key, *_ in UPSTREAMS)
+
+# DOCKER_MIRROR_REGISTRY_IMAGE's default: the official image, with the built engine off.
+UPSTREAM_REGISTRY_IMAGE = "registry:2"
 
 # Kconfig's defaults, for a .config that lacks them: with the mirror switched
 # off, Kconfig writes none of the symbols inside `if ENABLE_DOCKER_MIRROR`.
@@ -125,7 +129,7 @@ class Settings:
     port: int
     bind_address: str
     pull_through: bool
-    registry_image: str
+    registry_image: str                # what the mirrors run: the built engine's image, or the user's
     container_prefix: str
     upstreams: tuple[Upstream, ...]
     storage: Storage
@@ -152,6 +156,9 @@ class Settings:
     # DOCKER_MIRROR_CLIENT_USERNAME/_PASSWORD: what clients are given (never in a repr)
     client_credential: tuple[str, str] | None = field(default=None, repr=False)
     replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
+    # DOCKER_MIRROR_REGISTRY_BUILT: registry_image is the engine built on this host
+    # (mirror.engine.build), local to it: a cluster needs another (mirror.k8s)
+    registry_built: bool = False
 
     def __post_init__(self):
         # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
@@ -288,8 +295,15 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     bind = read.ip("DOCKER_MIRROR_BIND_ADDRESS", "127.0.0.1",
                    "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
 
-    registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", "registry:2")
-    registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
+    # Kconfig's default: a .config from before the built engine lacks the symbol (and
+    # `make` moves it to the built engine through olddefconfig).
+    registry_built = read.bool("DOCKER_MIRROR_REGISTRY_BUILT", default=True)
+    if registry_built:
+        # Named by this checkout's recipe and patches (no apt, no network): mirror.engine.build.
+        registry_image = engine_build.image_ref(engine_build.current_key())
+    else:
+        registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", UPSTREAM_REGISTRY_IMAGE)
+        registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
 
     container_prefix = read.str("DOCKER_MIRROR_CONTAINER_PREFIX", "docker-mirror")
     if not _CONTAINER_NAME.match(container_prefix):
@@ -363,7 +377,10 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         htpasswd_path=htpasswd,
         tls_certificate=tls_certificate,
         tls_key=tls_key,
-        warm_images=_warm_images(read, registry_image),
+        # The built engine is on no registry: keep the upstream image warm instead
+        # (what the Kubernetes manifests run by default).
+        warm_images=_warm_images(read, images.normalize(UPSTREAM_REGISTRY_IMAGE) if registry_built
+                                 else registry_image),
         extra_image_list=extra_list,
         refresh=refresh,
         refresh_on_calendar=on_calendar,
@@ -387,6 +404,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         client_credential=client_credential,
         replicas=_replicas(read, storage, port, upstreams, taken=observe.enabled and {
             observe.port: "port of the metrics and status page (DOCKER_MIRROR_OBSERVE_PORT)"}),
+        registry_built=registry_built,
     )
 
 

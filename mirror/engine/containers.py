@@ -245,7 +245,9 @@ def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerE
     def died() -> bool:
         with docker_errors(f"watch {spec.name} start"):
             container.reload()
-        return container.status in ("exited", "dead")
+        # A restart since it was made is a crash (its restart policy hides "exited"): a panic
+        # at start (a store refusing its key or its TLS) is reported now, not after the timeout.
+        return container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0
 
     if not wait_until_answering(spec.upstream.endpoint, START_TIMEOUT, gave_up=died):
         with docker_errors(f"read the log of {spec.name}"):

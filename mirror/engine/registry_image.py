@@ -1,8 +1,12 @@
-"""The registry image the mirror runs: found locally, pulled, or built offline.
+"""The registry image the mirror runs: the engine built here, or an image the user chose.
 
-Hosts without Docker Hub (air-gapped ones, CI sandboxes) cannot pull
-`registry:2`, but Debian ships the same program as /usr/bin/docker-registry;
-wrapping that binary in an image gives an equivalent registry container.
+By default (CONFIG_DOCKER_MIRROR_REGISTRY_BUILT) the mirror runs the
+registry engine built on this host from distribution's source package with
+the product's patches (mirror.engine.build), wrapped in an image here: it is
+used when present, else made from the cached binary or built now, and never
+fetched from anywhere. A user-chosen image (DOCKER_MIRROR_REGISTRY_IMAGE) is
+used when local, else pulled; where it cannot be pulled (air-gapped hosts,
+CI sandboxes), Debian's own /usr/bin/docker-registry is wrapped instead.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
-from . import storage_drivers
+from . import build, storage_drivers
 from .client import short
 
 CONFIG_V2 = "/etc/docker/registry/config.yml"
@@ -27,6 +31,9 @@ REGISTRY_BINARY = storage_drivers.REGISTRY_BINARY
 OFFLINE_REPO = "docker-mirror/registry"
 OFFLINE_LABEL = "io.docker-mirror.built-offline"
 VERSION_LABEL = "org.opencontainers.image.version"
+# The sha256 of the binary an offline image wraps: an image of another binary
+# under the same tag (a rebuild, another build of one version) is made again.
+BINARY_LABEL = "io.docker-mirror.binary-sha256"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 # What the official image ships, so the offline image also runs on its own.
@@ -90,16 +97,23 @@ def describe(client, ref: str) -> RegistryImage:
 
 
 def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
-    """Return a usable registry image: `wanted` if local or pullable, else one
-    built offline from Debian's docker-registry binary."""
+    """Return a usable registry image for `wanted`.
+
+    The engine built here (a ref of build.image_ref's form, what Settings gives
+    with CONFIG_DOCKER_MIRROR_REGISTRY_BUILT): ensure_built_image. Any other
+    image: `wanted` if local or pullable, else one built offline from Debian's
+    docker-registry binary."""
+    if build.is_built_ref(wanted):
+        return ensure_built_image(client, wanted, log=log)
     if _local_image(client, wanted) is not None:
         return describe(client, wanted)
     # Built offline before: keep it, and keep setup quick and quiet on an
     # air-gapped host. `docker pull` the wanted image to switch to it.
-    # Only ours by name: other offline-built images (Redis...) carry the label too.
+    # Only Debian's binary wrapped (TAG-offline): other offline-built images
+    # (Redis..., the engine built here) carry the label too.
     for image in client.images.list(filters={"label": f"{OFFLINE_LABEL}=true"}):
         for tag in image.tags:
-            if tag.startswith(OFFLINE_REPO + ":"):
+            if tag.startswith(OFFLINE_REPO + ":") and tag.endswith("-offline"):
                 return describe(client, tag)
     try:
         client.images.pull(wanted)
@@ -111,10 +125,41 @@ def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
     return built
 
 
+def ensure_built_image(client, wanted: str | None = None, log=print, apt: bool = False) -> RegistryImage:
+    """The image of the registry engine built here from this checkout's recipe and patches.
+
+    Used when present (a mirror then starts with nothing from the network, even
+    with no build cache: an image moved here with `docker load`), and made again
+    when the cached binary was rebuilt since. Else made from the cached binary,
+    or from a build run now when the toolchain and Debian's source are here
+    (`apt`: may install them, as make deps does). Never pulled.
+    """
+    key = build.current_key()
+    ref = build.image_ref(key)
+    if wanted is not None and wanted != ref:
+        if _local_image(client, wanted) is not None:
+            return describe(client, wanted)
+        raise RegistryImageError(f"registry image {wanted} is not here, and this checkout's registry "
+                                 f"engine is {ref}: run `make engine`")
+    image = _local_image(client, ref)
+    made = build.cached(key)
+    if image is not None and (made is None or
+                              (image.labels or {}).get(BINARY_LABEL) == made.info.get("binary_sha256")):
+        return describe(client, ref)
+    if made is None:
+        log(f"building the registry engine {ref} from {build.SOURCE_PACKAGE}'s source (once per machine)")
+        made = build.ensure(apt=apt, log=log)
+    return build_offline_image(client, binary=str(made.binary), ref=ref, labels=made.labels)
+
+
 def build_offline_image(client, wanted: str = "registry:2", pull_error: str = "",
-                        binary: str | None = None) -> RegistryImage:
-    """Build (or reuse) docker-mirror/registry:<version>-offline from `binary`
-    (default: docker-registry on PATH, else /usr/bin/docker-registry)."""
+                        binary: str | None = None, ref: str | None = None,
+                        labels: dict[str, str] | None = None) -> RegistryImage:
+    """Build (or reuse) an image of a registry binary: `ref` (default
+    docker-mirror/registry:<version>-offline) from `binary` (default:
+    docker-registry on PATH, else /usr/bin/docker-registry), labelled with its
+    version, its storage drivers, its sha256 and `labels`. An image of that ref
+    holding another binary is made again."""
     binary = binary or storage_drivers.offline_binary()
     if not os.access(binary, os.X_OK):
         why = f" ({pull_error})" if pull_error else ""
@@ -123,17 +168,20 @@ def build_offline_image(client, wanted: str = "registry:2", pull_error: str = ""
             f"{binary} is missing: `apt-get install docker-registry` fixes it"
         )
     version = _binary_version(binary)
-    ref = f"{OFFLINE_REPO}:{version}-offline"
-    if _local_image(client, ref) is not None:
+    ref = ref or f"{OFFLINE_REPO}:{version}-offline"
+    digest = build.file_sha256(binary)
+    existing = _local_image(client, ref)
+    if existing is not None and (existing.labels or {}).get(BINARY_LABEL) == digest:
         return describe(client, ref)
     rootfs = _rootfs_tar(binary)
     changes = [
         f'ENTRYPOINT ["/bin/registry","serve","{CONFIG_V2}"]',
         "EXPOSE 5000",
         'VOLUME ["/var/lib/registry"]',
-        f'LABEL {VERSION_LABEL}="{version}" {OFFLINE_LABEL}="true"',
+        f'LABEL {VERSION_LABEL}="{version}" {OFFLINE_LABEL}="true" {BINARY_LABEL}="{digest}"',
         # Builds may leave drivers out (Debian's has no azure): setup checks this.
         f'LABEL {storage_drivers.LABEL}="{storage_drivers.label_value(storage_drivers.of_binary(binary))}"',
+        *(f'LABEL {name}={json.dumps(value)}' for name, value in sorted((labels or {}).items())),
     ]
     repo, tag = ref.rsplit(":", 1)
     try:

@@ -7,8 +7,11 @@ azure nor gcs nor oss. A config naming a missing driver makes the registry
 panic at start ("StorageDriver not registered: azure") and the container
 crash-loop, so setup refuses it first and says what to do instead.
 
-Only offline-built images are known: the official images have every
-driver, and any other image is trusted as the user chose it.
+Only images made here are known, by the label they get when made
+(registry_image.build_offline_image): Debian's binary wrapped (no azure),
+and the engine built here from distribution's source (mirror.engine.build:
+azure left in). The official images have every driver, and any other image
+is trusted as the user chose it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
+from .build import KEY_LABEL as ENGINE_KEY_LABEL
 from .client import short
 
 if TYPE_CHECKING:  # registry_image imports this module to label what it builds
@@ -83,11 +87,15 @@ def require(client, image: RegistryImage, backend: str, binary: str | None = Non
     drivers = of_image(image, labels, binary)
     if drivers is None or backend in drivers:
         return
-    origin = f", built offline from {binary}," if image.built_offline else ""
+    if ENGINE_KEY_LABEL in labels:
+        origin = ", the registry engine built here,"
+    else:
+        origin = f", built offline from {binary}," if image.built_offline else ""
     raise RegistryImageError(
         f"the registry image {image.ref}{origin} has no {backend} storage driver "
         f"(it has {', '.join(sorted(drivers)) or 'none'}): its registry would panic at start "
         f"with \"StorageDriver not registered: {backend}\". Set "
-        f"CONFIG_DOCKER_MIRROR_REGISTRY_IMAGE to an image that has it (the official "
+        f"CONFIG_DOCKER_MIRROR_REGISTRY_BUILT=y (the engine built here from distribution's source "
+        f"has it), or CONFIG_DOCKER_MIRROR_REGISTRY_IMAGE to an image that has it (the official "
         f"registry:2 has every driver; where it cannot be pulled, `docker save` it on a host "
         f"that can and `docker load` it here), or choose another storage backend")

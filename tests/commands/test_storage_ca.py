@@ -2,9 +2,9 @@
 
 The store is SeaweedFS's S3 gateway serving HTTPS (its -s3.port.https) with
 a throwaway CA's certificate for 127.0.0.1, the same kind of setup Azurite
-needs for the azure backend (whose driver this host's registry lacks). The
-registry refuses the store until the CA file is given, then pulls through
-and stores in the bucket.
+needs for the azure backend (test_azure_storage_ca.py). The registry refuses
+the store until the CA file is given, then pulls through and stores in the
+bucket.
 """
 
 from __future__ import annotations

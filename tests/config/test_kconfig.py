@@ -41,7 +41,8 @@ def test_defconfig_values(tmp_path):
     assert values["DOCKER_MIRROR_PATH"] == "/mirror/docker"
     assert values["DOCKER_MIRROR_PULL_THROUGH_CACHE"] is True
     assert values["DOCKER_MIRROR_BIND_ADDRESS"] == "127.0.0.1"
-    assert values["DOCKER_MIRROR_REGISTRY_IMAGE"] == "registry:2"
+    assert values["DOCKER_MIRROR_REGISTRY_BUILT"] is True
+    assert "DOCKER_MIRROR_REGISTRY_IMAGE" not in values   # only with the built engine off
     assert values["DOCKER_MIRROR_DOCKERHUB_REMOTE_URL"] == "https://registry-1.docker.io"
     assert values["DOCKER_MIRROR_STORAGE_FILESYSTEM"] is True
     assert values["DOCKER_MIRROR_REFRESH_ON_CALENDAR"] == "*-*-* 02:00:00"
@@ -82,6 +83,12 @@ def test_every_option_is_reachable_and_documented():
                 if sym.type == kconfiglib.BOOL and sym.visibility and not sym.choice:
                     sym.set_value(2)
         visible |= {s for s in prompted if s.visibility}
+        # Options shown when another is off (DOCKER_MIRROR_REGISTRY_IMAGE: the built engine off).
+        for sym in [s for s in prompted if s.type == kconfiglib.BOOL and s.visibility and not s.choice]:
+            before = sym.tri_value
+            sym.set_value(0)
+            visible |= {s for s in prompted if s.visibility}
+            sym.set_value(before)
     assert sorted(s.name for s in prompted - visible) == []
     undocumented = [s.name for s in prompted if not any(n.help and "Default:" in n.help for n in s.nodes)
                     and not s.choice]

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from mirror.config import settings
+from mirror.engine import build
 from mirror.errors import ConfigError, NotConfiguredError
 from support.configs import run_mirror, write_config
 
@@ -33,7 +34,11 @@ def test_defaults(tmp_path):
     assert [(u.registry, u.port, u.remote_url) for u in s.upstreams] == \
         [("docker.io", 5000, "https://registry-1.docker.io")]
     assert s.storage == settings.Storage("filesystem", "/mirror/docker/registry")
-    assert s.registry_image == "docker.io/library/registry:2"
+    # The engine built here from distribution's source, named by this checkout's patches.
+    assert s.registry_built
+    assert s.registry_image == build.image_ref(build.current_key())
+    assert re.fullmatch(r"docker-mirror/registry:2\.8\.2-dm\.[0-9a-f]{12}", s.registry_image)
+    assert "docker.io/library/registry:2" in s.warm_images  # what a cluster runs (no registry has ours)
     assert "docker.io/minio/minio:RELEASE.2023-03-20T20-16-18Z" in s.warm_images
     assert (s.refresh_on_calendar, s.log_retention_days) == ("*-*-* 02:00:00", 30)
     with pytest.raises(Exception):
@@ -80,7 +85,9 @@ def test_error_names_symbol_value_file_and_line(tmp_path):
     ("ENABLE_DOCKER_MIRROR", "y", "must be y or n"),
 ])
 def test_rejected_values(tmp_path, symbol, value, allowed):
-    err = rejected(tmp_path, **{symbol: value})
+    # DOCKER_MIRROR_REGISTRY_IMAGE counts only with the built engine off.
+    off = {"DOCKER_MIRROR_REGISTRY_BUILT": False} if symbol == "DOCKER_MIRROR_REGISTRY_IMAGE" else {}
+    err = rejected(tmp_path, **off, **{symbol: value})
     assert err.symbol == f"CONFIG_{symbol}"
     assert err.value == value
     assert allowed in str(err)
@@ -265,3 +272,21 @@ def test_the_keeper_is_on_for_a_config_written_before_it_existed(tmp_path):
     assert settings.load(path).keeper                      # absent: Kconfig's default, y
     path.write_text(path.read_text() + "# CONFIG_DOCKER_MIRROR_KEEPER is not set\n")
     assert not settings.load(path).keeper                  # switched off: n
+
+
+def test_a_config_naming_registry_2_moves_to_the_built_engine_and_back(tmp_path):
+    # A .config from before the built engine: registry:2 written in it, no _BUILT symbol.
+    path = write_config(tmp_path / ".config")
+    lines = [line for line in path.read_text().splitlines() if "DOCKER_MIRROR_REGISTRY_" not in line]
+    path.write_text("\n".join(lines) + '\nCONFIG_DOCKER_MIRROR_REGISTRY_IMAGE="registry:2"\n')
+    assert settings.load(path).registry_built              # absent: Kconfig's default, y
+    run_mirror("config", "olddefconfig", config=path)      # what make does when Kconfig is newer
+    text = path.read_text()
+    assert "CONFIG_DOCKER_MIRROR_REGISTRY_BUILT=y" in text
+    assert "CONFIG_DOCKER_MIRROR_REGISTRY_IMAGE" not in text
+    assert settings.load(path).registry_image == build.image_ref(build.current_key())
+    # Switched off, the upstream image the user names is run (and kept warm).
+    s = load(tmp_path, olddefconfig=True, DOCKER_MIRROR_REGISTRY_BUILT=False,
+             DOCKER_MIRROR_REGISTRY_IMAGE="registry:3")
+    assert (s.registry_built, s.registry_image) == (False, "docker.io/library/registry:3")
+    assert "docker.io/library/registry:3" in s.warm_images

@@ -1,6 +1,7 @@
-"""Which storage drivers a registry image has: read from the real Debian binary,
-and setup refusing a backend whose driver the image lacks (before any
-container crash-loops on it)."""
+"""Which storage drivers a registry image has: read from the real Debian binary
+and the engine built here, and setup refusing a backend whose driver the image
+lacks (before any container crash-loops on it): Debian's binary wrapped, what
+an unpullable DOCKER_MIRROR_REGISTRY_IMAGE falls back to, has no azure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mirror import render
-from mirror.engine import storage_drivers
+from mirror.engine import build, storage_drivers
 from mirror.engine.registry_image import RegistryImage
 from mirror.model import modes as L
 from support.mirrors import Mirror
@@ -47,8 +48,18 @@ def test_a_label_wins_and_only_offline_images_are_read_from_the_binary(tmp_path)
     assert storage_drivers.label_value(frozenset({"s3", "azure"})) == "azure,s3"
 
 
-def test_the_offline_image_really_panics_on_an_azure_config(tmp_path, docker_client, registry_image, upstream):
-    """What the check spares users: the registry's own error with the rendered config."""
+def test_the_engine_built_here_has_the_azure_driver(docker_client, registry_image):
+    # Debian cuts it out (its 0003-no-azure.patch); the build here leaves it in.
+    assert "azure" in storage_drivers.of_binary(str(build.ensure().binary))
+    labels = docker_client.images.get(registry_image.image_id).labels
+    assert set(labels[storage_drivers.LABEL].split(",")) >= {"azure", "s3", "filesystem"}
+    storage_drivers.require(docker_client, registry_image, "azure")
+
+
+def test_the_offline_image_really_panics_on_an_azure_config(tmp_path, docker_client, debian_registry_image,
+                                                            upstream):
+    """What the check spares users: Debian's registry's own error with the rendered config."""
+    registry_image = debian_registry_image
     m = Mirror(tmp_path / "m", upstream.url, **AZURE)
     config = tmp_path / "config.yml"
     config.write_text(render.registry_config(m.settings, m.settings.upstreams[0],
@@ -65,8 +76,12 @@ def test_the_offline_image_really_panics_on_an_azure_config(tmp_path, docker_cli
         container.remove(force=True)
 
 
-def test_setup_refuses_azure_on_an_image_without_the_driver(tmp_path, docker_client, registry_image, upstream):
-    m = Mirror(tmp_path / "m", upstream.url, **AZURE)
+def test_setup_refuses_azure_on_an_image_without_the_driver(tmp_path, docker_client, debian_registry_image,
+                                                            upstream):
+    # An upstream image that cannot be pulled here: Debian's binary wrapped stands in for it.
+    registry_image = debian_registry_image
+    m = Mirror(tmp_path / "m", upstream.url, DOCKER_MIRROR_REGISTRY_BUILT=False,
+               DOCKER_MIRROR_REGISTRY_IMAGE="127.0.0.1:1/library/registry:2", **AZURE)
     try:
         result = m.setup(check=False)
         assert result.returncode == 3, result.stdout + result.stderr
@@ -75,7 +90,7 @@ def test_setup_refuses_azure_on_an_image_without_the_driver(tmp_path, docker_cli
         assert f"{registry_image.ref}, built offline from" in err
         assert "has no azure storage driver (it has filesystem, inmemory, s3, swift)" in err
         assert "StorageDriver not registered: azure" in err
-        assert "CONFIG_DOCKER_MIRROR_REGISTRY_IMAGE" in err
+        assert "CONFIG_DOCKER_MIRROR_REGISTRY_BUILT=y" in err and "CONFIG_DOCKER_MIRROR_REGISTRY_IMAGE" in err
         assert ACCOUNT_KEY not in result.stdout + err
         # nothing was started that would crash-loop
         assert docker_client.containers.list(all=True, filters={"name": m.prefix}) == []

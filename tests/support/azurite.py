@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import base64
 import datetime
-import hashlib
-import hmac
 import ipaddress
 import os
+import re
 import subprocess
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 from cryptography import x509
@@ -30,10 +30,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mirror.config.kconfig import ROOT
+from mirror.net.azure_blob import shared_key_headers
+from support import hosts_file
 from support.upstream import free_port
 
 AZURITE_BLOB = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
-API_VERSION = "2019-12-12"
 
 
 def _name(common: str) -> x509.Name:
@@ -77,29 +78,6 @@ def throwaway_ca_and_cert(directory: Path, host: str) -> tuple[Path, Path, Path]
                                            serialization.NoEncryption()))
     paths[2].chmod(0o600)
     return paths
-
-
-def shared_key_headers(account: str, key: str, method: str, url: str, body: bytes = b"",
-                       headers: dict | None = None) -> dict:
-    """Headers of a request signed with the account key (Azure Storage's Shared Key scheme)."""
-    headers = {"x-ms-date": datetime.datetime.now(datetime.timezone.utc)
-               .strftime("%a, %d %b %Y %H:%M:%S GMT"), "x-ms-version": API_VERSION,
-               **(headers or {})}
-    if body:
-        headers["Content-Length"] = str(len(body))
-    lower = {k.lower(): v for k, v in headers.items()}
-    standard = ["content-encoding", "content-language", "content-length", "content-md5",
-                "content-type", "date", "if-modified-since", "if-match", "if-none-match",
-                "if-unmodified-since", "range"]
-    parts = urlsplit(url)
-    resource = f"/{account}{parts.path or '/'}"
-    for name, value in sorted((k.lower(), v) for k, v in parse_qsl(parts.query)):
-        resource += f"\n{name}:{value}"
-    to_sign = "\n".join([method, *(lower.get(h, "") for h in standard)]) + "\n"
-    to_sign += "".join(f"{k}:{v.strip()}\n" for k, v in sorted(lower.items()) if k.startswith("x-ms-"))
-    to_sign += resource
-    digest = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
-    return {**headers, "Authorization": f"SharedKey {account}:{base64.b64encode(digest).decode()}"}
 
 
 class Azurite:
@@ -155,6 +133,35 @@ class Azurite:
         signed["Host"] = f"{self.host}:{self.port}"
         return self.pool.request(method, path, body=body or None, headers=signed)
 
+    def list(self, container: str, prefix: str = "") -> list[str]:
+        """The names of the container's blobs (under `prefix`); [] when there is no container."""
+        query = f"&prefix={prefix}" if prefix else ""
+        answer = self.request("GET", f"/{container}?restype=container&comp=list&maxresults=5000{query}")
+        if answer.status == 404:
+            return []
+        assert answer.status == 200, answer.data
+        return re.findall(r"<Name>([^<]+)</Name>", answer.data.decode())
+
+    def containers(self) -> list[str]:
+        answer = self.request("GET", "/?comp=list")
+        assert answer.status == 200, answer.data
+        return re.findall(r"<Name>([^<]+)</Name>", answer.data.decode())
+
+    def read(self, container: str, name: str) -> bytes | None:
+        """A blob's bytes, None when there is none."""
+        answer = self.request("GET", f"/{container}/{name}")
+        if answer.status == 404:
+            return None
+        assert answer.status == 200, answer.data
+        return answer.data
+
+    def mirror_settings(self, container: str, **more) -> dict:
+        """The .config symbols of a mirror on this service, trusting its CA."""
+        return dict(DOCKER_MIRROR_STORAGE_FILESYSTEM=False, DOCKER_MIRROR_STORAGE_AZURE=True,
+                    DOCKER_MIRROR_AZURE_ACCOUNT_NAME=self.account, DOCKER_MIRROR_AZURE_ACCOUNT_KEY=self.key,
+                    DOCKER_MIRROR_AZURE_REALM=self.realm, DOCKER_MIRROR_AZURE_CONTAINER=container,
+                    DOCKER_MIRROR_STORAGE_CA_BUNDLE=str(self.ca), **more)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -171,3 +178,18 @@ class Azurite:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def new_account() -> tuple[str, str]:
+    """An account name of this test's own (its /etc/hosts line is its own too) and a key."""
+    return f"dmaz{uuid.uuid4().hex[:12]}", base64.b64encode(os.urandom(32)).decode()
+
+
+@contextmanager
+def service(root: Path, account: str | None = None, key: str | None = None):
+    """Azurite for a new account, whose blob host resolves to 127.0.0.1 (/etc/hosts) meanwhile:
+    for the registry containers (started after this) as for this host's tools."""
+    if account is None:
+        account, key = new_account()
+    with Azurite(root, account, key) as azurite, hosts_file.resolving(azurite.host):
+        yield azurite

@@ -1,9 +1,9 @@
 """Pull-through registry processes, and the host's real daemon.json put back after a test.
 
-A ProxyRegistry is Debian's distribution binary in proxy mode, in front of an
-UpstreamRegistry on loopback: what `make docker-mirror` runs in a container,
-as a plain process, so tests of the clients need no container and can stop
-and restart a mirror at will.
+A ProxyRegistry is the registry engine built here (support.engine) in proxy
+mode, in front of an UpstreamRegistry on loopback: what `make docker-mirror`
+runs in a container, as a plain process, so tests of the clients need no
+container and can stop and restart a mirror at will.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mirror.engine.client import connect
 from mirror.engine.dockerd import active_mirrors, reload_docker
 from mirror.host.client_files import ClientPaths
 from mirror.model import client_config
+from support.engine import mirror_binary
 from support.upstream import UpstreamRegistry
 
 REAL_DAEMON_JSON = Path("/etc/docker/daemon.json")
@@ -43,8 +44,8 @@ version = 2
 class ProxyRegistry(UpstreamRegistry):
     """A pull-through cache of `remote_url` on 127.0.0.1, its cache in `.storage`."""
 
-    def __init__(self, root, remote_url: str, port: int | None = None):
-        super().__init__(root, port)
+    def __init__(self, root, remote_url: str, port: int | None = None, binary: str | None = None):
+        super().__init__(root, port, binary=binary or mirror_binary())
         self.remote_url = remote_url
 
     def _write_config(self) -> None:

@@ -165,10 +165,11 @@ def _tar_gz(files: dict[str, bytes], compresslevel: int = 6) -> bytes:
     return gzip.compress(raw.getvalue(), compresslevel=compresslevel, mtime=0)
 
 
-def make_layer(size_bytes: int, seed) -> bytes:
-    """A gzip tar layer of about `size_bytes`, random so it barely compresses."""
+def make_layer(size_bytes: int, seed, compresslevel: int = 1) -> bytes:
+    """A gzip tar layer of about `size_bytes`, random so it barely compresses
+    (compresslevel 0: stored as is, the quickest to make for big layers)."""
     data = random.Random(f"layer-{seed}").randbytes(size_bytes)
-    return _tar_gz({f"data/blob-{seed}.bin": data}, compresslevel=1)
+    return _tar_gz({f"data/blob-{seed}.bin": data}, compresslevel=compresslevel)
 
 
 def _parse_platform(platform: str) -> dict:
