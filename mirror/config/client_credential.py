@@ -2,7 +2,7 @@
 
 Read here, checked for shape; whether the password is that user's in the
 htpasswd file is checked by `docker-mirror-clients` before any client gets it
-(bcrypt is the host's crypt(3): mirror.host.htpasswd).
+(bcrypt, checked as the registry checks it: mirror.host.htpasswd).
 """
 
 from __future__ import annotations

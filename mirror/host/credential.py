@@ -10,20 +10,22 @@ user's file is never written to.
 
 The hash is kept beside the password so that the merged file only changes
 when the user's file does: a new salt per start would change the container
-spec's hash and restart every mirror.
+spec's hash and restart every mirror. Hashes are made by pyca's bcrypt
+(`$2b$`, as the host's crypt(3) made them before: a kept file stays valid).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bcrypt
+
 from ..config.settings import Settings
 from ..errors import HostError
 from .files import atomic_write
+from .htpasswd import MAX_BYTES as _MAX
 from .layout import Layout
 
 USER = "docker-mirror"
@@ -50,26 +52,12 @@ def merged_htpasswd_path(layout: Layout) -> Path:
 
 
 def _bcrypt(password: str) -> str:
-    """A bcrypt hash from the system's crypt(3) (libxcrypt), as mirror.host.htpasswd checks them."""
-    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    """A `$2b$` bcrypt hash of `password`, as the registry and mirror.host.htpasswd check them."""
     try:
-        library = ctypes.CDLL(name)
-        gensalt = library.crypt_gensalt
-    except (OSError, AttributeError) as err:
-        raise HostError(f"cannot make the mirror's own htpasswd entry: no crypt_gensalt in {name} ({err})") from None
-    gensalt.restype = ctypes.c_char_p
-    gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
-    crypt = library.crypt
-    crypt.restype = ctypes.c_char_p
-    crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    # crypt(3) returns a static buffer: this runs once per mirror directory, from setup
-    # (under its lock), never from threads.
-    salt = gensalt(b"$2b$", BCRYPT_COST, None, 0)
-    found = crypt(password.encode(), salt) if salt else None
-    digest = found.decode() if found else ""
-    if not digest.startswith("$2b$"):
-        raise HostError(f"cannot make the mirror's own htpasswd entry: crypt(3) in {name} has no bcrypt")
-    return digest
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode()
+    except ValueError:  # the product's passwords have 32 bytes
+        raise HostError(f"cannot make an htpasswd entry: the password has {len(password.encode())} "
+                        f"bytes, bcrypt takes at most {_MAX}") from None
 
 
 def read(layout: Layout) -> Credential | None:

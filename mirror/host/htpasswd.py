@@ -1,45 +1,29 @@
 """Checking a user and password against the mirror's htpasswd file (bcrypt entries only, as
 settings validated), for the status page, which sits behind the same users as the mirror.
 
-bcrypt comes from the system's crypt(3) (libxcrypt on Debian and Ubuntu, `$2b$`/`$2y$`),
-called through ctypes: Python's own `crypt` module is deprecated and gone in 3.13, and no
-extra package is needed. crypt(3) returns a static buffer, hence the lock.
+bcrypt is pyca's `bcrypt` package: it reads every spelling the file may hold (`$2y$` from
+Apache's htpasswd -B, `$2b$` from crypt(3) and from the product itself, `$2a$`). bcrypt
+uses at most 72 bytes of a password: htpasswd -B, crypt(3) and the registry's Go bcrypt
+ignore the rest, so a longer password is cut to 72 bytes here too and is checked as the
+registry checks it (bcrypt 5 refuses to cut it itself, with a ValueError).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
-import hmac
-import threading
 from pathlib import Path
 
-from ..errors import MirrorError
+import bcrypt
 
-_LOCK = threading.Lock()
-_CRYPT = None
-
-
-def _crypt():
-    global _CRYPT
-    if _CRYPT is None:
-        name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
-        try:
-            library = ctypes.CDLL(name)
-        except OSError as err:
-            raise MirrorError(f"cannot load the system's crypt library ({name}: {err}) to check "
-                              "DOCKER_MIRROR_HTPASSWD_PATH's bcrypt entries") from None
-        library.crypt.restype = ctypes.c_char_p
-        library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-        _CRYPT = library.crypt
-    return _CRYPT
+MAX_BYTES = 72  # of a password that bcrypt uses
 
 
 def bcrypt_matches(password: str, digest: str) -> bool:
-    with _LOCK:
-        found = _crypt()(password.encode(), digest.encode())
-    return found is not None and hmac.compare_digest(found, digest.encode())
+    """`password` is the one of `digest`; False for a digest bcrypt cannot read."""
+    try:
+        return bcrypt.checkpw(password.encode()[:MAX_BYTES], digest.encode())
+    except ValueError:  # not a bcrypt digest ("Invalid salt"): a file edited since settings read it
+        return False
 
 
 class Users:

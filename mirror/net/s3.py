@@ -1,53 +1,78 @@
-"""The s3 backend's bucket as the warm engine reads it: HEAD requests signed with AWS SigV4.
+"""The s3 backend's bucket as the warm engine reads it: HEAD requests through botocore.
 
 distribution keeps a repository's blobs in the bucket under the same keys as
 on a filesystem (<root>/<upstream>/docker/registry/v2/...): a blob is cached
 for a repository when its data object exists and the repository links it.
-Only HEAD is needed, so the signature is computed here (hashlib and hmac)
-rather than by an SDK. The secret key signs and is never logged.
+
+botocore (the core of boto3) signs the requests (AWS SigV4) and retries
+them. It is given every setting from .config (endpoint, region, keys,
+addressing style, the store's CA) and reads nothing else: not the user's
+~/.aws files, not AWS_* variables (an AWS_PROFILE naming no profile would
+fail, an AWS_CA_BUNDLE would change what is trusted), not proxies from the
+environment, the same store the registry containers are given. It is
+imported when a bucket is first made (that and the first client take about
+0.2 s): the commands that never read a bucket do not pay for it. The
+secret key signs and is never logged.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
-from urllib.parse import quote, urlsplit
-
-import requests
+import functools
+import os
 
 from ..config.storage import Storage
 from ..errors import WarmError
 
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+ATTEMPTS = 3  # botocore's "standard" retries: connection errors, throttling, 500/502/503/504
 
 
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+@functools.lru_cache(maxsize=8)
+def client(storage: Storage, timeout: float = 10.0):
+    """A botocore S3 client for the store of `storage`, one per store and timeout: every
+    upstream's Bucket shares it (clients are thread-safe; making one reads the S3 model)."""
+    import botocore.config
+    import botocore.session
+
+    # Every session variable at its default, with no environment variable or config file key
+    # behind it; the config and credentials files are no file at all.
+    isolated = {name: (None, None, default, convert)
+                for name, (_, _, default, convert) in botocore.session.Session.SESSION_VARIABLES.items()}
+    isolated["config_file"] = isolated["credentials_file"] = (None, None, os.devnull, None)
+    session = botocore.session.Session(session_vars=isolated)
+    config = botocore.config.Config(
+        signature_version="s3v4", connect_timeout=timeout, read_timeout=timeout,
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        proxies={},  # None would mean "from the environment"
+        s3={"addressing_style": "path" if storage.s3_path_style else "virtual",
+            "use_accelerate_endpoint": False, "use_dualstack_endpoint": False,
+            "use_arn_region": False},
+    )
+    # The store's CA when one is given (as the registry is given it), else the public CAs.
+    return session.create_client(
+        "s3", region_name=storage.s3_region, endpoint_url=storage.s3_endpoint,
+        use_ssl=storage.s3_secure, verify=storage.ca_bundle or True,
+        aws_access_key_id=storage.s3_access_key, aws_secret_access_key=storage.s3_secret_key,
+        config=config)
 
 
-def sigv4_headers(method: str, url: str, *, region: str, access_key: str, secret_key: str,
-                  now: datetime.datetime, headers: dict[str, str] | None = None,
-                  payload_sha256: str = EMPTY_SHA256) -> dict[str, str]:
-    """The headers that sign one request to S3 (AWS Signature Version 4, header form)."""
-    parts = urlsplit(url)
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-    day = amz_date[:8]
-    signed = {"host": parts.netloc, "x-amz-content-sha256": payload_sha256, "x-amz-date": amz_date,
-              **{k.lower(): v.strip() for k, v in (headers or {}).items()}}
-    names = sorted(signed)
-    query = "&".join(sorted(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-                            for k, _, v in (p.partition("=") for p in parts.query.split("&") if p)))
-    canonical = "\n".join([method, quote(parts.path or "/", safe="/-_.~"), query,
-                           "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names), payload_sha256])
-    scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), "s3"), "aws4_request")
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    out = {k: v for k, v in signed.items() if k != "host"}
-    out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-                            f"SignedHeaders={';'.join(names)}, Signature={signature}")
-    return out
+def _refusal(status: int) -> str:
+    if status == 403:
+        return (" (Forbidden: the store refuses DOCKER_MIRROR_S3_ACCESS_KEY_ID and "
+                "DOCKER_MIRROR_S3_SECRET_KEY, or they may not read the bucket)")
+    if status in (301, 307, 400):
+        return " (is DOCKER_MIRROR_S3_REGION the bucket's region?)"
+    return ""
+
+
+def _cause(err: Exception) -> str:
+    """A transport error in one line, with what to do about an untrusted certificate."""
+    import botocore.exceptions
+
+    text = " ".join(str(err).split())
+    if isinstance(err, botocore.exceptions.SSLError):
+        return (f"TLS: {text}; give the CA that signed the store's certificate in "
+                "DOCKER_MIRROR_STORAGE_CA_BUNDLE")
+    return f"{type(err).__name__}: {text}"
 
 
 class Bucket:
@@ -57,34 +82,24 @@ class Bucket:
         self.storage = storage
         self.prefix = f"{storage.s3_root.strip('/')}/{upstream_key}/docker/registry/v2"
         self.timeout = timeout
-        self.http = requests.Session()
-        self.http.trust_env = False  # no proxy or CA bundle from the environment: the endpoint is given
-
-    def _url(self, key: str) -> str:
-        parts = urlsplit(self.storage.s3_endpoint)
-        path = quote(f"/{key}", safe="/-_.~")
-        if self.storage.s3_path_style:
-            return f"{parts.scheme}://{parts.netloc}/{self.storage.s3_bucket}{path}"
-        return f"{parts.scheme}://{self.storage.s3_bucket}.{parts.netloc}{path}"
+        self.s3 = client(storage, timeout)
 
     def size(self, key: str) -> int | None:
-        """The object's size, None when there is none; a WarmError when the store refuses."""
-        url = self._url(key)
-        headers = sigv4_headers("HEAD", url, region=self.storage.s3_region,
-                                access_key=self.storage.s3_access_key,
-                                secret_key=self.storage.s3_secret_key,
-                                now=datetime.datetime.now(datetime.timezone.utc))
+        """The object's size, None when there is none; a WarmError when the store refuses
+        or cannot be reached (after botocore's retries)."""
+        import botocore.exceptions
+
+        where = f"s3 bucket {self.storage.s3_bucket} at {self.storage.s3_endpoint}"
         try:
-            answer = self.http.head(url, headers=headers, timeout=self.timeout)
-        except requests.RequestException as err:
-            raise WarmError(f"s3 bucket {self.storage.s3_bucket} at {self.storage.s3_endpoint}: "
-                            f"{type(err).__name__}") from None
-        if answer.status_code == 404:
-            return None
-        if answer.status_code != 200:
-            raise WarmError(f"s3 bucket {self.storage.s3_bucket} at {self.storage.s3_endpoint}: "
-                            f"HEAD {key} answered {answer.status_code}")
-        return int(answer.headers.get("Content-Length", 0))
+            answer = self.s3.head_object(Bucket=self.storage.s3_bucket, Key=key)
+        except botocore.exceptions.ClientError as err:
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 404:
+                return None
+            raise WarmError(f"{where}: HEAD {key} answered {status}{_refusal(status)}") from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise WarmError(f"{where}: {_cause(err)}") from None
+        return int(answer.get("ContentLength", 0))
 
     def data_key(self, digest: str) -> str:
         algorithm, hex_ = digest.split(":", 1)

@@ -8,7 +8,6 @@ a valid AWS SigV4 signature made with them, or it is refused.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -18,8 +17,10 @@ import time
 from pathlib import Path
 
 import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from mirror.net.s3 import sigv4_headers
 from support.upstream import free_port
 
 
@@ -93,11 +94,10 @@ class SeaweedS3:
         assert r.status_code == 200, f"PUT /{bucket}: {r.status_code} {r.text[:300]}"
 
     def s3(self, method: str, path: str) -> requests.Response:
-        """One request to the S3 API, signed with the identity's keys."""
-        url = self.endpoint + path
-        return requests.request(method, url, timeout=10, headers=sigv4_headers(
-            method, url, region="us-east-1", access_key=self.access_key, secret_key=self.secret_key,
-            now=datetime.datetime.now(datetime.timezone.utc)))
+        """One request to the S3 API, signed with the identity's keys (botocore's SigV4 signer)."""
+        request = AWSRequest(method=method, url=self.endpoint + path)
+        S3SigV4Auth(Credentials(self.access_key, self.secret_key), "s3", "us-east-1").add_auth(request)
+        return requests.request(method, request.url, headers=dict(request.headers), timeout=10)
 
     def read(self, bucket: str, key: str) -> bytes | None:
         """An object's bytes, through the filer (buckets live under /buckets/)."""
