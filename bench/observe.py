@@ -21,7 +21,6 @@ after one dropped warm-up round:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import threading
 import time
@@ -33,10 +32,10 @@ from common import docker_client, median, p90, registry_image, table
 import requests  # noqa: E402
 
 from mirror.commands import install, observe, observe_serve, status  # noqa: E402
-from mirror.config.settings import Observe  # noqa: E402
+from support.configs import with_status_page  # noqa: E402
 from mirror.model import manifests  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402
-from support.upstream import UpstreamRegistry, free_port, make_layer, push_image  # noqa: E402
+from support.upstream import UpstreamRegistry, make_layer, push_image  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -64,7 +63,7 @@ def main() -> int:
         registry_image(client, m.settings.registry_image)
         try:
             install.start_mirrors(m.settings, client, log=lambda _: None)
-            settings = dataclasses.replace(m.settings, observe=Observe(enabled=True, port=free_port()))
+            settings = with_status_page(m.settings)
             observe.sample(settings, client)
             for n in range(args.images):
                 push_image(hub.url, f"bench/image{n:02d}", "latest", layers=[make_layer(50_000, n)])

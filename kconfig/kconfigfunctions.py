@@ -21,25 +21,32 @@ def _yn(value: bool) -> str:
     return "y" if value else "n"
 
 
+def _probes_off() -> bool:
+    # mirror.config.defaults parses the tree for its defaults alone: no host probe then.
+    return os.environ.get("DOCKER_MIRROR_PROBES") == "off"
+
+
 def _loaded(kconf, name):
     return "y"
 
 
 def _dir_exists(kconf, name, path=""):
-    return _yn(os.path.isdir(path or "/mirror/docker"))
+    return _yn(not _probes_off() and os.path.isdir(path or "/mirror/docker"))
 
 
 def _registry_answers(kconf, name, address=""):
+    if _probes_off():
+        return "n"
     host, port = probes.split_address(address or "127.0.0.1:5000")
     return _yn(probes.registry_answers(host, port))
 
 
 def _docker_answers(kconf, name, sock_path=""):
-    return _yn(probes.docker_engine_answers(sock_path or probes.DOCKER_SOCKET))
+    return _yn(not _probes_off() and probes.docker_engine_answers(sock_path or probes.DOCKER_SOCKET))
 
 
 def _systemd_pid1(kconf, name):
-    return _yn(systemd_is_pid1())
+    return _yn(not _probes_off() and systemd_is_pid1())
 
 
 functions = {

@@ -27,7 +27,7 @@ from math import ceil
 from urllib.parse import urlsplit
 
 from . import render
-from .config.settings import UPSTREAM_REGISTRY_IMAGE, Settings, Upstream
+from .config.settings import Settings, Upstream
 from .model import images
 from .model.client_config import basic_authorization, hosts_toml, registry_server
 from .model.cron import Schedule
@@ -90,7 +90,7 @@ def cluster_registry_image(settings: Settings, options: Options) -> str:
     if options.registry_image:
         return images.normalize(options.registry_image)
     if settings.registry_built:
-        return images.normalize(UPSTREAM_REGISTRY_IMAGE)
+        return settings.upstream_registry_image
     return settings.registry_image
 
 

@@ -14,7 +14,8 @@ EXPECTED = {
     errors.ResponseTooLarge: 1, errors.DeadlineExceeded: 1, errors.ArchiveError: 1, errors.WarmError: 1,
     errors.MirrorError: 1, errors.RefreshBusy: 75, errors.UsageError: 2, errors.HostError: 3,
     errors.KeeperRunning: 75, errors.PurgeRefused: 2, errors.MirrorSwitchedOff: 2, errors.HostToolError: 3, errors.DiskFull: 1,
-    errors.K8sError: 2,
+    errors.K8sError: 2, errors.EngineBuildError: 3, errors.EngineToolchainError: 3, errors.EnginePatchError: 3,
+    errors.EngineTestFailure: 1,
 }
 
 

@@ -10,7 +10,7 @@ TARGETS = ["help", "menuconfig", "oldconfig", "olddefconfig", "defconfig", "defc
            "docker-mirror-status", "deps", "test", "extra_vars.yaml", "check",
            "docker-mirror-clients", "docker-mirror-clients-undo", "docker-mirror-distribute",
            "docker-mirror-restore", "docker-mirror-remove", "docker-mirror-gc",
-           "docker-mirror-k8s", "engine"]
+           "docker-mirror-k8s", "engine", "docs"]
 
 
 def make(*args, config, **env):

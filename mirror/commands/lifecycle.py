@@ -229,7 +229,7 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
         return Collection(Plan(), dry_run)
     ingest(settings, client, clock)
     images, sizes = inventory(settings, clock)
-    plan = retention.plan(images, sizes, settings.lifecycle.policy, clock.now(), must_free)
+    plan = retention.plan(images, sizes, settings.lifecycle, clock.now(), must_free)
     done = Collection(plan, dry_run)
     registries = {u.key: u.registry for u in settings.upstreams}
     for eviction in plan.evictions:
@@ -296,7 +296,7 @@ def image_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[
         return {}
     ingest(settings, client, clock)
     images, sizes = inventory(settings, clock)
-    policy = settings.lifecycle.policy
+    policy = settings.lifecycle
     now_plan = {e.image: e.reason for e in retention.plan(images, sizes, policy, clock.now()).evictions}
     rows: dict[str, list[dict]] = {u.key: [] for u in settings.upstreams}
     for image in sorted(images, key=lambda i: (i.repository, i.tags, i.digest)):

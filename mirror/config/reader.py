@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, InvalidReference
 from ..model import images
+from . import defaults as kconfig_defaults
 from . import dotconfig
 
 # Symbols whose values are secrets: never logged, and files holding them are 0600.
@@ -19,10 +20,13 @@ def is_secret(symbol: str) -> bool:
 
 
 class Reader:
-    """Typed access to .config entries; the default stands for 'not set'."""
+    """Typed access to .config entries. An entry the .config lacks takes the Kconfig
+    tree's default, and an int the tree's range (mirror.config.defaults): no default
+    or range is written here."""
 
     def __init__(self, config: dotconfig.DotConfig):
         self.config = config
+        self.defaults = kconfig_defaults.of(config)
 
     def fail(self, symbol: str, value: object, allowed: str):
         # An error goes to the terminal and the logs: a secret's value never does.
@@ -32,31 +36,31 @@ class Reader:
             value = re.sub(r"://[^/\s]*@", "://<hidden>@", value)
         raise ConfigError(dotconfig.PREFIX + symbol, value, allowed, self.config.source(symbol))
 
-    def raw(self, symbol: str, default):
+    def raw(self, symbol: str):
         entry = self.config.entries.get(symbol)
-        return default if entry is None else entry.value
+        return self.defaults.default(symbol) if entry is None else entry.value
 
-    def bool(self, symbol: str, default: bool = False) -> bool:
-        """`default`: for a symbol the .config lacks ('# ... is not set' is n)."""
-        value = self.raw(symbol, default)
+    def bool(self, symbol: str) -> bool:
+        value = self.raw(symbol)
         if not isinstance(value, bool):
             self.fail(symbol, value, "must be y or n")
         return value
 
-    def int(self, symbol: str, low: int, high: int, default: int) -> int:
-        value = self.raw(symbol, default)
+    def int(self, symbol: str) -> int:
+        low, high = self.defaults.range(symbol)
+        value = self.raw(symbol)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.fail(symbol, value, f"must be an integer from {low} to {high}")
         return value
 
-    def str(self, symbol: str, default: str = "") -> str:
-        value = self.raw(symbol, default)
+    def str(self, symbol: str) -> str:
+        value = self.raw(symbol)
         if not isinstance(value, str):
             self.fail(symbol, value, 'must be a quoted string, CONFIG_X="..."')
         return value
 
-    def path(self, symbol: str, default: str = "", required: bool = True) -> str:
-        value = self.str(symbol, default)
+    def path(self, symbol: str, required: bool = True) -> str:
+        value = self.str(symbol)
         if not value and not required:
             return value
         if not value.startswith("/") or "\n" in value or "\x00" in value:
@@ -68,17 +72,17 @@ class Reader:
                       "without tabs or control characters, not ending in a backslash")
         return value
 
-    def ip(self, symbol: str, default: str, allowed: str) -> str:
+    def ip(self, symbol: str, allowed: str) -> str:
         """An IP address (v4 or v6) as typed; `allowed` says which the symbol takes."""
-        value = self.str(symbol, default)
+        value = self.str(symbol)
         try:
             ipaddress.ip_address(value)
         except ValueError:
             self.fail(symbol, value, allowed)
         return value
 
-    def url(self, symbol: str, default: str = "") -> str:
-        value = self.str(symbol, default)
+    def url(self, symbol: str) -> str:
+        value = self.str(symbol)
         parts = urlsplit(value)
         try:
             parts.port  # noqa: B018 -- raises on a bad port

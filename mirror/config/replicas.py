@@ -10,7 +10,7 @@ live writers to stop: refused, as a ConfigError naming the symbol.
 from __future__ import annotations
 
 from ..model.endpoint import DEBUG_PORT_OFFSET, debug_port
-from ..model.replicas import BLOCK, DEFAULT_BASE_OFFSET, MAX_REPLICAS, Replicas
+from ..model.replicas import BLOCK, DEFAULT_BASE_OFFSET, Replicas
 from .reader import Reader
 from .storage import Storage
 
@@ -21,13 +21,13 @@ BASE = "DOCKER_MIRROR_REPLICA_PORT_BASE"
 def from_config(read: Reader, storage: Storage, main_port: int, upstreams,
                 taken: dict[int, str] | None = None) -> Replicas:
     """`taken`: other loopback ports of this mirror ({port: what}), which the block must miss."""
-    count = read.int(COUNT, 1, MAX_REPLICAS, 1)
+    count = read.int(COUNT)
     if count == 1:
         return Replicas()
     if storage.backend == "filesystem":
         read.fail(COUNT, count, "must be 1 with the filesystem storage backend: replicas share one "
                   "object storage (choose s3 or azure under 'Storage backend', or set 1)")
-    configured = read.int(BASE, 0, 65535, 0)
+    configured = read.int(BASE)
     base = configured or main_port + DEFAULT_BASE_OFFSET
     how = f"defaults to DOCKER_MIRROR_PORT+{DEFAULT_BASE_OFFSET}={base}, and " if not configured else ""
     replicas = Replicas(count, base)

@@ -41,14 +41,6 @@ UPSTREAMS = (
 
 UPSTREAM_KEYS = tuple(key for key, *_ in UPSTREAMS)
 
-# DOCKER_MIRROR_REGISTRY_IMAGE's default: the official image, with the built engine off.
-UPSTREAM_REGISTRY_IMAGE = "registry:2"
-
-# Kconfig's defaults, for a .config that lacks them: with the mirror switched
-# off, Kconfig writes none of the symbols inside `if ENABLE_DOCKER_MIRROR`.
-DEFAULT_REMOTE_URLS = {"dockerhub": "https://registry-1.docker.io", "ghcr": "https://ghcr.io",
-                       "quay": "https://quay.io", "k8s": "https://registry.k8s.io"}
-
 # (Kconfig stem, repository) of the images to keep warm
 WARM_IMAGES = (
     ("MINIO", "minio/minio"),
@@ -90,27 +82,14 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class Lifecycle:
-    """The cache's retention policy (Kconfig "Cache lifecycle")."""
-
-    keep_unused_days: int = 30     # unpinned images unused this long are dropped
-    max_bytes: int = 0             # the whole cache's limit (Kconfig: GiB); 0: none
-    keep_previous: int = 1         # digests kept per image to keep warm, besides its current one
-
-    @property
-    def policy(self) -> Policy:
-        return Policy(self.keep_unused_days, self.max_bytes, self.keep_previous)
-
-
-@dataclass(frozen=True)
 class Observe:
     """The metrics and status page service (Kconfig "Metrics and status page")."""
 
-    enabled: bool = False
-    address: str = "127.0.0.1"
-    port: int = 9595
-    interval: int = 60             # seconds between samples
-    textfile_dir: str | None = None  # node_exporter's textfile collector directory
+    enabled: bool
+    address: str
+    port: int
+    interval: int                  # seconds between samples
+    textfile_dir: str | None       # node_exporter's textfile collector directory
 
     @property
     def url(self) -> str:
@@ -130,6 +109,8 @@ class Settings:
     bind_address: str
     pull_through: bool
     registry_image: str                # what the mirrors run: the built engine's image, or the user's
+    # DOCKER_MIRROR_REGISTRY_IMAGE (its default with the built engine): an image any host can pull
+    upstream_registry_image: str
     container_prefix: str
     upstreams: tuple[Upstream, ...]
     storage: Storage
@@ -148,8 +129,8 @@ class Settings:
     recheck_interval: int              # seconds between the keeper's checks
     nfs_export: bool
     nfs_clients: tuple[str, ...]
-    lifecycle: Lifecycle = Lifecycle()
-    observe: Observe = Observe()
+    lifecycle: Policy                  # the cache's retention policy (Kconfig "Cache lifecycle")
+    observe: Observe
     client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
     tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
     tls_ca: str | None = None          # the CA clients are given (generated, or given with the certificate)
@@ -210,7 +191,7 @@ def _upstreams(read: Reader, main_port: int, bind: str, tls: bool) -> tuple[Upst
                 read.fail(f"{prefix}_REGISTRY", registry,
                           "must be a registry host name such as registry.example.com[:port]")
         port_symbol = "DOCKER_MIRROR_PORT" if key == "dockerhub" else f"{prefix}_PORT"
-        port = main_port if key == "dockerhub" else read.int(port_symbol, 0, 65535, 0)
+        port = main_port if key == "dockerhub" else read.int(port_symbol)
         if port == 0:
             port = main_port + offset
             if port > 65535:
@@ -227,7 +208,7 @@ def _upstreams(read: Reader, main_port: int, bind: str, tls: bool) -> tuple[Upst
                       f"is the port of the {used_ports[debug]}; choose ports less than "
                       f"{DEBUG_PORT_OFFSET} apart")
         used_ports[debug] = f"debug port of the {key} mirror"
-        found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL", DEFAULT_REMOTE_URLS.get(key, "")), endpoint,
+        found.append(Upstream(key, registry, read.url(f"{prefix}_REMOTE_URL"), endpoint,
                               read.str(f"{prefix}_USERNAME"), read.str(f"{prefix}_PASSWORD")))
     return tuple(found)
 
@@ -259,7 +240,7 @@ def _warm_images(read: Reader, registry_image: str) -> tuple[str, ...]:
     for stem, repository in WARM_IMAGES:
         symbol = f"DOCKER_MIRROR_IMAGE_{stem}"
         if read.bool(symbol):
-            tag = read.str(f"{symbol}_TAG", "latest")
+            tag = read.str(f"{symbol}_TAG")
             joiner = "@" if tag.startswith("sha256:") else ":"
             refs.append(read.image(f"{symbol}_TAG", f"{repository}{joiner}{tag}", tag))
     if read.bool("DOCKER_MIRROR_IMAGE_REGISTRY"):
@@ -272,7 +253,7 @@ _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9
 
 
 def _client_address(read: Reader) -> str:
-    value = read.str("DOCKER_MIRROR_CLIENT_ADDRESS", "").strip()
+    value = read.str("DOCKER_MIRROR_CLIENT_ADDRESS").strip()
     if not value:
         return ""
     try:
@@ -289,23 +270,19 @@ def _client_address(read: Reader) -> str:
 def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     read = Reader(config)
     enabled = read.bool("ENABLE_DOCKER_MIRROR")
-    path = read.path("DOCKER_MIRROR_PATH", "/mirror/docker")
-    port = read.int("DOCKER_MIRROR_PORT", 1, 65535, 5000)
+    path = read.path("DOCKER_MIRROR_PATH")
+    port = read.int("DOCKER_MIRROR_PORT")
 
-    bind = read.ip("DOCKER_MIRROR_BIND_ADDRESS", "127.0.0.1",
-                   "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
+    bind = read.ip("DOCKER_MIRROR_BIND_ADDRESS", "must be an IP address (127.0.0.1 for this host only, a LAN address, or 0.0.0.0)")
 
-    # Kconfig's default: a .config from before the built engine lacks the symbol (and
-    # `make` moves it to the built engine through olddefconfig).
-    registry_built = read.bool("DOCKER_MIRROR_REGISTRY_BUILT", default=True)
-    if registry_built:
-        # Named by this checkout's recipe and patches (no apt, no network): mirror.engine.build.
-        registry_image = engine_build.image_ref(engine_build.current_key())
-    else:
-        registry_image = read.str("DOCKER_MIRROR_REGISTRY_IMAGE", UPSTREAM_REGISTRY_IMAGE)
-        registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", registry_image)
+    registry_built = read.bool("DOCKER_MIRROR_REGISTRY_BUILT")
+    upstream_registry_image = read.image("DOCKER_MIRROR_REGISTRY_IMAGE", read.str("DOCKER_MIRROR_REGISTRY_IMAGE"))
+    # The built engine is named by this checkout's recipe and patches (no apt, no
+    # network): mirror.engine.build.
+    registry_image = engine_build.image_ref(engine_build.current_key()) if registry_built \
+        else upstream_registry_image
 
-    container_prefix = read.str("DOCKER_MIRROR_CONTAINER_PREFIX", "docker-mirror")
+    container_prefix = read.str("DOCKER_MIRROR_CONTAINER_PREFIX")
     if not _CONTAINER_NAME.match(container_prefix):
         read.fail("DOCKER_MIRROR_CONTAINER_PREFIX", container_prefix,
                   "must be 1-51 letters, digits, '_', '.' or '-', starting with a letter or digit")
@@ -318,10 +295,8 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
     tls_certificate = tls_key = tls_ca = None
     tls_generate = False
     if read.bool("DOCKER_MIRROR_TLS"):
-        # Kconfig's default for the choice: generated unless a certificate path is set
-        # (a .config from before the choice keeps the certificate it names).
-        tls_generate = read.bool("DOCKER_MIRROR_TLS_GENERATE",
-                                 default=not read.str("DOCKER_MIRROR_TLS_CERTIFICATE"))
+        # A .config from before the choice lacks it: Kconfig's default keeps the certificate it names.
+        tls_generate = read.bool("DOCKER_MIRROR_TLS_GENERATE")
         if tls_generate:
             tls_certificate, tls_key, tls_ca = tls_files(path)
         else:
@@ -329,7 +304,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
             tls_key = read.path("DOCKER_MIRROR_TLS_KEY")
             tls_ca = read.path("DOCKER_MIRROR_TLS_CA_CERTIFICATE", required=False) or None
 
-    on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR", "*-*-* 02:00:00")
+    on_calendar = read.str("DOCKER_MIRROR_REFRESH_ON_CALENDAR")
     refresh = read.bool("DOCKER_MIRROR_REFRESH")
     if refresh and (not on_calendar.strip() or not on_calendar.isprintable()
                     or any(c in on_calendar for c in "\\\"")):
@@ -349,13 +324,12 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
 
     extra_list = read.path("DOCKER_MIRROR_IMAGES_EXTRA_LIST", required=False) or None
 
-    observe_address = read.ip("DOCKER_MIRROR_OBSERVE_ADDRESS", "127.0.0.1",
-                              "must be an IP address (127.0.0.1 for this host only)")
+    observe_address = read.ip("DOCKER_MIRROR_OBSERVE_ADDRESS", "must be an IP address (127.0.0.1 for this host only)")
     observe = Observe(
         enabled=read.bool("DOCKER_MIRROR_OBSERVE"),
         address=observe_address,
-        port=read.int("DOCKER_MIRROR_OBSERVE_PORT", 1, 65535, 9595),
-        interval=read.int("DOCKER_MIRROR_OBSERVE_INTERVAL", 5, 3600, 60),
+        port=read.int("DOCKER_MIRROR_OBSERVE_PORT"),
+        interval=read.int("DOCKER_MIRROR_OBSERVE_INTERVAL"),
         textfile_dir=read.path("DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR", required=False) or None)
 
     upstreams = _upstreams(read, port, bind, tls_certificate is not None)
@@ -371,6 +345,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         bind_address=bind,
         pull_through=read.bool("DOCKER_MIRROR_PULL_THROUGH_CACHE"),
         registry_image=registry_image,
+        upstream_registry_image=upstream_registry_image,
         container_prefix=container_prefix,
         upstreams=upstreams,
         storage=storage,
@@ -379,24 +354,22 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         tls_key=tls_key,
         # The built engine is on no registry: keep the upstream image warm instead
         # (what the Kubernetes manifests run by default).
-        warm_images=_warm_images(read, images.normalize(UPSTREAM_REGISTRY_IMAGE) if registry_built
-                                 else registry_image),
+        warm_images=_warm_images(read, upstream_registry_image),
         extra_image_list=extra_list,
         refresh=refresh,
         refresh_on_calendar=on_calendar,
-        refresh_random_delay=read.int("DOCKER_MIRROR_REFRESH_RANDOM_DELAY", 0, 720, 15),
-        pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY", 1, 64, 8),
+        refresh_random_delay=read.int("DOCKER_MIRROR_REFRESH_RANDOM_DELAY"),
+        pull_concurrency=read.int("DOCKER_MIRROR_PULL_CONCURRENCY"),
         pull_all_platforms=read.bool("DOCKER_MIRROR_PULL_ALL_PLATFORMS"),
-        log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS", 1, 3650, 30),
-        # Kconfig's default: a .config written before the keeper existed lacks the symbol.
-        keeper=read.bool("DOCKER_MIRROR_KEEPER", default=True),
-        recheck_interval=read.int("DOCKER_MIRROR_RECHECK_INTERVAL", 10, 86400, 300),
+        log_retention_days=read.int("DOCKER_MIRROR_LOG_RETENTION_DAYS"),
+        keeper=read.bool("DOCKER_MIRROR_KEEPER"),
+        recheck_interval=read.int("DOCKER_MIRROR_RECHECK_INTERVAL"),
         nfs_export=nfs_export,
         nfs_clients=nfs_clients,
-        lifecycle=Lifecycle(
-            keep_unused_days=read.int("DOCKER_MIRROR_KEEP_UNUSED_DAYS", 1, 3650, 30),
-            max_bytes=read.int("DOCKER_MIRROR_CACHE_MAX_SIZE_GB", 0, 1 << 20, 0) << 30,
-            keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS", 0, 100, 1)),
+        lifecycle=Policy(
+            keep_unused_days=read.int("DOCKER_MIRROR_KEEP_UNUSED_DAYS"),
+            max_bytes=read.int("DOCKER_MIRROR_CACHE_MAX_SIZE_GB") << 30,
+            keep_previous=read.int("DOCKER_MIRROR_KEEP_PREVIOUS_DIGESTS")),
         observe=observe,
         client_address=_client_address(read),
         tls_generate=tls_generate,

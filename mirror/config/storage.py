@@ -68,7 +68,7 @@ def _s3(read: Reader) -> dict:
         read.fail("DOCKER_MIRROR_S3_ENDPOINT", endpoint,
                   "must be scheme://host[:port] without user, password or path "
                   "(the keys have their own options)")
-    region = read.str("DOCKER_MIRROR_S3_REGION", "us-east-1")
+    region = read.str("DOCKER_MIRROR_S3_REGION")
     if not _REGION.match(region):
         read.fail("DOCKER_MIRROR_S3_REGION", region,
                   "must be a region name of lower-case letters, digits and dashes, e.g. us-east-1")
@@ -83,7 +83,7 @@ def _s3(read: Reader) -> dict:
             read.fail(symbol, "", "is required with the s3 storage backend")
         if not keys[symbol].isprintable() or any(c.isspace() for c in keys[symbol]):
             read.fail(symbol, keys[symbol], "must be printable characters without spaces")
-    root = read.str("DOCKER_MIRROR_S3_ROOT_DIRECTORY", "/docker-mirror")
+    root = read.str("DOCKER_MIRROR_S3_ROOT_DIRECTORY")
     if not _ROOT.match(root):
         read.fail("DOCKER_MIRROR_S3_ROOT_DIRECTORY", root, "must be an absolute key prefix of "
                   "letters, digits, dots, dashes and underscores, e.g. /docker-mirror")
@@ -93,7 +93,7 @@ def _s3(read: Reader) -> dict:
         "s3_bucket": bucket,
         "s3_access_key": keys["DOCKER_MIRROR_S3_ACCESS_KEY_ID"],
         "s3_secret_key": keys["DOCKER_MIRROR_S3_SECRET_KEY"],
-        "s3_path_style": read.bool("DOCKER_MIRROR_S3_PATH_STYLE", True),
+        "s3_path_style": read.bool("DOCKER_MIRROR_S3_PATH_STYLE"),
         "s3_secure": parts.scheme == "https",
         "s3_root": root,
     }

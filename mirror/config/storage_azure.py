@@ -31,9 +31,6 @@ LONGEST_UPSTREAM_KEY = 9
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _REALM = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:(?P<port>[0-9]{{1,5}}))?$")
 
-DEFAULT_CONTAINER = "dockerregistry"
-DEFAULT_REALM = "core.windows.net"
-
 
 def container_for(prefix: str, upstream_key: str) -> str:
     """The blob container of one upstream's cache."""
@@ -42,9 +39,9 @@ def container_for(prefix: str, upstream_key: str) -> str:
 
 def azure_fields(read: Reader) -> dict:
     """Keyword arguments of Storage for the azure backend; any bad value is a ConfigError."""
-    def required(name: str, default: str = "") -> str:
+    def required(name: str) -> str:
         symbol = f"DOCKER_MIRROR_AZURE_{name}"
-        value = read.str(symbol, default)
+        value = read.str(symbol)
         if not value:
             read.fail(symbol, "", "is required with the azure storage backend")
         return value
@@ -61,7 +58,7 @@ def azure_fields(read: Reader) -> dict:
     if not decoded:
         read.fail("DOCKER_MIRROR_AZURE_ACCOUNT_KEY", key,
                   "must be the storage account's access key, base64 as Azure shows it")
-    container = required("CONTAINER", DEFAULT_CONTAINER)
+    container = required("CONTAINER")
     longest = len(container_for(container, "x" * LONGEST_UPSTREAM_KEY))
     if not _CONTAINER.match(container) or len(container) < 3 or longest > _CONTAINER_MAX:
         read.fail("DOCKER_MIRROR_AZURE_CONTAINER", container,
@@ -69,7 +66,7 @@ def azure_fields(read: Reader) -> dict:
                   "digits and single dashes, starting and ending with a letter or digit "
                   "(each upstream's container is this name, a dash and the upstream, "
                   "e.g. dockerregistry-dockerhub)")
-    realm = read.str("DOCKER_MIRROR_AZURE_REALM", DEFAULT_REALM)
+    realm = read.str("DOCKER_MIRROR_AZURE_REALM")
     match = _REALM.match(realm)
     if not match or len(realm.split(":")[0]) > 253 or not 0 < int(match["port"] or 443) < 65536:
         read.fail("DOCKER_MIRROR_AZURE_REALM", realm,

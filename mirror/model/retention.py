@@ -44,9 +44,11 @@ SYSTEM_CLOCK = Clock()
 
 @dataclass(frozen=True)
 class Policy:
-    keep_unused_days: int = 30
-    max_bytes: int = 0          # 0: no size limit
-    keep_previous: int = 1      # digests kept per image to keep warm, besides its current one
+    """The cache's retention policy (Kconfig "Cache lifecycle")."""
+
+    keep_unused_days: int       # unpinned images unused this long are dropped
+    max_bytes: int              # the whole cache's limit (Kconfig: GiB); 0: none
+    keep_previous: int          # digests kept per image to keep warm, besides its current one
 
 
 @dataclass(frozen=True)

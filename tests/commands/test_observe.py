@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from mirror.commands import observe, observe_serve
-from mirror.config.settings import Observe
+from support.configs import with_status_page
 from mirror.host.layout import Layout
 from mirror.host.storage import StorageTree
 from mirror.model import manifests
@@ -72,7 +72,7 @@ def sample_until(settings, client, blobs: int, timeout: float = 15.0):
 def service(make_mirror, hub, docker_client):
     """A mirror with a cached-nothing start, and the status service on a free loopback port."""
     m = make_mirror(hub.url)
-    settings = dataclasses.replace(m.settings, observe=Observe(enabled=True, port=free_port()))
+    settings = with_status_page(m.settings)
     observe.sample(settings, docker_client)          # counting starts: nothing cached yet
     server = observe_serve.make_server(settings)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

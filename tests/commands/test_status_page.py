@@ -2,7 +2,6 @@
 service on loopback; the test reads the rendered DOM and keeps a screenshot as an artifact
 (tests/artifacts/, also what README.md shows)."""
 
-import dataclasses
 import shutil
 import subprocess
 import threading
@@ -14,8 +13,7 @@ import requests
 
 from mirror.commands import lifecycle, observe, observe_serve
 from mirror.config import settings as settings_mod
-from mirror.config.settings import Observe
-from support.configs import write_config
+from support.configs import with_status_page, write_config
 from support.mirrors import mirror_factory
 from support.upstream import UpstreamRegistry, free_port, make_layer, push_image
 
@@ -80,7 +78,7 @@ def test_the_page_lists_images_sizes_and_pins_in_a_real_browser(tmp_path, hub, d
     push_image(hub.url, "coreos/etcd", "v3.5", layers=[make_layer(250_000, "e")])
     with mirror_factory(docker_client, lambda name: tmp_path / name) as make:
         m = make(hub.url)
-        settings = dataclasses.replace(m.settings, observe=Observe(enabled=True, port=free_port()))
+        settings = with_status_page(m.settings)
         observe.sample(settings, docker_client)
         for _ in range(2):      # cold, then from the cache: the plot gets a hit ratio to draw
             for ref in ("minio/minio:RELEASE.2024", "coreos/etcd:v3.5"):
@@ -124,7 +122,7 @@ def test_the_page_lists_images_sizes_and_pins_in_a_real_browser(tmp_path, hub, d
 def test_a_page_with_no_mirror_running_says_so(tmp_path):
     config = write_config(tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
                           DOCKER_MIRROR_PORT=free_port(), DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=f"http://127.0.0.1:{free_port()}")
-    settings = dataclasses.replace(settings_mod.load(config), observe=Observe(enabled=True, port=free_port()))
+    settings = with_status_page(settings_mod.load(config))
     server = serve(settings)
     try:
         dom = chromium(tmp_path, f"http://127.0.0.1:{settings.observe.port}/", "--dump-dom")

@@ -1,7 +1,6 @@
 """The status service behind the mirror's own htpasswd and TLS: real HTTPS with a certificate
 made by openssl, bcrypt entries made by Python's crypt module, Basic auth on every path."""
 
-import dataclasses
 import subprocess
 import threading
 import warnings
@@ -11,9 +10,8 @@ import requests
 
 from mirror.commands import observe_serve
 from mirror.config import settings as settings_mod
-from mirror.config.settings import Observe
 from mirror.host import htpasswd
-from support.configs import write_config
+from support.configs import with_status_page, write_config
 from support.upstream import free_port
 
 with warnings.catch_warnings():
@@ -48,7 +46,7 @@ def secured(tmp_path):
                           DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
                           DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_CERTIFICATE=str(cert),
                           DOCKER_MIRROR_TLS_KEY=str(key))
-    settings = dataclasses.replace(settings_mod.load(config), observe=Observe(enabled=True, port=free_port()))
+    settings = with_status_page(settings_mod.load(config))
     server = observe_serve.make_server(settings)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"https://127.0.0.1:{settings.observe.port}", str(cert)

@@ -106,12 +106,10 @@ def test_an_unreachable_upstream_is_named_without_credentials(tmp_path):
 
 
 def test_the_status_service_shows_it_on_its_page_and_in_status_json(tmp_path, fake_hub):
-    import dataclasses
     import requests
     from mirror.commands import observe_serve
-    from mirror.config.settings import Observe
-    from support.upstream import free_port
-    settings = dataclasses.replace(settings_for(tmp_path, fake_hub), observe=Observe(enabled=True, port=free_port()))
+    from support.configs import with_status_page
+    settings = with_status_page(settings_for(tmp_path, fake_hub))
     server = observe_serve.make_server(settings)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

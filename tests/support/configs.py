@@ -95,3 +95,12 @@ def rejected_symbol(load, tmp_path, symbol: str, value, **overrides) -> ConfigEr
     line = next(i for i, text in enumerate(lines, 1) if text.startswith(f"CONFIG_{symbol}="))
     assert f".config:{line}" in str(err)
     return err
+
+
+def with_status_page(settings):
+    """`settings` with the metrics and status page on, on a free loopback port."""
+    import dataclasses
+
+    from support.upstream import free_port
+    return dataclasses.replace(settings, observe=dataclasses.replace(settings.observe, enabled=True,
+                                                                    port=free_port()))
