@@ -2,7 +2,7 @@
 
 One source of truth: each registry's config.yml is `render.registry_config`
 (templates/registry-config.yml.j2) and each node's hosts.toml is
-`client_config.hosts_toml` (templates/containerd-hosts.toml.j2), exactly as on
+`client_text.hosts_toml` (templates/containerd-hosts.toml.j2), exactly as on
 a host. What differs in a cluster is handed to those functions as settings:
 
 - the registry listens on 0.0.0.0 inside its pod (the Service reaches it there);
@@ -27,9 +27,10 @@ from math import ceil
 from urllib.parse import urlsplit
 
 from . import render
-from .config.settings import Settings, Upstream
+from .model.settings import Settings, Upstream
 from .model import images
-from .model.client_config import basic_authorization, hosts_toml, registry_server
+from .client_text import hosts_toml
+from .model.client_config import basic_authorization, registry_server
 from .model.cron import Schedule
 from .model.endpoint import Endpoint
 from .model.modes import PLAIN, PULL_THROUGH

@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from .config.settings import Settings, Upstream
+from .model.settings import Settings, Upstream
 from .model import images
 from .model.modes import MODES, OFFLINE, PULL_THROUGH
 from .model.replicas import REPLICA_HOST

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mirror.config.kconfig import ROOT
+from mirror import client_text
 from mirror.model import client_config
 from support.configs import run_mirror, write_config
 from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
@@ -109,7 +110,7 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
         assert hub_url + "/" in docker_client.info()["RegistryConfig"]["Mirrors"]
         # containerd: the same files `make docker-mirror-clients` writes, byte for byte
         for registry, url in (("docker.io", hub_url), ("ghcr.io", ghcr_url)):
-            assert (certs / registry / "hosts.toml").read_text() == client_config.hosts_toml(registry, url)
+            assert (certs / registry / "hosts.toml").read_text() == client_text.hosts_toml(registry, url)
         config = tomllib.loads(containerd_config.read_text())
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == str(certs)
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
@@ -168,7 +169,7 @@ def test_playbook_hands_out_the_generated_ca_and_the_client_credential(tmp_path)
         own_ca = etc / "containerd/certs.d" / registry / "docker-mirror-ca.crt"
         assert own_ca.read_bytes() == ca
         hosts = etc / "containerd/certs.d" / registry / "hosts.toml"
-        assert hosts.read_text() == client_config.hosts_toml(
+        assert hosts.read_text() == client_text.hosts_toml(
             registry, f"https://127.0.0.1:{port}", ca=str(own_ca),
             authorization=client_config.basic_authorization(("alice", "wonder land")))
         assert hosts.stat().st_mode & 0o777 == 0o600

@@ -9,7 +9,7 @@ import kubernetes_validate
 
 from mirror import k8s
 from mirror.config import settings as settings_module
-from mirror.model.client_config import hosts_toml
+from mirror.client_text import hosts_toml
 from support.configs import write_config
 from support.k8s_manifests import (CREDENTIALS, KUBERNETES, by_kind, documents, htpasswd_file,  # noqa: F401
                                    run)

@@ -23,6 +23,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from mirror import render
 from mirror.config import settings
+from mirror.model.settings import Settings
 from mirror.model import endpoint
 from mirror.model import modes as L
 from support.configs import write_config
@@ -49,7 +50,7 @@ COMMON_STORAGE = {
 HEALTH = {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}}
 
 
-def load(tmp_path, **overrides) -> settings.Settings:
+def load(tmp_path, **overrides) -> Settings:
     return settings.load(write_config(tmp_path / ".config", **overrides))
 
 

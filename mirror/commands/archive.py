@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import image_lists
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..engine import containers
 from ..errors import ArchiveError, MirrorError
 from ..host import archives

@@ -21,7 +21,8 @@ from ..host import client_files as files
 from ..host.client_files import ClientPaths, b64, unb64
 from ..host.htpasswd import Users
 from ..host.proc import containerd_processes
-from ..model.client_config import Wanted, hosts_toml
+from ..client_text import hosts_toml
+from ..model.client_config import Wanted
 
 CONTAINERD_CA = "docker-mirror-ca.crt"   # beside hosts.toml, named by its `ca =`
 DEFAULT_CONTAINERD_CONFIG = "/etc/containerd/config.toml"   # what containerd reads without --config

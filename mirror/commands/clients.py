@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import client as engine_client
 from ..engine.dockerd import RELOAD_TIMEOUT, active_mirrors, reload_docker
 from ..errors import ClientFileError, MirrorNotInUse
@@ -22,9 +22,9 @@ from ..host.client_files import ClientPaths, b64, unb64
 from ..host.layout import Layout
 from ..host.proc import dockerd_flags_conflict, dockerd_pid
 from . import client_hosts
+from ..client_text import parse_toml, plan_containerd_config, remove_inserted
 from ..model.client_config import (INSECURE_REGISTRIES, REGISTRY_MIRRORS, Wanted, dump_daemon_json,
-                                   merge_daemon_json, parse_daemon_json, parse_toml,
-                                   plan_containerd_config, remove_inserted, unmerge_daemon_json, wanted)
+                                   merge_daemon_json, parse_daemon_json, unmerge_daemon_json, wanted)
 
 
 @dataclass

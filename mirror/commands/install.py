@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .. import render
 from ..config.kconfig import ROOT
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import containers, replicas
 from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image

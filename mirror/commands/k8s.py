@@ -21,7 +21,7 @@ import yaml
 from .. import k8s
 from ..config import dotconfig
 from ..config.image_lists import wanted_images
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..errors import ConfigError, InvalidReference, K8sError, MirrorSwitchedOff
 from ..host.files import atomic_write
 from ..model import cron, images

@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Callable
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import containers, events, replicas
 from ..errors import DockerError, KeeperRunning, MirrorError, NotConfiguredError
 from ..host import locks

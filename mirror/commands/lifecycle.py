@@ -30,14 +30,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import containers, request_logs
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError
 from ..host import layout as host_layout
 from ..host import diskspace, locks, ports, storage, usage
 from ..host.layout import Layout
-from ..model import retention
+from ..model import digests, retention
 from ..model.manifests import blobs_of
 from ..model.retention import SYSTEM_CLOCK, CachedImage, Clock, Plan
 from ..net.probes import wait_until_answering
@@ -110,7 +110,7 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
                 record.cursor_ns = stamp
                 when = clock.at(stamp / 1e9)
                 new += 1
-                if storage.valid_digest(reference):
+                if digests.is_digest(reference):
                     record.note(f"{repository}@{reference}", when)
                     continue
                 record.note(f"{repository}:{reference}", when)
@@ -136,14 +136,14 @@ def record_pins(settings: Settings, wanted, results) -> None:
     that failed this time keeps the digests it had.
     """
     root = Layout.of(settings).root
-    done = {r.reference: r.digest for r in results if r.ok and storage.valid_digest(r.digest)}
+    done = {r.reference: r.digest for r in results if r.ok and digests.is_digest(r.digest)}
     keep = 1 + settings.lifecycle.keep_previous
     with usage.locked(root):
         old = usage.read_pins(root)
         pins = {}
         for target in wanted:
             ref = str(target.ref)
-            history = [d for d in old.get(ref, {}).get("digests", []) if storage.valid_digest(d)]
+            history = [d for d in old.get(ref, {}).get("digests", []) if digests.is_digest(d)]
             if ref in done:
                 history = [done[ref], *(d for d in history if d != done[ref])]
             if history:
@@ -190,7 +190,7 @@ def inventory(settings: Settings, clock: Clock = SYSTEM_CLOCK
                 blobs = set(manifests)
                 for manifest in manifests:
                     blobs |= {b.get("digest") for b in blobs_of(parsed[manifest]) if isinstance(b, dict)}
-                blobs = {b for b in blobs if storage.valid_digest(b)}
+                blobs = {b for b in blobs if digests.is_digest(b)}
                 for blob in blobs:
                     if (upstream.key, blob) not in sizes:
                         sizes[upstream.key, blob] = storage.blob_size(storage_dir, blob)

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..engine import request_logs
 from ..host import files, locks, usage
 from ..host.layout import Layout

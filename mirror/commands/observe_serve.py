@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .. import render
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine.client import connect
 from ..errors import DockerError, MirrorError
 from ..host import htpasswd, locks

@@ -9,7 +9,7 @@ again, by `make docker-mirror-status` and by `make docker-mirror-remove`.
 from __future__ import annotations
 
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..host import locks, systemd
 from . import observe
 from .observe_serve import serve_lock

@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..errors import MirrorError, RefreshBusy
 from ..host import diskspace, locks
 from ..host.files import atomic_write

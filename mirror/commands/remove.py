@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import render
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import containers, replicas
 from ..errors import PurgeRefused
 from ..host import locks, nfs, storage, systemd

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..engine import containers
 from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from ..config import settings as settings_module
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..model import images
 from ..model.endpoint import Endpoint
 from ..net import probes

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from .. import render
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..engine import containers, replicas
 from ..errors import UnknownCheck
 from ..host import locks, storage, systemd, tls

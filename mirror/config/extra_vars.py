@@ -4,6 +4,7 @@ from pathlib import Path
 
 from .. import render
 from ..host.files import atomic_write
+from ..model.settings import Settings
 from . import dotconfig, secrets, settings
 
 
@@ -12,7 +13,7 @@ def variables(config: dotconfig.DotConfig) -> dict:
     return {name.lower(): entry.value for name, entry in config.entries.items()}
 
 
-def playbook_variables(loaded: settings.Settings) -> dict:
+def playbook_variables(loaded: Settings) -> dict:
     """What a playbook needs besides the Kconfig symbols: what the docker_mirror_image
     filter (ansible/filter_plugins) takes, from each upstream's Endpoint.
 

@@ -1,4 +1,4 @@
-"""Typed, immutable settings, built once from `.config` and validated.
+"""The settings (mirror.model.settings), built once from `.config` and validated.
 
 Everything downstream takes a Settings; only mirror.config reads `.config`.
 Every rejected value raises ConfigError naming the CONFIG_ symbol, the value,
@@ -11,24 +11,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import socket
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from ..engine import build as engine_build
 from ..errors import ConfigError
 from ..model import images
-from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint, bracketed
-from ..model.instance import InstanceNames
+from ..model.endpoint import DEBUG_PORT_OFFSET, Endpoint
 from ..model.retention import Policy
+from ..model.settings import Observe, Settings, Upstream
 from ..model.tls import generated_files as tls_files
 from . import dotconfig
 from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_secret is its API
-from .storage import Storage, from_config as _storage
+from .storage import from_config as _storage
 from .client_credential import from_config as _client_credential
 from .replicas import from_config as _replicas
-from ..model.replicas import Replicas
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
 UPSTREAMS = (
@@ -59,122 +55,6 @@ _HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$")
 _NFS_CLIENT = re.compile(r"^[A-Za-z0-9*?.:/_\[\]@-]+$")
-
-
-@dataclass(frozen=True)
-class Upstream:
-    key: str          # dockerhub, ghcr, quay, k8s, custom
-    registry: str     # the host image names start with: docker.io, ghcr.io, ...
-    remote_url: str
-    endpoint: Endpoint  # where its mirror listens and is reached
-    username: str
-    password: str = field(repr=False)
-
-    @property
-    def port(self) -> int:
-        return self.endpoint.port
-
-    @property
-    def display_url(self) -> str:
-        """The remote URL without any user:password@ in it: the one to log and show."""
-        parts = urlsplit(self.remote_url)
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-@dataclass(frozen=True)
-class Observe:
-    """The metrics and status page service (Kconfig "Metrics and status page")."""
-
-    enabled: bool
-    address: str
-    port: int
-    interval: int                  # seconds between samples
-    textfile_dir: str | None       # node_exporter's textfile collector directory
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    config_path: str
-    enabled: bool
-    install: bool
-    use: bool
-    auto_detect: bool
-    path: str
-    port: int
-    bind_address: str
-    pull_through: bool
-    registry_image: str                # what the mirrors run: the built engine's image, or the user's
-    # DOCKER_MIRROR_REGISTRY_IMAGE (its default with the built engine): an image any host can pull
-    upstream_registry_image: str
-    container_prefix: str
-    upstreams: tuple[Upstream, ...]
-    storage: Storage
-    htpasswd_path: str | None
-    tls_certificate: str | None
-    tls_key: str | None
-    warm_images: tuple[str, ...]       # normalised references
-    extra_image_list: str | None
-    refresh: bool
-    refresh_on_calendar: str
-    refresh_random_delay: int          # minutes; 0: none
-    pull_concurrency: int
-    pull_all_platforms: bool
-    log_retention_days: int
-    keeper: bool                       # a keeper keeps the mirrors up (mirror.commands.keeper)
-    recheck_interval: int              # seconds between the keeper's checks
-    nfs_export: bool
-    nfs_clients: tuple[str, ...]
-    lifecycle: Policy                  # the cache's retention policy (Kconfig "Cache lifecycle")
-    observe: Observe
-    client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
-    tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
-    tls_ca: str | None = None          # the CA clients are given (generated, or given with the certificate)
-    # DOCKER_MIRROR_CLIENT_USERNAME/_PASSWORD: what clients are given (never in a repr)
-    client_credential: tuple[str, str] | None = field(default=None, repr=False)
-    replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
-    # DOCKER_MIRROR_REGISTRY_BUILT: registry_image is the engine built on this host
-    # (mirror.engine.build), local to it: a cluster needs another (mirror.k8s)
-    registry_built: bool = False
-
-    def __post_init__(self):
-        # The endpoints are derived from bind_address and TLS once, in from_dotconfig();
-        # a copy that changed one without the other would listen on one address and be
-        # probed, rendered and handed to clients on another.
-        for upstream in self.upstreams:
-            if (upstream.endpoint.bind, upstream.endpoint.tls) != (self.bind_address, self.tls_certificate is not None):
-                raise ValueError(f"the {upstream.key} endpoint {upstream.endpoint} does not follow the settings' "
-                                 "bind address and TLS: build Settings with from_dotconfig()")
-
-    def upstream(self, key: str) -> Upstream | None:
-        return next((u for u in self.upstreams if u.key == key), None)
-
-    @property
-    def instance(self) -> InstanceNames:
-        """This mirror's unit and exports file names (its prefix keeps them apart from another's)."""
-        return InstanceNames.of(self.container_prefix)
-
-    @property
-    def fleet_host(self) -> str:
-        """The host other machines name the mirrors by (the fleet playbook's
-        docker_mirror_address): DOCKER_MIRROR_CLIENT_ADDRESS, else a specific bind
-        address, else (a wildcard bind) this host's name; loopback stays loopback."""
-        if self.client_address:
-            return bracketed(self.client_address)
-        bind = ipaddress.ip_address(self.bind_address)
-        if bind.is_unspecified:
-            return socket.gethostname()
-        return self.client_host
-
-    @property
-    def client_host(self) -> str:
-        """The host this machine's clients name the mirrors by (they share the bind
-        address; the Docker Hub mirror is always configured)."""
-        return self.upstreams[0].endpoint.client_host
 
 
 def _upstreams(read: Reader, main_port: int, bind: str, tls: bool) -> tuple[Upstream, ...]:

@@ -1,4 +1,4 @@
-"""Where the registries keep the cache: the storage backend's settings, read and checked.
+"""Where the registries keep the cache: the storage backend's settings (model.settings.Storage), read and checked.
 
 filesystem (a directory per upstream), azure (a blob container per upstream) or s3 (a
 bucket of any S3-compatible store; distribution's storage.s3 driver).
@@ -7,36 +7,12 @@ bucket of any S3-compatible store; distribution's storage.s3 driver).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..model.settings import Storage
 from .reader import Reader
-from .storage_azure import azure_fields, container_for
+from .storage_azure import azure_fields
 from .storage_ca import read_ca_bundle
-
-
-@dataclass(frozen=True)
-class Storage:
-    backend: str      # filesystem | azure | s3
-    path: str         # filesystem: root of the per-upstream data directories
-    azure_account_name: str = ""
-    azure_account_key: str = field(default="", repr=False)
-    azure_container: str = ""    # prefix: each upstream gets container "<this>-<upstream key>"
-    azure_realm: str = ""         # the blob host is <account>.blob.<realm>
-    s3_endpoint: str = ""     # scheme://host[:port]; https means secure
-    s3_region: str = ""
-    s3_bucket: str = ""
-    s3_access_key: str = ""
-    s3_secret_key: str = field(default="", repr=False)
-    s3_path_style: bool = True
-    s3_secure: bool = True
-    s3_root: str = ""         # key prefix; each upstream gets a subdirectory
-    ca_bundle: str = ""       # azure, s3: PEM file of CAs the registry trusts for the store
-    redirect: bool = False    # azure, s3: blob GETs redirected to the store (clients reach it)
-
-    def azure_container_for(self, upstream_key: str) -> str:
-        """azure: the blob container of one upstream (2.8's driver has no prefix option)."""
-        return container_for(self.azure_container, upstream_key)
 
 
 def from_config(read: Reader, mirror_path: str) -> Storage:

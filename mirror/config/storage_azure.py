@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 
+from ..model.settings import container_for
 from .reader import Reader
 
 # Azure: storage account names are 3 to 24 lower-case letters and digits.
@@ -30,11 +31,6 @@ LONGEST_UPSTREAM_KEY = 9
 # emulators and private endpoints that listen elsewhere than 443.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _REALM = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:(?P<port>[0-9]{{1,5}}))?$")
-
-
-def container_for(prefix: str, upstream_key: str) -> str:
-    """The blob container of one upstream's cache."""
-    return f"{prefix}-{upstream_key}"
 
 
 def azure_fields(read: Reader) -> dict:

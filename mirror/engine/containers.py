@@ -22,7 +22,8 @@ import requests
 from docker.types import LogConfig, Mount
 
 from .. import render
-from ..config.settings import UPSTREAM_KEYS, Settings, Upstream
+from ..config.settings import UPSTREAM_KEYS
+from ..model.settings import Settings, Upstream
 from ..errors import DockerError, MaintenanceError, MirrorStartError, PortInUse
 from ..host import credential, locks, ports
 from ..host.files import atomic_write
@@ -291,7 +292,7 @@ def temporary(client, image: RegistryImage, spec: RegistrySpec, log=print):
 
 
 # The registry binary in registry:2, registry:3 and the offline-built image alike.
-REGISTRY_BINARY = "/bin/registry"
+IN_IMAGE_REGISTRY_BINARY = "/bin/registry"
 
 
 def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) -> str:
@@ -305,7 +306,7 @@ def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) 
             if leftover is not None:
                 leftover.remove(force=True, v=True)
         output = client.containers.run(
-            image.image_id, args, entrypoint=[REGISTRY_BINARY], name=name, network_mode="none",
+            image.image_id, args, entrypoint=[IN_IMAGE_REGISTRY_BINARY], name=name, network_mode="none",
             labels=spec.labels, remove=True, stdout=True, stderr=True,
             mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts])
     except docker.errors.ContainerError as err:

@@ -27,7 +27,6 @@ from .client import short
 
 CONFIG_V2 = "/etc/docker/registry/config.yml"
 CONFIG_V3 = "/etc/distribution/config.yml"
-REGISTRY_BINARY = storage_drivers.REGISTRY_BINARY
 OFFLINE_REPO = "docker-mirror/registry"
 OFFLINE_LABEL = "io.docker-mirror.built-offline"
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -121,7 +120,8 @@ def ensure_registry_image(client, wanted: str, log=print) -> RegistryImage:
     except docker.errors.DockerException as err:
         pull_error = short(err)
     built = build_offline_image(client, wanted, pull_error)
-    log(f"could not pull {wanted} ({pull_error}); using {built.ref}, built offline from {REGISTRY_BINARY}")
+    log(f"could not pull {wanted} ({pull_error}); using {built.ref}, "
+        f"built offline from {storage_drivers.HOST_REGISTRY_BINARY}")
     return built
 
 

@@ -28,7 +28,7 @@ import requests
 from docker.types import LogConfig, Mount
 
 from .. import render
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..errors import DockerError, MirrorStartError, PortInUse
 from ..host import ports
 from ..host.files import atomic_write

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from .client import docker_errors, find_container
 from .containers import LABEL_CONFIG, LABEL_UPSTREAM, config_of, container_names
 

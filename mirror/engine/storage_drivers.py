@@ -29,7 +29,8 @@ from .client import short
 if TYPE_CHECKING:  # registry_image imports this module to label what it builds
     from .registry_image import RegistryImage
 
-REGISTRY_BINARY = "/usr/bin/docker-registry"
+# Debian's docker-registry package installs the host's registry binary here.
+HOST_REGISTRY_BINARY = "/usr/bin/docker-registry"
 
 LABEL = "io.docker-mirror.storage-drivers"
 # Driver package directory -> the name a config gives it (distribution 2.x, 3.x).
@@ -47,7 +48,7 @@ def in_binary(data: bytes) -> frozenset[str]:
 
 def offline_binary() -> str:
     """The registry binary an offline image is built from."""
-    return shutil.which("docker-registry") or REGISTRY_BINARY
+    return shutil.which("docker-registry") or HOST_REGISTRY_BINARY
 
 
 def of_binary(path: str) -> frozenset[str]:

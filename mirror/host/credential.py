@@ -22,7 +22,7 @@ from pathlib import Path
 
 import bcrypt
 
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..errors import HostError
 from .files import atomic_write
 from .htpasswd import MAX_BYTES as _MAX

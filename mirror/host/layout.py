@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..errors import HostError
 from .files import atomic_write
 

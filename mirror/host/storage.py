@@ -26,27 +26,19 @@ one never becomes a path.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.digests import is_digest
 from ..model.images import ImageRef
 from ..model.manifests import Manifest
 from .files import atomic_write
 
 V2 = Path("docker", "registry", "v2")
 SCHEDULER_STATE = "scheduler-state.json"   # the proxy's expiry state, at the storage root
-# go-digest's registered algorithms and their hex lengths
-_DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
-
-
-def valid_digest(digest: str | None) -> bool:
-    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
-
-
 def _split(digest: str) -> tuple[str, str]:
-    if not valid_digest(digest):
+    if not is_digest(digest):
         raise ValueError(f"not a digest: {digest!r}")
     algorithm, hexdigest = digest.split(":", 1)
     return algorithm, hexdigest
@@ -111,11 +103,11 @@ def _read_link(path: Path) -> str | None:
             text = f.read(200).decode("ascii", "replace").strip()
     except OSError:
         return None
-    return text if valid_digest(text) else None
+    return text if is_digest(text) else None
 
 
 def _manifest_present(tree: StorageTree, repository: str, digest: str | None) -> bool:
-    return valid_digest(digest) and tree.revision_link(repository, digest).is_file() \
+    return is_digest(digest) and tree.revision_link(repository, digest).is_file() \
         and tree.blob_data(digest).is_file()
 
 
@@ -271,7 +263,7 @@ def revisions(storage_dir, repository: str) -> list[str]:
     for algorithm in _subdirs(tree.repository(repository) / "_manifests" / "revisions"):
         for entry in _subdirs(algorithm.path):
             digest = f"{algorithm.name}:{entry.name}"
-            if valid_digest(digest) and _manifest_present(tree, repository, digest):
+            if is_digest(digest) and _manifest_present(tree, repository, digest):
                 found.append(digest)
     return sorted(found)
 
@@ -362,7 +354,7 @@ def tidy(storage_dir) -> int:
         for algorithm in _subdirs(tree.repository(repository) / "_layers"):
             for entry in _subdirs(algorithm.path):
                 digest = f"{algorithm.name}:{entry.name}"
-                if valid_digest(digest) and not tree.blob_data(digest).is_file():
+                if is_digest(digest) and not tree.blob_data(digest).is_file():
                     _remove_tree(Path(entry.path))
                     dropped += 1
     return dropped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config.settings import Settings, Upstream
+from .settings import Settings, Upstream
 from . import images
 
 

@@ -1,59 +1,38 @@
-"""The azure backend's blob containers, read by the product itself: requests signed with the
-account key (Azure Storage's Shared Key scheme).
+"""The azure backend's blob containers, read by the product itself through Azure's SDK
+(azure-storage-blob): it signs each request with the account key (Shared Key), puts the
+blob names in URLs and turns the service's answers into typed errors.
 
 distribution 2.8's azure driver keeps a registry's files as blobs named by
 their paths ("/docker/registry/v2/...", leading slash included) in one
 container per upstream (2.8 has no root directory): a blob is cached for a
 repository when its data blob exists and the repository links it, as on a
 filesystem or in an s3 bucket. The warm engine asks that (HEAD); setup asks
-the service why a registry did not start (diagnose). The signature is
-computed here (hashlib and hmac) rather than by Azure's SDK (azure-storage-blob
-and azure-core, several MB, for two headers). The key signs and is never logged.
+the service why a registry did not start (diagnose). The key signs and is
+never sent nor logged.
 
-TLS is checked as the registry container checks it: this host's CAs (the
-offline-built image carries this host's bundle) plus DOCKER_MIRROR_STORAGE_CA_BUNDLE.
+The SDK sends through requests, on a session of ours: TLS is checked as the
+registry container checks it, against this host's CAs (the offline-built image
+carries this host's bundle) plus DOCKER_MIRROR_STORAGE_CA_BUNDLE, and nothing
+comes from the environment (no proxy, no ~/.netrc, no REQUESTS_CA_BUNDLE).
+requests and the SDK are imported when a container or a diagnosis first needs
+them (the SDK alone takes about 0.2 s): the commands that never read azure
+storage do not pay for it.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
-import hashlib
-import hmac
 import re
 import ssl
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import urlsplit
 
-import urllib3
-
-from ..config.storage import Storage
+from ..model.settings import Storage
 from ..errors import WarmError
 
-# Any version the service accepts for these requests; the 2.8 driver itself sends 2018-03-28.
+# Any version the service accepts for these requests (the 2.8 driver itself sends 2018-03-28);
+# the SDK's default is its newest, which older emulators and Azure Stack refuse.
 API_VERSION = "2019-12-12"
-# The headers Shared Key signs by value, in this order (then x-ms-*, then the resource).
-_STANDARD = ("content-encoding", "content-language", "content-length", "content-md5", "content-type",
-             "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range")
-
-
-def shared_key_headers(account: str, key: str, method: str, url: str, body: bytes = b"",
-                       headers: dict | None = None, now: datetime.datetime | None = None) -> dict:
-    """The headers that sign one request with the account key (Shared Key, version 2009-09-19 on)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    headers = {"x-ms-date": now.strftime("%a, %d %b %Y %H:%M:%S GMT"), "x-ms-version": API_VERSION,
-               **(headers or {})}
-    if body:
-        headers["Content-Length"] = str(len(body))
-    lower = {k.lower(): v for k, v in headers.items()}
-    parts = urlsplit(url)
-    resource = f"/{account}{parts.path or '/'}"
-    for name, value in sorted((k.lower(), v) for k, v in parse_qsl(parts.query)):
-        resource += f"\n{name}:{value}"
-    to_sign = "\n".join([method, *(lower.get(h, "") for h in _STANDARD)]) + "\n"
-    to_sign += "".join(f"{k}:{v.strip()}\n" for k, v in sorted(lower.items()) if k.startswith("x-ms-"))
-    to_sign += resource
-    digest = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
-    return {**headers, "Authorization": f"SharedKey {account}:{base64.b64encode(digest).decode()}"}
+# The warm engine's HEADs: the SDK retries connection errors, timeouts, 408 and 5xx, 0.5 s apart.
+ATTEMPTS = 3
 
 
 def endpoint_of(storage: Storage) -> str:
@@ -68,44 +47,69 @@ def _trust(storage: Storage) -> ssl.SSLContext:
     return context
 
 
-class Service:
-    """Signed requests to the account's blob service (no proxy from the environment)."""
+def _session(storage: Storage):
+    """A requests session for the SDK's transport: verifies with _trust's context alone and
+    reads nothing from the environment."""
+    import requests
+    from requests.adapters import HTTPAdapter
 
-    def __init__(self, storage: Storage, timeout: float = 10.0):
-        self.storage = storage
-        self.endpoint = endpoint_of(storage)
-        self.http = urllib3.PoolManager(ssl_context=_trust(storage), retries=False,
-                                        timeout=urllib3.Timeout(timeout))
+    context = _trust(storage)
 
-    def request(self, method: str, path: str) -> urllib3.BaseHTTPResponse:
-        """`path` as sent (quoted); urllib3's errors are the caller's."""
-        url = self.endpoint + path
-        headers = shared_key_headers(self.storage.azure_account_name, self.storage.azure_account_key,
-                                     method, url)
-        return self.http.request(method, url, headers=headers, preload_content=True, redirect=False)
+    class Trusting(HTTPAdapter):
+        # requests' documented hook for an SSLContext of one's own (requests >= 2.32.2).
+        def build_connection_pool_key_attributes(self, request, verify, cert=None):
+            host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+            pool = {k: v for k, v in pool.items() if k not in ("ca_certs", "ca_cert_dir")}
+            return host, {**pool, "ssl_context": context, "cert_reqs": "CERT_REQUIRED"}
+
+        def cert_verify(self, conn, url, verify, cert):
+            pass  # the context verifies: requests would load certifi's bundle into it as well
+
+    session = requests.Session()
+    session.trust_env = False   # no proxy, .netrc or CA bundle from the environment
+    session.mount("https://", Trusting(max_retries=0))   # the SDK's retry policy retries
+    return session
+
+
+def _service(storage: Storage, timeout: float, attempts: int):
+    from azure.storage.blob import BlobServiceClient, LinearRetry
+
+    return BlobServiceClient(
+        endpoint_of(storage),
+        credential={"account_name": storage.azure_account_name, "account_key": storage.azure_account_key},
+        session=_session(storage), api_version=API_VERSION,
+        connection_timeout=timeout, read_timeout=timeout, permit_redirects=False,
+        retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.25, retry_total=attempts - 1))
 
 
 class Container:
     """The blobs one mirror (upstream) keeps in its azure container (the s3.Bucket of azure)."""
 
     def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0):
-        self.service = Service(storage, timeout)
+        self.endpoint = endpoint_of(storage)
         self.container = storage.azure_container_for(upstream_key)
         self.prefix = "/docker/registry/v2"
+        self.blobs = _service(storage, timeout, ATTEMPTS).get_container_client(self.container)
 
     def size(self, key: str) -> int | None:
-        """The blob's size, None when there is none; a WarmError when the store refuses."""
-        where = f"azure container {self.container} at {self.service.endpoint}"
+        """The blob's size, None when there is none; a WarmError when the store refuses or
+        cannot be reached (after the SDK's retries)."""
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+
+        where = f"azure container {self.container} at {self.endpoint}"
         try:
-            # key starts with "/": the URL has ".../<container>//docker/...", as the driver's
-            answer = self.service.request("HEAD", f"/{self.container}/{quote(key, safe='/-_.~')}")
-        except urllib3.exceptions.HTTPError as err:
-            raise WarmError(f"{where}: {reason(err)}") from None
-        if answer.status == 404:
+            # key starts with "/": the SDK sends ".../<container>//docker/...", as the driver does
+            return self.blobs.get_blob_client(key).get_blob_properties().size
+        except ResourceNotFoundError:
             return None
-        if answer.status != 200:
-            raise WarmError(f"{where}: HEAD {key} answered {answer.status}")
-        return int(answer.headers.get("Content-Length", 0))
+        except HttpResponseError as err:
+            if err.status_code is None:   # no answer to tell (a body cut short, a signing error)
+                raise WarmError(f"{where}: {reason(err)}") from None
+            refused = " (Forbidden: the store refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY)" \
+                if err.status_code == 403 else ""
+            raise WarmError(f"{where}: HEAD {key} answered {err.status_code}{refused}") from None
+        except AzureError as err:
+            raise WarmError(f"{where}: {reason(err)}") from None
 
     def data_key(self, digest: str) -> str:
         algorithm, hex_ = digest.split(":", 1)
@@ -121,9 +125,24 @@ class Container:
             and self.size(self.data_key(digest)) is not None
 
 
+def _causes(err: BaseException) -> list[BaseException]:
+    """err and what it wraps: the SDK's inner_exception, requests' and urllib3's arguments and
+    reasons, the exceptions they were raised from."""
+    found: list[BaseException] = []
+    todo = [err]
+    while todo:
+        cause = todo.pop()
+        if isinstance(cause, BaseException) and not any(cause is seen for seen in found):
+            found.append(cause)
+            todo += [getattr(cause, "inner_exception", None), getattr(cause, "reason", None),
+                     cause.__cause__, cause.__context__, *cause.args]
+    return found
+
+
 def reason(err: Exception) -> str:
-    """The innermost cause of a transport error, in a line (not urllib3's nested repr)."""
-    text = str(err)
+    """The innermost cause of a transport error, in a line (not the SDK's, requests' and urllib3's
+    nested reprs)."""
+    text = " ".join(str(cause) for cause in _causes(err))
     for pattern in (r"certificate verify failed: ([^('\"]+)", r"\[Errno [-\d]+\] ([^)('\"]+)",
                     r"Connection refused", r"timed out"):
         found = re.search(pattern, text)
@@ -140,26 +159,33 @@ def diagnose(storage: Storage) -> str:
     transport error (an untrusted certificate, nothing listening, a name that does not
     resolve) is retried for minutes with nothing in its log.
     """
-    service = Service(storage, timeout=5.0)
-    where = f"the azure blob service {service.endpoint} (DOCKER_MIRROR_AZURE_ACCOUNT_NAME and _REALM)"
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    endpoint = endpoint_of(storage)
+    where = f"the azure blob service {endpoint} (DOCKER_MIRROR_AZURE_ACCOUNT_NAME and _REALM)"
+    service = _service(storage, timeout=5.0, attempts=1)   # one request: setup is waiting to say why
     try:
-        answer = service.request("GET", "/?comp=list&maxresults=1")
-    except urllib3.exceptions.SSLError as err:
-        trusted = f"this host's CAs and DOCKER_MIRROR_STORAGE_CA_BUNDLE={storage.ca_bundle}" \
-            if storage.ca_bundle else "this host's CAs (DOCKER_MIRROR_STORAGE_CA_BUNDLE is empty)"
-        return (f"{where}: TLS: certificate verify failed ({reason(err)}) with {trusted}: "
-                "give the CA that signed its certificate in DOCKER_MIRROR_STORAGE_CA_BUNDLE")
-    except urllib3.exceptions.HTTPError as err:
+        next(service.list_containers(results_per_page=1).by_page())   # GET /?comp=list&maxresults=1
+    except HttpResponseError as err:
+        if err.status_code == 403:
+            return (f"{where} refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY for account "
+                    f"{storage.azure_account_name} (403): give the account's access key")
+        if err.status_code is not None:
+            return f"{where} answered {err.status_code} to a signed request for its containers"
+        return f"{where}: cannot connect ({reason(err)})"
+    except AzureError as err:
+        if any(isinstance(cause, ssl.SSLError) for cause in _causes(err)):
+            trusted = f"this host's CAs and DOCKER_MIRROR_STORAGE_CA_BUNDLE={storage.ca_bundle}" \
+                if storage.ca_bundle else "this host's CAs (DOCKER_MIRROR_STORAGE_CA_BUNDLE is empty)"
+            return (f"{where}: TLS: certificate verify failed ({reason(err)}) with {trusted}: "
+                    "give the CA that signed its certificate in DOCKER_MIRROR_STORAGE_CA_BUNDLE")
         cause = reason(err)
         hint = ""
-        if "Name or service not known" in cause or "not known" in cause:
-            host = urlsplit(service.endpoint).hostname
+        if "not known" in cause:
+            host = urlsplit(endpoint).hostname
             hint = (f": its name does not resolve here; the registry containers use this host's "
                     f"/etc/hosts (e.g. a line '127.0.0.1 {host}' for an emulator on this host)")
         return f"{where}: cannot connect ({cause}){hint}"
-    if answer.status == 403:
-        return (f"{where} refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY for account "
-                f"{storage.azure_account_name} (403): give the account's access key")
-    if answer.status != 200:
-        return f"{where} answered {answer.status} to a signed request for its containers"
+    finally:
+        service.close()
     return ""

@@ -7,7 +7,7 @@ signed in). The repository is the one Docker documents for this check.
 
 from __future__ import annotations
 
-from ..config.settings import Upstream
+from ..model.settings import Upstream
 from ..errors import RegistryAPIError
 from ..model.traffic import Headroom, parse_headroom
 from ..model.manifests import MANIFEST_TYPES

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 
-from ..config.storage import Storage
+from ..model.settings import Storage
 from ..errors import WarmError
 
 ATTEMPTS = 3  # botocore's "standard" retries: connection errors, throttling, 500/502/503/504

@@ -21,6 +21,7 @@ from mirror.commands import clients
 from mirror.config import dotconfig
 from mirror.config import settings as settings_mod
 from mirror.host.client_files import ClientPaths
+from mirror import client_text
 from mirror.model import client_config
 from support.configs import run_mirror, write_config
 from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
@@ -162,32 +163,32 @@ def test_daemon_json_of_the_wrong_shape_is_refused(text, what):
 # ---------------------------------------------------------------- pure: containerd
 
 def test_hosts_toml_lists_the_mirror_first_and_the_real_registry_as_server():
-    doc = tomllib.loads(client_config.hosts_toml("docker.io", "http://127.0.0.1:5000"))
+    doc = tomllib.loads(client_text.hosts_toml("docker.io", "http://127.0.0.1:5000"))
     assert doc["server"] == "https://registry-1.docker.io"
     assert doc["host"] == {"http://127.0.0.1:5000": {"capabilities": ["pull", "resolve"]}}
 
 
 def test_absent_containerd_config_gets_a_minimal_one():
-    plan = client_config.plan_containerd_config(None, "/etc/containerd/certs.d")
+    plan = client_text.plan_containerd_config(None, "/etc/containerd/certs.d")
     doc = tomllib.loads(plan.new_text)
     assert doc["version"] == 2
     assert doc["plugins"]["io.containerd.grpc.v1.cri"]["registry"] == {"config_path": "/etc/containerd/certs.d"}
 
 
 def test_debian_containerd_config_gets_a_registry_table_appended():
-    plan = client_config.plan_containerd_config(DEBIAN_CONTAINERD_CONFIG, "/etc/containerd/certs.d")
+    plan = client_text.plan_containerd_config(DEBIAN_CONTAINERD_CONFIG, "/etc/containerd/certs.d")
     assert plan.new_text.startswith(DEBIAN_CONTAINERD_CONFIG)  # nothing of the user's text moves
     cri = tomllib.loads(plan.new_text)["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"
     assert cri["cni"]["bin_dir"] == "/usr/lib/cni"
-    assert client_config.remove_inserted(plan.new_text, plan.inserted) == DEBIAN_CONTAINERD_CONFIG
+    assert client_text.remove_inserted(plan.new_text, plan.inserted) == DEBIAN_CONTAINERD_CONFIG
 
 
 def test_existing_registry_table_gets_config_path_under_its_header():
     text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
             '  [plugins."io.containerd.grpc.v1.cri".registry.configs."r.example".auth]\n'
             '    username = "u"\n')
-    plan = client_config.plan_containerd_config(text, "/x/certs.d")
+    plan = client_text.plan_containerd_config(text, "/x/certs.d")
     registry = tomllib.loads(plan.new_text)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
     assert registry["config_path"] == "/x/certs.d"
     assert registry["configs"]["r.example"]["auth"] == {"username": "u"}
@@ -195,12 +196,12 @@ def test_existing_registry_table_gets_config_path_under_its_header():
 
 def test_containerd_config_path_set_elsewhere_is_kept_and_used():
     text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/opt/certs.d"\n'
-    plan = client_config.plan_containerd_config(text, "/etc/containerd/certs.d")
+    plan = client_text.plan_containerd_config(text, "/etc/containerd/certs.d")
     assert plan.new_text is None and plan.certs_dir == "/opt/certs.d"
 
 
 def test_containerd_2_config_is_edited_in_its_own_plugin_table():
-    plan = client_config.plan_containerd_config("version = 3\n", "/etc/containerd/certs.d")
+    plan = client_text.plan_containerd_config("version = 3\n", "/etc/containerd/certs.d")
     doc = tomllib.loads(plan.new_text)
     assert doc["plugins"]["io.containerd.cri.v1.images"]["registry"]["config_path"] == "/etc/containerd/certs.d"
 
@@ -209,12 +210,12 @@ def test_deprecated_registry_mirrors_block_config_path_with_a_clear_error():
     text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n'
             '  endpoint = ["https://m.example"]\n')
     with pytest.raises(errors.ClientFileError, match=r"config.toml: .*mirrors\] is set"):
-        client_config.plan_containerd_config(text, "/etc/containerd/certs.d", "/etc/containerd/config.toml")
+        client_text.plan_containerd_config(text, "/etc/containerd/certs.d", "/etc/containerd/config.toml")
 
 
 def test_invalid_containerd_config_error_names_file_and_line():
     with pytest.raises(errors.ClientFileError, match=r"/etc/containerd/config.toml: not valid TOML.*line 2"):
-        client_config.plan_containerd_config("version = 2\n[plugins\n", "/c", "/etc/containerd/config.toml")
+        client_text.plan_containerd_config("version = 2\n[plugins\n", "/c", "/etc/containerd/config.toml")
 
 
 # ---------------------------------------------------------------- apply/undo on tmp files
@@ -505,7 +506,7 @@ def test_containerd_falls_back_to_the_server_when_the_mirror_is_down(registries,
     quay = registries["quay"]
     hosts = tmp_path / "certs.d/quay.io/hosts.toml"
     hosts.parent.mkdir(parents=True)
-    hosts.write_text(client_config.hosts_toml("quay.io", quay["proxy"].url, server=quay["upstream"].url))
+    hosts.write_text(client_text.hosts_toml("quay.io", quay["proxy"].url, server=quay["upstream"].url))
     ref = f"quay.io/{quay['repo']}:{quay['tag']}-fallback"
     quay["proxy"].stop()
     try:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from mirror import render
 from mirror.commands import rewrite
 from mirror.config import dotconfig, extra_vars, settings
+from mirror.model.settings import Settings
 from mirror.config.kconfig import ROOT
 from mirror.model import images
 from mirror.model.endpoint import Endpoint
@@ -83,7 +84,7 @@ def fresh_process_state():
     rewrite.configure(None)
 
 
-def loaded(tmp_path, name=".config", olddefconfig=False, **overrides) -> settings.Settings:
+def loaded(tmp_path, name=".config", olddefconfig=False, **overrides) -> Settings:
     return settings.load(write_config(tmp_path / name, olddefconfig=olddefconfig, **overrides))
 
 

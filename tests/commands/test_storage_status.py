@@ -16,6 +16,7 @@ import requests
 from mirror import render
 from mirror.commands import status
 from mirror.config import settings
+from mirror.model.settings import Settings
 from mirror.engine import containers
 from mirror.host import layout as L
 from mirror.model.modes import OFFLINE
@@ -148,7 +149,7 @@ def test_disk_usage_counts_allocated_blocks_like_du(tmp_path):
 
 # ---------------------------------------------------------------- status
 
-def mirror_settings(tmp_path: Path, port: int, **overrides) -> settings.Settings:
+def mirror_settings(tmp_path: Path, port: int, **overrides) -> Settings:
     """Settings whose Docker Hub mirror listens on `port` and stores in tmp_path/storage/dockerhub."""
     path = write_config(tmp_path / ".config", DOCKER_MIRROR_PORT=port,
                         DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),

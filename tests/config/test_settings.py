@@ -5,6 +5,7 @@ import re
 import pytest
 
 from mirror.config import settings
+from mirror.model.settings import Storage
 from mirror.engine import build
 from mirror.errors import ConfigError, NotConfiguredError
 from support.configs import run_mirror, write_config
@@ -33,7 +34,7 @@ def test_defaults(tmp_path):
     assert (s.path, s.port, s.bind_address) == ("/mirror/docker", 5000, "127.0.0.1")
     assert [(u.registry, u.port, u.remote_url) for u in s.upstreams] == \
         [("docker.io", 5000, "https://registry-1.docker.io")]
-    assert s.storage == settings.Storage("filesystem", "/mirror/docker/registry")
+    assert s.storage == Storage("filesystem", "/mirror/docker/registry")
     # The engine built here from distribution's source, named by this checkout's patches.
     assert s.registry_built
     assert s.registry_image == build.image_ref(build.current_key())

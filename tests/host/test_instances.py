@@ -7,13 +7,14 @@ import os
 from mirror import render
 from mirror.commands import install
 from mirror.config import settings
+from mirror.model.settings import Settings
 from mirror.host import nfs, systemd
 from support.configs import write_config
 
 CONTEXT = dict(python="/usr/bin/python3", workdir="/srv")
 
 
-def _load(directory, **overrides) -> settings.Settings:
+def _load(directory, **overrides) -> Settings:
     directory.mkdir(exist_ok=True)
     return settings.load(write_config(directory / ".config", **overrides))
 

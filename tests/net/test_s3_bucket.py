@@ -17,7 +17,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from mirror.config.storage import Storage
+from mirror.model.settings import Storage
 from mirror.errors import WarmError
 from mirror.net import s3
 from support.azurite import throwaway_ca_and_cert
