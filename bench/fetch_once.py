@@ -65,7 +65,7 @@ from warm import remove_images, timed_warm, write_list
 
 import docker.errors  # noqa: E402
 
-from mirror.commands import clients, install  # noqa: E402
+from mirror.services import clients, install  # noqa: E402
 from mirror.engine.registry_image import build_offline_image  # noqa: E402
 from mirror.errors import MirrorError  # noqa: E402
 from mirror.host.client_files import ClientPaths  # noqa: E402

@@ -49,7 +49,7 @@ import requests
 
 from common import MB, Stopwatch, docker_client, registry_image, table
 
-from mirror.commands import install, lifecycle  # noqa: E402
+from mirror.services import install, lifecycle  # noqa: E402
 from mirror.host import storage  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402
 from support.upstream import _Pusher  # noqa: E402

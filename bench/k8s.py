@@ -6,7 +6,7 @@ Both are one `python3 -m mirror` process that reads and validates .config;
 manifest. Timed for the default .config (Docker Hub only) and for every
 upstream on s3 with 3 replicas and htpasswd, the runs interleaved (one of each
 per round, after a dropped warm-up round). In the same process, the
-rendering alone (mirror.k8s.manifests) is timed against rendering each
+rendering alone (mirror.services.k8s_manifests.manifests) is timed against rendering each
 upstream's registry config for the host (render.registry_config), the part
 they share.
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from common import ROOT, median, p90, table
 
-from mirror import k8s, render
+from mirror import render
+from mirror.services import k8s_manifests as k8s
 from mirror.config import settings as settings_module
 from mirror.host.credential import _bcrypt
 from mirror.model.modes import PULL_THROUGH

@@ -31,7 +31,7 @@ from common import docker_client, median, p90, registry_image, table
 
 import requests  # noqa: E402
 
-from mirror.commands import install, observe, observe_serve, status  # noqa: E402
+from mirror.services import install, observe, observe_serve, status  # noqa: E402
 from support.configs import with_status_page  # noqa: E402
 from mirror.model import manifests  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402

@@ -165,7 +165,7 @@ def docker_mirror_image(context, reference, mirror_address=None, ports=None, ena
     """`{{ ref | docker_mirror_image }}`: the reference through its mirror, or unchanged.
 
     Pure: the liveness probe happened when the caller built the context
-    (mirror.commands.rewrite.template_variables), whose docker_mirror_address,
+    (mirror.services.rewrite.template_variables), whose docker_mirror_address,
     docker_mirror_ports and use_docker_mirror are the defaults here. The
     arguments are those of the Ansible filter plugin, so one template reads
     the same under Ansible (with extra_vars.yaml) and here.
@@ -178,7 +178,7 @@ def docker_mirror_image(context, reference, mirror_address=None, ports=None, ena
     if jinja2.runtime.missing in (address, ports, enabled):
         raise jinja2.UndefinedError(
             "docker_mirror_image needs docker_mirror_address, docker_mirror_ports and "
-            "use_docker_mirror in the context (mirror.commands.rewrite.template_variables) or as arguments")
+            "use_docker_mirror in the context (mirror.services.rewrite.template_variables) or as arguments")
     return images.mirror_reference(reference, address, ports, enabled)
 
 
@@ -246,27 +246,27 @@ def redis_config(settings: Settings, maxmemory: str = "256mb") -> str:
 def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                     mirror_args: tuple[str, ...] = ()) -> str:
     """PREFIX-update.service: one refresh run, started by the timer."""
-    return render("docker-mirror-update.service.j2", settings=settings, python=python,
+    return render("refresh.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def refresh_timer(settings: Settings) -> str:
     """PREFIX-update.timer: starts the refresh at settings.refresh_on_calendar,
     up to settings.refresh_random_delay minutes later."""
-    return render("docker-mirror-update.timer.j2", settings=settings)
+    return render("refresh.timer.j2", settings=settings)
 
 
 def keeper_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                    mirror_args: tuple[str, ...] = ()) -> str:
-    """PREFIX.service (docker-mirror.service by default): the keeper (mirror.commands.keeper), at boot and ever after."""
-    return render("docker-mirror.service.j2", settings=settings, python=python,
+    """PREFIX.service (docker-mirror.service by default): the keeper (mirror.services.keeper), at boot and ever after."""
+    return render("keeper.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def observe_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                     mirror_args: tuple[str, ...] = ()) -> str:
-    """PREFIX-observe.service: the metrics and status page (mirror.commands.observe_serve)."""
-    return render("docker-mirror-observe.service.j2", settings=settings, python=python,
+    """PREFIX-observe.service: the metrics and status page (mirror.services.observe_serve)."""
+    return render("observe.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
@@ -275,7 +275,7 @@ def nfs_exports(settings: Settings) -> str:
     if not settings.nfs_clients:
         # exports(5) reads a path with no client as "every host": never write that
         raise ValueError("no NFS clients configured (CONFIG_DOCKER_MIRROR_NFS_CLIENTS)")
-    return render("docker-mirror.exports.j2", settings=settings)
+    return render("nfs.exports.j2", settings=settings)
 
 
 def human_size(n: float) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.commands import clients
+from mirror.services import clients
 from mirror.config.kconfig import ROOT
 from mirror.engine import containers
 from mirror.host.client_files import ClientPaths

@@ -221,7 +221,7 @@ def test_every_bench_script_the_docs_show_answers_help(script):
 
 
 def test_the_pattern_finds_the_documented_verbs():
-    assert {"watch", "serve-status", "engine", "k8s", "restore"} <= set(mirror_commands())
+    assert {"keeper", "observe", "engine", "k8s", "restore"} <= set(mirror_commands())
     assert "bench/fetch_once.py" in bench_commands()
 
 

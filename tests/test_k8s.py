@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mirror import k8s, render
+from mirror import render
+from mirror.services import k8s_manifests as k8s
 from mirror.config import settings as settings_module
 from mirror.config.kconfig import ROOT
 from mirror.host.htpasswd import bcrypt_matches

@@ -7,7 +7,7 @@ import tomllib
 
 import kubernetes_validate
 
-from mirror import k8s
+from mirror.services import k8s_manifests as k8s
 from mirror.config import settings as settings_module
 from mirror.client_text import hosts_toml
 from support.configs import write_config

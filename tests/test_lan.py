@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from mirror.commands import clients
+from mirror.services import clients
 from mirror.host import credential
 from mirror.host.client_files import ClientPaths
 from support.mirrors import mirror_factory

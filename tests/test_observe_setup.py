@@ -20,7 +20,7 @@ def test_the_unit_runs_serve_status_only_when_enabled(tmp_path):
     units = render.unit_files(s, python="/usr/bin/python3", workdir="/srv", config_path="/srv/.config")
     unit = units["docker-mirror-observe.service"]
     assert exec_words(unit_value(unit, "Service", "ExecStart")) == [
-        "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "serve-status"]
+        "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "observe"]
     assert unit_value(unit, "Unit", "Wants") == "docker.service network-online.target"
     assert "127.0.0.1:9777" in unit      # a changed address changes the unit: it is restarted
     verified = systemd_verify(tmp_path / "units", {"docker-mirror-observe.service": unit})

@@ -506,7 +506,7 @@ def test_keeper_service(units):
     assert unit_value(keeper, "Unit", "Wants").split() == ["docker.service", "network-online.target"]
     assert unit_value(keeper, "Unit", "After").split() == ["docker.service", "network-online.target"]
     assert exec_words(unit_value(keeper, "Service", "ExecStart")) == [
-        context["python"], "-m", "mirror", "--config", context["config_path"], "watch"]
+        context["python"], "-m", "mirror", "--config", context["config_path"], "keeper"]
     assert unit_value(keeper, "Install", "WantedBy") == "multi-user.target"
 
 
@@ -529,7 +529,7 @@ def test_units_pass_the_command_line_overrides_on(tmp_path):
     units = render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
                               config_path=os.path.abspath(s.config_path),
                               mirror_args=("--path", "/srv/my mirror", "--port", "5100"))
-    for name, verb in (("docker-mirror.service", "watch"), ("docker-mirror-update.service", "refresh")):
+    for name, verb in (("docker-mirror.service", "keeper"), ("docker-mirror-update.service", "refresh")):
         assert exec_words(unit_value(units[name], "Service", "ExecStart"))[-5:] == [
             verb, "--path", "/srv/my mirror", "--port", "5100"], name
         # remove finds this mirror's units, and only them, by this mark

@@ -13,7 +13,7 @@ as go-digest checks them: only the registered algorithms, in lowercase hex of
 their exact length.
 
 `rewrite()` maps a reference onto the mirror port of its registry; it is pure,
-and mirror.commands.rewrite adds the settings and the liveness probe around it.
+and mirror.services.rewrite adds the settings and the liveness probe around it.
 """
 
 import re

@@ -125,7 +125,7 @@ class Settings:
     client_credential: tuple[str, str] | None = field(default=None, repr=False)
     replicas: Replicas = Replicas()    # DOCKER_MIRROR_REPLICAS: registries per upstream behind HAProxy
     # DOCKER_MIRROR_REGISTRY_BUILT: registry_image is the engine built on this host
-    # (mirror.engine.build), local to it: a cluster needs another (mirror.k8s)
+    # (mirror.engine.build), local to it: a cluster needs another (mirror.services.k8s_manifests)
     registry_built: bool = False
 
     def __post_init__(self):

@@ -9,7 +9,9 @@ import uuid
 import docker.errors
 import pytest
 
-from mirror.commands import archive, restore, warm
+from mirror.services import archive, restore
+
+from mirror.commands import warm
 from mirror.host.layout import Layout
 from mirror.host import archives as host_archives
 from mirror.model import archive_format, manifests

@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from mirror.commands import lifecycle, warm
+from mirror.services import lifecycle
+
+from mirror.commands import warm
 from mirror.engine import containers, replicas
 from mirror.host import usage
 from mirror.model.modes import OFFLINE

@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from mirror.commands import archive, restore, warm
+from mirror.services import archive, restore
+
+from mirror.commands import warm
 from mirror.model.manifests import blobs_of
 from mirror.net import azure_blob
 from mirror.net.registry_api import RegistryAPI

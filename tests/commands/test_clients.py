@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mirror import errors
-from mirror.commands import clients
+from mirror.services import clients
 from mirror.config import dotconfig
 from mirror.config import settings as settings_mod
 from mirror.host.client_files import ClientPaths

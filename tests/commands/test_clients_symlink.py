@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mirror.commands import clients
+from mirror.services import clients
 from mirror.config import settings as settings_mod
 from mirror.errors import ClientFileError
 from mirror.host.client_files import ClientPaths

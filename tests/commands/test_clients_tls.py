@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.commands import client_hosts, clients
+from mirror.services import client_hosts, clients
 from mirror.config import settings as settings_mod
 from mirror.errors import ClientFileError, ConfigError
 from mirror.host import credential, tls

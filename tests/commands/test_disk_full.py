@@ -11,7 +11,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from mirror.commands import lifecycle, refresh, status, warm
+from mirror.services import lifecycle, refresh, status
+
+from mirror.commands import warm
 from mirror.host import diskspace, storage, usage
 from mirror.host.runlog import RunLog
 from support.mirrors import mirror_factory

@@ -79,10 +79,10 @@ def test_setup_starts_one_keeper_in_the_background(mirror):
     assert "keeper started in the background" in mirror.first_setup.stdout
     wait_for("the keeper holds its lock", lambda: keeper_pid(mirror), 10)
     pid = keeper_pid(mirror)
-    assert "watch" in open(f"/proc/{pid}/cmdline").read()
+    assert "\0keeper\0" in open(f"/proc/{pid}/cmdline").read()
     mirror.setup()  # a second setup finds it and starts no other
     assert keeper_pid(mirror) == pid
-    again = mirror.run("watch", check=False, timeout=20)
+    again = mirror.run("watch", check=False, timeout=20)  # the older name of keeper
     assert again.returncode == 75 and f"a keeper already runs for {mirror.root} (pid {pid})" in again.stderr
     status = mirror.run("status").stdout
     assert f"Keeper: running (pid {pid}), log {mirror.root}/logs/keeper.log" in status

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from mirror.commands import keeper
+from mirror.services import keeper
 from mirror.config import settings
 from mirror.engine.client import connect
 from mirror.errors import KeeperRunning

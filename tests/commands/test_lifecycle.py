@@ -12,7 +12,9 @@ import time
 import docker.errors
 import pytest
 
-from mirror.commands import install, lifecycle, status, warm
+from mirror.services import install, lifecycle, status
+
+from mirror.commands import warm
 
 from mirror.host import storage, usage
 from mirror.model import manifests

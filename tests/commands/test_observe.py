@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.commands import observe, observe_serve
+from mirror.services import observe, observe_serve
 from support.configs import with_status_page
 from mirror.host.layout import Layout
 from mirror.host.storage import StorageTree
@@ -173,7 +173,7 @@ def test_textfile_is_written_for_node_exporter(service, docker_client, tmp_path)
 
 
 def test_collections_and_evictions_are_counted(make_mirror, hub, docker_client):
-    from mirror.commands import lifecycle
+    from mirror.services import lifecycle
     from mirror.model.retention import ShiftedClock
     push_image(hub.url, "library/cold", "1", layers=[make_layer(200_000, "cold")])
     m = make_mirror(hub.url, DOCKER_MIRROR_KEEP_UNUSED_DAYS=1)

@@ -18,7 +18,9 @@ import pytest
 import requests
 import yaml
 
-from mirror.commands import lifecycle, warm
+from mirror.services import lifecycle
+
+from mirror.commands import warm
 from mirror.engine import containers, replicas
 from mirror.host import credential, usage
 from mirror.model.replicas import replica_names

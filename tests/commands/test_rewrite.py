@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from mirror import render
-from mirror.commands import rewrite
+from mirror.services import rewrite
 from mirror.config import dotconfig, extra_vars, settings
 from mirror.model.settings import Settings
 from mirror.config.kconfig import ROOT

@@ -13,7 +13,9 @@ import time
 import pytest
 import requests
 
-from mirror.commands import archive, restore, warm
+from mirror.services import archive, restore
+
+from mirror.commands import warm
 from mirror.model.manifests import blobs_of
 from mirror.model.modes import OFFLINE, PULL_THROUGH
 from mirror.net.registry_api import RegistryAPI

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.commands import scan
+from mirror.services import scan
 from mirror.config import dotconfig
 from mirror.config.kconfig import ROOT
 

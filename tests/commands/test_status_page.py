@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.commands import lifecycle, observe, observe_serve
+from mirror.services import lifecycle, observe, observe_serve
 from mirror.config import settings as settings_mod
 from support.configs import with_status_page, write_config
 from support.mirrors import mirror_factory

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import requests
 
-from mirror.commands import observe_serve
+from mirror.services import observe_serve
 from mirror.config import settings as settings_mod
 from mirror.host import htpasswd
 from support.configs import with_status_page, write_config

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from mirror import render
-from mirror.commands import status
+from mirror.services import status
 from mirror.config import settings
 from mirror.model.settings import Settings
 from mirror.engine import containers

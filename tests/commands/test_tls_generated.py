@@ -6,7 +6,7 @@ certificate (the container re-created to serve it) while the CA stays."""
 import socket
 import ssl
 
-from mirror.commands import install
+from mirror.services import install
 from mirror.config import settings as settings_mod
 from mirror.host import tls
 from support.mirrors import mirror_factory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from mirror import render
-from mirror.commands import install
+from mirror.services import install
 from mirror.config import settings
 from mirror.model.settings import Settings
 from mirror.host import nfs, systemd

@@ -4,7 +4,7 @@ import os
 import re
 import time
 
-from mirror.commands import install
+from mirror.services import install
 from mirror.config import settings
 from mirror.host import layout as L
 from mirror.host.runlog import RunLog, new_log_path, prune_logs

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mirror.commands import lifecycle
+from mirror.services import lifecycle
 from mirror.model import traffic
 
 LINE = ('2026-11-24T04:41:00.123456789Z 127.0.0.1 - - [24/Nov/2026:04:41:00 +0000] '

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mirror.commands import status
+from mirror.services import status
 from mirror.config import settings as settings_mod
 from mirror.net import headroom
 from support.configs import write_config
@@ -107,7 +107,7 @@ def test_an_unreachable_upstream_is_named_without_credentials(tmp_path):
 
 def test_the_status_service_shows_it_on_its_page_and_in_status_json(tmp_path, fake_hub):
     import requests
-    from mirror.commands import observe_serve
+    from mirror.services import observe_serve
     from support.configs import with_status_page
     settings = with_status_page(settings_for(tmp_path, fake_hub))
     server = observe_serve.make_server(settings)

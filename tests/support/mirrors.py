@@ -4,7 +4,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from mirror.commands import install
+from mirror.services import install
 from mirror.config import settings as settings_mod
 from support.configs import QUIET_PROBES, run_mirror, write_config
 from support.upstream import free_port

@@ -1,7 +1,7 @@
-"""What the mirror is worth, as Prometheus metrics (`python3 -m mirror serve-status`, /metrics).
+"""What the mirror is worth, as Prometheus metrics (`python3 -m mirror observe`, /metrics).
 
 - `sample()` reads each mirror's request log from a cursor of its own (the
-  lines are parsed by mirror.commands.lifecycle, the one parser of that log),
+  lines are parsed by mirror.services.lifecycle, the one parser of that log),
   counts hits, misses and bytes (mirror.model.traffic), keeps the totals under
   `observe/traffic-<upstream>.json` and appends a sample to
   `observe/history.json`, which the status page plots.

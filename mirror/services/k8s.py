@@ -1,4 +1,4 @@
-"""`make docker-mirror-k8s`: write the cluster's manifests (mirror.k8s) into a directory.
+"""`make docker-(mirror.services.k8s_manifests)`: write the cluster's manifests ((mirror.services.k8s_manifests)) into a directory.
 
 The secrets the cluster keeps (the http secret shared by every replica, the
 refresh's own htpasswd user) are read back from the Secret written last time,
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import k8s
+from . import k8s_manifests as manifests
 from ..config import dotconfig
 from ..config.image_lists import wanted_images
 from ..model.settings import Settings
@@ -26,25 +26,25 @@ from ..errors import ConfigError, InvalidReference, K8sError, MirrorSwitchedOff
 from ..host.files import atomic_write
 from ..model import cron, images
 
-WARM_USER = "docker-mirror-k8s-refresh"   # the refresh CronJob's htpasswd user
+WARM_USER = "docker-(mirror.services.k8s_manifests)-refresh"   # the refresh CronJob's htpasswd user
 _GENERATED = re.compile(r"^\d\d-[a-z0-9-]+\.yaml$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-# The command line's options, each a field of k8s.Options: (option, help).
+# The command line's options, each a field of manifests.Options: (option, help).
 OPTIONS = (
-    ("--namespace", f"the namespace (default: {k8s.Options.namespace})"),
+    ("--namespace", f"the namespace (default: {manifests.Options.namespace})"),
     ("--storage-class", "the cache volume's StorageClass (filesystem backend; default: the cluster's)"),
-    ("--warm-image", f"the refresh's image, with skopeo and sh (default: {k8s.Options.warm_image})"),
-    ("--hosts-image", f"the image that copies hosts.toml, with sh and cp (default: {k8s.Options.hosts_image})"),
-    ("--pause-image", f"the DaemonSet's idle container (default: {k8s.Options.pause_image})"),
+    ("--warm-image", f"the refresh's image, with skopeo and sh (default: {manifests.Options.warm_image})"),
+    ("--hosts-image", f"the image that copies hosts.toml, with sh and cp (default: {manifests.Options.hosts_image})"),
+    ("--pause-image", f"the DaemonSet's idle container (default: {manifests.Options.pause_image})"),
     ("--registry-image", "the registries' image, one the cluster can pull (default: "
      "DOCKER_MIRROR_REGISTRY_IMAGE; with the engine built here, which is local to this host, registry:2)"),
 )
 
 
-def options(given: dict) -> k8s.Options:
-    """k8s.Options from the command line's values (argparse's vars(); None: not given)."""
+def options(given: dict) -> manifests.Options:
+    """manifests.Options from the command line's values (argparse's vars(); None: not given)."""
     chosen = {}
     for option, _ in OPTIONS:
         name = option[2:].replace("-", "_")
@@ -56,7 +56,7 @@ def options(given: dict) -> k8s.Options:
             except InvalidReference as err:
                 raise K8sError(f"{option} {given[name]!r}: {err}") from None
         chosen[name] = given[name]
-    return k8s.Options(**chosen)
+    return manifests.Options(**chosen)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def default_out(settings: Settings) -> Path:
 
 
 def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | None = None,
-           options: k8s.Options = k8s.Options()) -> Report:
+           options: manifests.Options = manifests.Options()) -> Report:
     """Check everything, then write every manifest into `out` (default: default_out)."""
     if not settings.enabled:
         raise MirrorSwitchedOff(f"{settings.config_path}: CONFIG_ENABLE_DOCKER_MIRROR is off: "
@@ -92,14 +92,14 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     targets, list_errors = wanted_images(settings) if schedule is not None else ([], [])
     ca_bundle = settings.storage.ca_bundle
     storage_ca = _read(ca_bundle, "DOCKER_MIRROR_STORAGE_CA_BUNDLE", config) if ca_bundle else ""
-    files = k8s.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
+    files = manifests.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
                           schedule=schedule, storage_ca=storage_ca)
     _refuse_foreign(out, files)
     written = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            written.append(atomic_write(out / name, text, mode=0o600 if name == k8s.SECRET_FILE else 0o644))
+            written.append(atomic_write(out / name, text, mode=0o600 if name == manifests.SECRET_FILE else 0o644))
         removed = _remove_stale(out, set(files))
     except OSError as err:
         raise K8sError(f"{err.filename or out}: cannot write the manifests there ({err.strerror}); "
@@ -107,23 +107,23 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     if settings.registry_built and not options.registry_image:
         list_errors = [*list_errors, (
             f"the registry engine built here ({settings.registry_image}) is local to this host: the "
-            f"manifests run {k8s.cluster_registry_image(settings, options)}, without the product's patches; "
+            f"manifests run {manifests.cluster_registry_image(settings, options)}, without the product's patches; "
             "push the built image to a registry the cluster pulls from and pass --registry-image REF "
-            "(make docker-mirror-k8s K8S_ARGS='--registry-image REF')")]
+            "(make docker-(mirror.services.k8s_manifests) K8S_ARGS='--registry-image REF')")]
     return Report(out, tuple(written), removed, tuple(f"warning: {line}" for line in list_errors))
 
 
-def _check_names(settings: Settings, config: dotconfig.DotConfig, options: k8s.Options) -> None:
+def _check_names(settings: Settings, config: dotconfig.DotConfig, options: manifests.Options) -> None:
     if not _NAMESPACE.match(options.namespace) or len(options.namespace) > 63:
         raise K8sError(f"--namespace {options.namespace!r}: must be 1-63 lower-case letters, digits "
                        "and '-', starting and ending with a letter or digit (a Kubernetes namespace)")
     symbol = "DOCKER_MIRROR_CONTAINER_PREFIX"
     prefix = settings.container_prefix
     # The longest names made from the prefix: PREFIX-containerd-hosts and PREFIX-KEY-storage.
-    longest = max([f"{prefix}-containerd-hosts", *(f"{n}-storage" for n in k8s.names(settings).values())],
+    longest = max([f"{prefix}-containerd-hosts", *(f"{n}-storage" for n in manifests.names(settings).values())],
                   key=len)
     for name in (prefix, longest):
-        problem = k8s.name_problem(name)
+        problem = manifests.name_problem(name)
         if problem:
             shown = "" if name == prefix else f"the object name {name!r} made from it "
             raise ConfigError(dotconfig.PREFIX + symbol, prefix, f"{shown}{problem}", config.source(symbol))
@@ -154,7 +154,7 @@ def _schedule(settings: Settings, config: dotconfig.DotConfig) -> cron.Schedule 
 def _previous(out: Path) -> dict[str, str]:
     """The Secret written last time, decoded ({} when there is none or it is not ours)."""
     try:
-        for doc in yaml.safe_load_all((out / k8s.SECRET_FILE).read_text(encoding="utf-8")):
+        for doc in yaml.safe_load_all((out / manifests.SECRET_FILE).read_text(encoding="utf-8")):
             if isinstance(doc, dict) and doc.get("kind") == "Secret":
                 return {str(k): base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
     except (OSError, ValueError, yaml.YAMLError, TypeError, AttributeError):
@@ -174,7 +174,7 @@ def _previous_warm_user(previous: dict[str, str]) -> tuple[str, str] | None:
     return (password, digest) if digest and user == WARM_USER and password else None
 
 
-def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> k8s.ClusterSecrets:
+def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> manifests.ClusterSecrets:
     previous = _previous(out)
     http_secret = previous.get("http-secret") or random.token_urlsafe(32)
     htpasswd = warm_password = ""
@@ -191,7 +191,7 @@ def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> k8s.
         for_symbol = "DOCKER_MIRROR_TLS_GENERATE" if generated else None
         tls_cert = _read(settings.tls_certificate, for_symbol or "DOCKER_MIRROR_TLS_CERTIFICATE", config)
         tls_key = _read(settings.tls_key, for_symbol or "DOCKER_MIRROR_TLS_KEY", config)
-    return k8s.ClusterSecrets(http_secret, htpasswd, WARM_USER if htpasswd else "", warm_password,
+    return manifests.ClusterSecrets(http_secret, htpasswd, WARM_USER if htpasswd else "", warm_password,
                               tls_cert, tls_key)
 
 
@@ -210,7 +210,7 @@ def _read(path: str, symbol: str, config: dotconfig.DotConfig) -> str:
 
 def _ours(path: Path) -> bool:
     with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readline().startswith(k8s.HEADER)
+        return f.readline().startswith(manifests.HEADER)
 
 
 def _refuse_foreign(out: Path, files: dict[str, str]) -> None:

@@ -1,8 +1,8 @@
-"""The metrics and status page service (`python3 -m mirror serve-status`).
+"""The metrics and status page service (`python3 -m mirror observe`).
 
 One small read-only HTTP server per host, beside the mirrors:
 
-- `/metrics`: Prometheus exposition (mirror.commands.observe);
+- `/metrics`: Prometheus exposition (mirror.services.observe);
 - `/`: the status page (templates/status-page.html.j2): each mirror's health
   and mode, the cached images with their `docker pull` line, disk use by
   image, hit ratio and bytes saved over time, the refresh logs;

@@ -97,7 +97,7 @@ def _headroom(settings: Settings) -> dict | None:
 
 
 def _observe(settings: Settings) -> dict:
-    """The metrics and status page service (mirror.commands.observe_serve)."""
+    """The metrics and status page service (mirror.services.observe_serve)."""
     lock = Layout.of(settings).root / "observe" / ".serve.lock"
     return {"enabled": settings.observe.enabled, "url": settings.observe.url, "pid": locks.holder(lock)}
 

@@ -51,7 +51,7 @@ _PULL = re.compile(
 
 
 # One access-log line of a blob served (GET, 2xx), with the bytes it sent: the traffic
-# metrics (mirror.commands.observe) count hits, misses and bytes served from these.
+# metrics (mirror.services.observe) count hits, misses and bytes served from these.
 _BLOB_GET = re.compile(
     r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d{1,9}))?Z \S+ \S+ \S+ \[[^\]]*\] '
     r'"GET /v2/(?P<name>[a-z0-9][^ ?]*?)/blobs/(?P<digest>sha256:[0-9a-f]{64})(?:\?\S*)? HTTP/[0-9.]+" '

@@ -19,7 +19,7 @@ from ..host import diskspace, locks
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..host.runlog import RunLog, new_log_path, prune_logs
-from . import install
+from . import install, lifecycle, restore
 
 
 def exclusive(layout: Layout, wait: bool, say=print):
@@ -78,7 +78,6 @@ def run(settings: Settings, client, *, log_path: Path | None = None, wait: bool 
 
 def collect_now(settings: Settings, client, *, dry_run: bool, wait: bool = True, say=print):
     """`make docker-mirror-gc`: a collection outside a refresh, never beside one (the refresh lock)."""
-    from . import lifecycle
     install.require_set_up(settings)
     with exclusive(Layout.of(settings), wait, say=say):
         return lifecycle.collect(settings, client, dry_run=dry_run, log=say)
@@ -87,7 +86,6 @@ def collect_now(settings: Settings, client, *, dry_run: bool, wait: bool = True,
 def restore_now(settings: Settings, client, paths=None) -> list[str]:
     """`make docker-mirror-restore`: never beside a refresh or a collection, whose sweep
     could delete blobs a restore has pushed but not yet linked to a manifest."""
-    from . import restore
     install.require_set_up(settings)
     with exclusive(Layout.of(settings), wait=True):
         return restore.restore(settings, client, paths=paths)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from math import ceil
 from urllib.parse import urlsplit
 
-from . import render
-from .model.settings import Settings, Upstream
-from .model import images
-from .client_text import hosts_toml
-from .model.client_config import basic_authorization, registry_server
-from .model.cron import Schedule
-from .model.endpoint import Endpoint
-from .model.modes import PLAIN, PULL_THROUGH
+from .. import render
+from ..model.settings import Settings, Upstream
+from ..model import images
+from ..client_text import hosts_toml
+from ..model.client_config import basic_authorization, registry_server
+from ..model.cron import Schedule
+from ..model.endpoint import Endpoint
+from ..model.modes import PLAIN, PULL_THROUGH
 
 # Files written, in the order `kubectl apply -f DIR` reads them (by name).
 NAMESPACE_FILE = "00-namespace.yaml"

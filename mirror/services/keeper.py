@@ -1,4 +1,4 @@
-"""`python3 -m mirror watch`: keep the mirrors up with no person involved.
+"""`python3 -m mirror keeper`: keep the mirrors up with no person involved.
 
 distribution 2.8 panics at start when its proxy upstream is unreachable, and
 Docker's restart policy then restarts it forever. That happens whenever the

@@ -155,7 +155,7 @@ def start_keeper(settings: Settings, layout: Layout, mirror_args=()) -> str:
     running = locks.holder(layout.keeper_lock)
     if running is not None:
         return f"keeper running (pid {running})"
-    pid = systemd.start_detached(mirror_command(settings, "watch", mirror_args), cwd=ROOT,
+    pid = systemd.start_detached(mirror_command(settings, "keeper", mirror_args), cwd=ROOT,
                                  output=layout.keeper_log)
     return f"keeper started in the background (pid {pid}); its log: {layout.keeper_log}"
 
@@ -202,7 +202,7 @@ def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, 
         if not report.keeper.startswith("keeper running"):
             log(report.keeper)
     if not on_systemd and settings.observe.enabled:
-        said = observe_setup.start(settings, mirror_command(settings, "serve-status", mirror_args), ROOT)
+        said = observe_setup.start(settings, mirror_command(settings, "observe", mirror_args), ROOT)
         if not said.startswith("status page running"):
             log(said)
     elif not on_systemd and observe_setup.stop(settings):

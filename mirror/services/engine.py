@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..engine import build
+from ..engine.registry_image import ensure_built_image
+from ..errors import DockerError
 
 
 @dataclass
@@ -43,9 +45,6 @@ class Report:
 def run(*, rebuild: bool = False, apt: bool = False, test: bool = False, image: bool = True,
         connect=None, log=print) -> Report:
     """Build (or reuse) the engine; with `image`, make its image too (when the Docker engine answers)."""
-    from ..errors import DockerError
-    from ..engine.registry_image import ensure_built_image
-
     clock = time.monotonic()
     before = build.cached(build.current_key())
     made = build.ensure(rebuild=rebuild, apt=apt, log=log)

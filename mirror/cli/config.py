@@ -1,0 +1,33 @@
+"""Run a Kconfig tool (kconfiglib's menuconfig, oldconfig, ...) on this tree's Kconfig.
+
+    python3 -m mirror config TOOL [ARGS...]
+
+TOOL is one of kconfiglib's tools; the .config it reads and writes is
+--config (default: $KCONFIG_CONFIG or .config). `defconfig NAME` loads
+defconfigs/NAME; `savedefconfig` writes the minimal defconfig of .config.
+The make targets menuconfig, oldconfig, olddefconfig, defconfig-NAME and
+savedefconfig run this.
+"""
+
+import argparse
+
+from ..config import kconfig
+from ..errors import KconfigToolError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("tool", choices=kconfig.TOOLS)
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+
+
+def run(args) -> int:
+    tool_args = list(args.args)
+    if args.tool == "defconfig":
+        if len(tool_args) != 1:
+            raise KconfigToolError("usage: config defconfig NAME (a file in defconfigs/)")
+        tool_args = ["--kconfig", str(kconfig.KCONFIG), str(kconfig.defconfig_path(tool_args[0]))]
+    elif args.tool == "savedefconfig":
+        tool_args = ["--kconfig", str(kconfig.KCONFIG), *tool_args]
+    else:
+        tool_args = [str(kconfig.KCONFIG), *tool_args]
+    return kconfig.run_tool(args.tool, tool_args, config=args.config)

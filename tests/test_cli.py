@@ -1,0 +1,72 @@
+"""The command line's shape: one table of verbs, each its own module, older names kept."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mirror import cli
+from mirror.cli import observe
+from mirror.config.kconfig import ROOT
+
+CLI = ROOT / "mirror" / "cli"
+SERVICES = ROOT / "mirror" / "services"
+
+
+def imports_of(path: Path) -> set[str]:
+    """The modules `path` imports (relative ones resolved against mirror/), anywhere in the file."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_every_verb_module_is_in_the_table_once():
+    modules = {p.stem for p in CLI.glob("*.py")} - {"__init__", "common"}
+    assert sorted(v.module for v in cli.COMMANDS) == sorted(modules)
+    names = [n for v in cli.COMMANDS for n in (v.name, *v.aliases)]
+    assert len(names) == len(set(names))
+
+
+def test_no_verb_imports_another_and_no_service_imports_a_verb():
+    verbs = {f"mirror.cli.{v.module}" for v in cli.COMMANDS}
+    for path in CLI.glob("*.py"):
+        assert not imports_of(path) & (verbs - {f"mirror.cli.{path.stem}"}), path
+    for path in [*SERVICES.glob("*.py"), *(ROOT / "mirror" / "commands").glob("*.py")]:
+        assert not {m for m in imports_of(path) if m == "mirror.cli" or m.startswith("mirror.cli.")}, path
+
+
+def test_model_imports_nothing_above_it():
+    for path in (ROOT / "mirror" / "model").glob("*.py"):
+        above = {m for m in imports_of(path) if m.startswith("mirror.")
+                 and not m.startswith(("mirror.model", "mirror.errors"))}
+        assert not above, f"{path.name} imports {sorted(above)}"
+
+
+@pytest.mark.parametrize("old, new", [("watch", "keeper"), ("serve-status", "observe"), ("mirror", "docker-mirror")])
+def test_older_names_run_the_same_verb(old, new):
+    # installed units and scripts run the older names: they must parse to the same verb
+    assert cli.build_parser([old]).parse_args([old]).run is cli.build_parser([new]).parse_args([new]).run
+
+
+def test_help_of_a_verb_is_its_docstring():
+    ran = subprocess.run([sys.executable, "-m", "mirror", "serve-status", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    first = observe.__doc__.strip().splitlines()[0]
+    assert first in ran.stdout and "--textfile" in ran.stdout
+
+
+def test_an_unknown_verb_is_refused_naming_it():
+    ran = subprocess.run([sys.executable, "-m", "mirror", "frobnicate"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 2 and "frobnicate" in ran.stderr and "Traceback" not in ran.stderr
