@@ -10,8 +10,9 @@ savedefconfig run this.
 """
 
 import argparse
+import os
 
-from ..config import kconfig
+from ..config import kconfig, secrets
 from ..errors import KconfigToolError
 
 
@@ -30,4 +31,10 @@ def run(args) -> int:
         tool_args = ["--kconfig", str(kconfig.KCONFIG), *tool_args]
     else:
         tool_args = [str(kconfig.KCONFIG), *tool_args]
-    return kconfig.run_tool(args.tool, tool_args, config=args.config)
+    try:
+        return kconfig.run_tool(args.tool, tool_args, config=args.config)
+    finally:
+        # kconfiglib rewrites .config with the umask's mode (0644): a password in it
+        # would be world-readable after every menuconfig or olddefconfig.
+        if os.path.isfile(args.config):
+            secrets.protect(args.config)

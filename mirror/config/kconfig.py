@@ -43,10 +43,4 @@ def run_tool(tool: str, args: list[str], config: str = ".config") -> int:
         raise KconfigToolError(str(err)) from None
     except EnvironmentError as err:  # kconfiglib's own I/O errors: a missing file named by the user
         raise KconfigToolError(f"{getattr(err, 'filename', '') or tool}: {err.strerror or err}") from None
-    finally:
-        # kconfiglib rewrites .config with the umask's mode (0644): a password in it
-        # would be world-readable after every menuconfig or olddefconfig.
-        if os.path.isfile(config):
-            from .secrets import protect
-            protect(config)
     return result if isinstance(result, int) else 0

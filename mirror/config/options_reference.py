@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..host.files import atomic_write
 from . import kconfig
 
 TEMPLATE = "options.md.j2"
@@ -132,7 +133,5 @@ def render(tree) -> str:
 
 
 def write(out: Path = OUT) -> Path:
-    from ..host.files import atomic_write
-
     atomic_write(out, render(parse_tree()))
     return out

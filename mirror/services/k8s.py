@@ -23,6 +23,7 @@ from ..config import dotconfig
 from ..config.image_lists import wanted_images
 from ..model.settings import Settings
 from ..errors import ConfigError, InvalidReference, K8sError, MirrorSwitchedOff
+from ..host.credential import _bcrypt
 from ..host.files import atomic_write
 from ..model import cron, images
 
@@ -179,7 +180,6 @@ def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> mani
     http_secret = previous.get("http-secret") or random.token_urlsafe(32)
     htpasswd = warm_password = ""
     if settings.htpasswd_path:
-        from ..host.credential import _bcrypt
         kept = _previous_warm_user(previous)
         warm_password, digest = kept or (random.token_urlsafe(24), None)
         digest = digest or _bcrypt(warm_password)
