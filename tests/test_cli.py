@@ -16,10 +16,14 @@ SERVICES = ROOT / "mirror" / "services"
 
 
 def imports_of(path: Path) -> set[str]:
-    """The modules `path` imports (relative ones resolved against mirror/), anywhere in the file."""
+    """The modules `path` imports (relative ones resolved against mirror/), anywhere in the file
+    but under `if TYPE_CHECKING:` (annotations only, never run)."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+
+    def visit(node):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            return
         if isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = ".".join(p for p in (base, node.module or "") if p)
@@ -27,7 +31,19 @@ def imports_of(path: Path) -> set[str]:
             found.update(f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
     return found
+
+
+def module_graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in (ROOT / "mirror").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
 
 
 def test_every_verb_module_is_in_the_table_once():
@@ -50,6 +66,23 @@ def test_model_imports_nothing_above_it():
         above = {m for m in imports_of(path) if m.startswith("mirror.")
                  and not m.startswith(("mirror.model", "mirror.errors"))}
         assert not above, f"{path.name} imports {sorted(above)}"
+
+
+def test_no_module_imports_itself_round_a_cycle():
+    graph, done, cycles = module_graph(), set(), []
+
+    def walk(name, path):
+        for imported in sorted(graph[name]):
+            if imported in path:
+                cycles.append(" -> ".join(path[path.index(imported):] + [imported]))
+            elif imported not in done:
+                walk(imported, path + [imported])
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            walk(name, [name])
+    assert not cycles, cycles
 
 
 @pytest.mark.parametrize("old, new", [("watch", "keeper"), ("serve-status", "observe"), ("mirror", "docker-mirror")])
