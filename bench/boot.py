@@ -22,7 +22,7 @@ registry with three synthetic images on the host's loopback. Then:
            offline.
   timer    OnCalendar set to one exact second ~30 s ahead (RandomizedDelaySec
            0): from that second to the refresh service's exit, against a
-           manual `systemctl start docker-mirror-update.service` of the same
+           manual `systemctl start docker-mirror-refresh.service` of the same
            refresh (all images cached, the upstream up). systemd fires a
            calendar timer anywhere in [due, due + AccuracySec]; with no random
            delay the product's timer sets AccuracySec=1s.

@@ -245,20 +245,20 @@ def redis_config(settings: Settings, maxmemory: str = "256mb") -> str:
 
 def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                     mirror_args: tuple[str, ...] = ()) -> str:
-    """PREFIX-update.service: one refresh run, started by the timer."""
+    """PREFIX-refresh.service: one refresh run, started by the timer."""
     return render("refresh.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 
 
 def refresh_timer(settings: Settings) -> str:
-    """PREFIX-update.timer: starts the refresh at settings.refresh_on_calendar,
+    """PREFIX-refresh.timer: starts the refresh at settings.refresh_on_calendar,
     up to settings.refresh_random_delay minutes later."""
     return render("refresh.timer.j2", settings=settings)
 
 
 def keeper_service(settings: Settings, *, python: str, workdir: str, config_path: str,
                    mirror_args: tuple[str, ...] = ()) -> str:
-    """PREFIX.service (docker-mirror.service by default): the keeper (mirror.services.keeper), at boot and ever after."""
+    """PREFIX-keeper.service (docker-mirror-keeper.service by default): the keeper (mirror.services.keeper), at boot and ever after."""
     return render("keeper.service.j2", settings=settings, python=python,
                   workdir=workdir, config_path=config_path, mirror_args=mirror_args)
 

@@ -445,7 +445,8 @@ def units(tmp_path):
              DOCKER_MIRROR_PATH="/srv/docker mirror/100%")
     context = dict(python=str(python), workdir=str(odd), config_path=config_path)
     texts = render.unit_files(s, **context)
-    assert list(texts) == ["docker-mirror.service", "docker-mirror-update.service", "docker-mirror-update.timer"]
+    assert list(texts) == ["docker-mirror-keeper.service", "docker-mirror-refresh.service",
+                           "docker-mirror-refresh.timer"]
     return tmp_path / "units", texts, context
 
 
@@ -458,7 +459,7 @@ def test_units_pass_systemd_analyze_verify(units):
 
 def test_refresh_service_and_timer(units):
     _, texts, context = units
-    service = texts["docker-mirror-update.service"]
+    service = texts["docker-mirror-refresh.service"]
     assert unit_value(service, "Service", "Type") == "oneshot"
     assert not any(k == "Restart" for _, k, _ in unit_entries(service))
     assert exec_words(unit_value(service, "Service", "ExecStart")) == [
@@ -472,11 +473,11 @@ def test_refresh_service_and_timer(units):
     assert "/srv/docker mirror/100%%" in unit_value(service, "Unit", "Description")
     assert "flock" in service  # the comment saying why there is no overlap guard here
 
-    timer = texts["docker-mirror-update.timer"]
+    timer = texts["docker-mirror-refresh.timer"]
     assert unit_value(timer, "Timer", "OnCalendar") == "Mon..Fri *-*-* 03:30:00"
     assert unit_value(timer, "Timer", "Persistent") == "true"
     assert unit_value(timer, "Timer", "RandomizedDelaySec") == "15min"
-    assert unit_value(timer, "Timer", "Unit") == "docker-mirror-update.service"
+    assert unit_value(timer, "Timer", "Unit") == "docker-mirror-refresh.service"
     assert unit_value(timer, "Install", "WantedBy") == "timers.target"
 
 
@@ -497,7 +498,7 @@ def test_human_size():
 
 def test_keeper_service(units):
     _, texts, context = units
-    keeper = texts["docker-mirror.service"]
+    keeper = texts["docker-mirror-keeper.service"]
     # Long-running and restarted by systemd: the keeper outlives engine restarts and its own crashes.
     assert unit_value(keeper, "Service", "Type") == "simple"
     assert unit_value(keeper, "Service", "Restart") == "on-failure"   # not after a clean stop
@@ -513,14 +514,14 @@ def test_keeper_service(units):
 def test_without_the_keeper_the_unit_runs_the_boot_path_once(tmp_path):
     s = load(tmp_path, DOCKER_MIRROR_KEEPER=False)
     boot = render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
-                             config_path="/srv/.config")["docker-mirror.service"]
+                             config_path="/srv/.config")["docker-mirror-keeper.service"]
     assert unit_value(boot, "Service", "Type") == "oneshot"
     assert unit_value(boot, "Service", "RemainAfterExit") == "yes"
     assert unit_value(boot, "Unit", "Requires") == "docker.service"
     assert not any(k == "Restart" for _, k, _ in unit_entries(boot))
     assert exec_words(unit_value(boot, "Service", "ExecStart")) == [
         "/usr/bin/python3", "-m", "mirror", "--config", "/srv/.config", "docker-mirror", "--boot"]
-    verified = systemd_verify(tmp_path / "units", {"docker-mirror.service": boot})
+    verified = systemd_verify(tmp_path / "units", {"docker-mirror-keeper.service": boot})
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -529,7 +530,7 @@ def test_units_pass_the_command_line_overrides_on(tmp_path):
     units = render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
                               config_path=os.path.abspath(s.config_path),
                               mirror_args=("--path", "/srv/my mirror", "--port", "5100"))
-    for name, verb in (("docker-mirror.service", "keeper"), ("docker-mirror-update.service", "refresh")):
+    for name, verb in (("docker-mirror-keeper.service", "keeper"), ("docker-mirror-refresh.service", "refresh")):
         assert exec_words(unit_value(units[name], "Service", "ExecStart"))[-5:] == [
             verb, "--path", "/srv/my mirror", "--port", "5100"], name
         # remove finds this mirror's units, and only them, by this mark
@@ -541,7 +542,7 @@ def test_units_pass_the_command_line_overrides_on(tmp_path):
 def test_refresh_off_means_the_keeper_unit_alone(tmp_path):
     s = load(tmp_path, DOCKER_MIRROR_REFRESH=False)
     assert list(render.unit_files(s, python="/usr/bin/python3", workdir="/srv",
-                                  config_path="/srv/.config")) == ["docker-mirror.service"]
+                                  config_path="/srv/.config")) == ["docker-mirror-keeper.service"]
 
 
 def test_systemd_filters():

@@ -148,7 +148,7 @@ def test_units_installed_enabled_and_timer_scheduled(m):
 
 
 def test_keeper_unit_runs(m):
-    """docker-mirror.service is a long-running keeper (restarted when it fails), running
+    """docker-mirror-keeper.service is a long-running keeper (restarted when it fails), running
     after the Quick start, not only from the next boot on."""
     host = m.host
     show = host.systemctl("show", KEEPER, "-p", "ActiveState", "-p", "SubState", "-p", "Restart",
@@ -157,6 +157,48 @@ def test_keeper_unit_runs(m):
     assert (props.get("ActiveState"), props.get("SubState")) == ("active", "running"), (
         f"{KEEPER}: {props}\n{host.diagnose()}")
     assert props.get("Restart") == "on-failure", f"{KEEPER}: {props}"
+
+
+def active_pid(m: MirrorHost, unit: str) -> str:
+    show = m.host.systemctl("show", unit, "-p", "ActiveState", "-p", "MainPID").stdout
+    props = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+    return props.get("MainPID", "0") if props.get("ActiveState") == "active" else "0"
+
+
+def test_an_upgrade_replaces_the_units_earlier_versions_named_otherwise(m):
+    """Earlier versions installed the keeper as docker-mirror.service running `watch`, and the
+    refresh as docker-mirror-update.service and .timer: the next `make docker-mirror` stops,
+    disables and deletes them and runs the units named after the thing (keeper, refresh),
+    the mirror's containers left running as they were."""
+    host = m.host
+    older = {KEEPER: "docker-mirror.service", REFRESH_SERVICE: "docker-mirror-update.service",
+             REFRESH_TIMER: "docker-mirror-update.timer"}
+    host.systemctl("disable", "--now", KEEPER, REFRESH_TIMER, check=True)
+    for name, old in older.items():
+        text = host.read(f"/etc/systemd/system/{name}")
+        text = text.replace(" keeper\n", " watch\n").replace(f"Unit={REFRESH_SERVICE}",
+                                                              f"Unit={older[REFRESH_SERVICE]}")
+        host.exec(["rm", f"/etc/systemd/system/{name}"])
+        host.write(f"/etc/systemd/system/{old}", text)
+    assert " watch\n" in host.read(f"/etc/systemd/system/{older[KEEPER]}")
+    host.systemctl("daemon-reload", check=True)
+    host.systemctl("enable", "--now", older[KEEPER], older[REFRESH_TIMER], check=True)
+    # the older unit's keeper runs, by the verb's older name
+    assert wait_for(lambda: active_pid(m, older[KEEPER]) != "0", 30), \
+        host.diagnose(units=tuple(older.values()))
+    before = sorted(m.containers())
+
+    output = setup_ok(m)
+    for old in older.values():
+        assert not host.exists(f"/etc/systemd/system/{old}"), f"{old} is still installed\n{output}"
+        assert host.systemctl("is-enabled", old).stdout.strip() not in ("enabled", "static", "linked"), output
+        assert host.systemctl("is-active", old).stdout.strip() not in ("active", "activating"), output
+    assert wait_for(lambda: active_pid(m, KEEPER) != "0", 30), host.diagnose()
+    for unit in (KEEPER, REFRESH_TIMER):
+        assert host.systemctl("is-enabled", unit).stdout.strip() == "enabled", f"{unit}\n{host.diagnose()}"
+    assert host.systemctl("is-active", REFRESH_TIMER).stdout.strip() == "active", host.diagnose()
+    assert sorted(m.containers()) == before, f"the containers were re-created\n{output}"
+    assert m.answers(), host.diagnose()
 
 
 # ---------------------------------------------------------------- the refresh

@@ -7,7 +7,7 @@ Re-runs the boot path (probe every upstream; a mirror whose upstream does
 not answer serves its cache read-only) when the Docker engine comes back,
 when one of the mirror's containers dies, and every
 DOCKER_MIRROR_RECHECK_INTERVAL seconds. `make docker-mirror` starts it: as
-the PREFIX.service systemd unit (templates/keeper.service.j2), or as a
+the PREFIX-keeper.service systemd unit (templates/keeper.service.j2), or as a
 background process logging to the mirror's logs/. One keeper per mirror
 directory (a lock); the settings are read again before every check. It
 exits 0 when the mirror is switched off in .config.

@@ -1,4 +1,4 @@
-"""One refresh run: what the refresh timer (PREFIX-update.timer) starts.
+"""One refresh run: what the refresh timer (PREFIX-refresh.timer) starts.
 
     python3 -m mirror refresh [--log FILE] [--no-wait] [-v] [--path DIR] [--port N] [--name PREFIX]
 

@@ -2,8 +2,12 @@
 
 Two configurations on one host (two checkouts, each its own container
 prefix) must not overwrite each other's units, so every name derives from
-DOCKER_MIRROR_CONTAINER_PREFIX, which already tells their containers apart.
-The default prefix keeps the names earlier versions installed.
+DOCKER_MIRROR_CONTAINER_PREFIX, which already tells their containers apart,
+and the name of the thing each runs (keeper, update, observe) follows it.
+Earlier versions named the keeper's unit PREFIX.service and the refresh's
+PREFIX-update.service and .timer: `make docker-mirror` stops, disables and
+removes those files (the product's, naming this .config: services.install)
+when it writes the new ones.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ class InstanceNames:
 
     @classmethod
     def of(cls, prefix: str) -> "InstanceNames":
-        return cls(keeper_unit=f"{prefix}.service", refresh_unit=f"{prefix}-update.service",
-                   refresh_timer=f"{prefix}-update.timer", observe_unit=f"{prefix}-observe.service",
+        return cls(keeper_unit=f"{prefix}-keeper.service", refresh_unit=f"{prefix}-refresh.service",
+                   refresh_timer=f"{prefix}-refresh.timer", observe_unit=f"{prefix}-observe.service",
                    exports_file=f"{prefix}.exports")
 
 

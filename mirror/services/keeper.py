@@ -10,7 +10,7 @@ the mirror's containers dies, and every DOCKER_MIRROR_RECHECK_INTERVAL
 seconds, which is also how an offline mirror returns to pull-through once its
 upstream answers again.
 
-It runs as docker-mirror.service under systemd (Restart=always), and as a
+It runs as PREFIX-keeper.service under systemd (Restart=on-failure), and as a
 detached process started by `make docker-mirror` elsewhere. A lock on the
 mirror directory keeps it to one keeper per mirror. The settings are loaded
 again before every check, so an edited .config is followed, never fought.

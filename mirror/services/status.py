@@ -121,7 +121,7 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
                       "max_bytes": settings.lifecycle.max_bytes,
                       "keep_previous": settings.lifecycle.keep_previous},
         "keeper": {"pid": locks.holder(layout.keeper_lock), "log": None if systemd.systemd_is_pid1()
-                   else str(layout.keeper_log)},
+                   else str(layout.keeper_log), "unit": settings.instance.keeper_unit},
         "refresh": _refresh(settings, layout, now),
         "dockerhub_headroom": _headroom(settings) if headroom else None,
         "observe": _observe(settings),

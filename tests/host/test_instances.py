@@ -37,20 +37,58 @@ def test_a_second_prefix_gets_units_of_its_own(tmp_path, monkeypatch):
     first_texts = _install_units(monkeypatch, unit_dir, first)
     second_texts = _install_units(monkeypatch, unit_dir, second)
 
-    # the default prefix keeps the names earlier versions installed
-    assert sorted(first_texts) == ["docker-mirror-update.service", "docker-mirror-update.timer",
-                                   "docker-mirror.service"]
-    assert sorted(second_texts) == ["ci-mirror-update.service", "ci-mirror-update.timer", "ci-mirror.service"]
+    # each unit is named by its prefix and the thing it runs
+    assert sorted(first_texts) == ["docker-mirror-keeper.service", "docker-mirror-refresh.service",
+                                   "docker-mirror-refresh.timer"]
+    assert sorted(second_texts) == ["ci-mirror-keeper.service", "ci-mirror-refresh.service",
+                                    "ci-mirror-refresh.timer"]
     # nothing of the first was overwritten, and each timer starts its own refresh
     for name, text in first_texts.items():
         assert (unit_dir / name).read_text() == text, name
-    assert "Unit=ci-mirror-update.service" in (unit_dir / "ci-mirror-update.timer").read_text()
-    assert "Unit=docker-mirror-update.service" in (unit_dir / "docker-mirror-update.timer").read_text()
+    assert "Unit=ci-mirror-refresh.service" in (unit_dir / "ci-mirror-refresh.timer").read_text()
+    assert "Unit=docker-mirror-refresh.service" in (unit_dir / "docker-mirror-refresh.timer").read_text()
 
     # remove finds each mirror's units by its .config, and only those
     assert systemd.units_of(render.unit_marker(second)) == [
-        "ci-mirror-update.service", "ci-mirror.service", "ci-mirror-update.timer"]
+        "ci-mirror-keeper.service", "ci-mirror-refresh.service", "ci-mirror-refresh.timer"]
     assert sorted(systemd.units_of(render.unit_marker(first))) == sorted(first_texts)
+
+
+def test_setup_replaces_the_units_earlier_versions_named_otherwise(tmp_path, monkeypatch):
+    """An upgrade: the keeper's unit was PREFIX.service, the refresh's PREFIX-update.service
+    and .timer; setup stops, disables and deletes them (before it starts PREFIX-keeper.service,
+    which would wait on the old keeper's lock), and leaves a unit the product did not write,
+    or another mirror's, alone."""
+    unit_dir = tmp_path / "system"
+    unit_dir.mkdir()
+    loaded = _load(tmp_path / "mine")
+    other = _load(tmp_path / "other", DOCKER_MIRROR_CONTAINER_PREFIX="ci-mirror",
+                  DOCKER_MIRROR_PATH=str(tmp_path / "ci"))
+    # what the earlier version installed: the same units, under the older unit and verb names
+    for settings_ in (loaded, other):
+        texts = _install_units(monkeypatch, unit_dir, settings_)
+        names, prefix = settings_.instance, settings_.container_prefix
+        keeper = texts[names.keeper_unit].replace(" keeper\n", " watch\n")
+        assert " watch\n" in keeper
+        for name, older, text in ((names.keeper_unit, f"{prefix}.service", keeper),
+                                  (names.refresh_unit, f"{prefix}-update.service", texts[names.refresh_unit]),
+                                  (names.refresh_timer, f"{prefix}-update.timer", texts[names.refresh_timer])):
+            (unit_dir / name).unlink()
+            (unit_dir / older).write_text(text)
+    (unit_dir / "unrelated.service").write_text(f"[Service]\nExecStart=/bin/true {render.unit_marker(loaded)}\n")
+
+    calls = []
+    monkeypatch.setattr(systemd, "remove_units", lambda names: calls.append(("remove", sorted(names))))
+    monkeypatch.setattr(systemd, "start_units", lambda enable, start, changed: calls.append(("start", start)))
+    install.install_units(loaded)
+
+    assert calls == [("remove", ["docker-mirror-update.service", "docker-mirror-update.timer",
+                                 "docker-mirror.service"]),
+                     ("start", ["docker-mirror-keeper.service", "docker-mirror-refresh.timer"])]
+    assert " keeper\n" in (unit_dir / "docker-mirror-keeper.service").read_text()
+    assert "Unit=docker-mirror-refresh.service" in (unit_dir / "docker-mirror-refresh.timer").read_text()
+    assert all((unit_dir / name).exists() for name in (
+        "ci-mirror.service", "ci-mirror-update.service", "ci-mirror-update.timer", "unrelated.service"))
 
 
 def test_units_of_ignores_unit_files_the_product_did_not_write(tmp_path, monkeypatch):

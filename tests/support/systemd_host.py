@@ -470,8 +470,8 @@ class SystemdHost:
         done = self.exec(argv, check=False)
         return done.stdout + done.stderr
 
-    def diagnose(self, units=("docker-mirror.service", "docker-mirror-update.service",
-                              "docker-mirror-update.timer", "docker.service"), containers=None) -> str:
+    def diagnose(self, units=("docker-mirror-keeper.service", "docker-mirror-refresh.service",
+                              "docker-mirror-refresh.timer", "docker.service"), containers=None) -> str:
         """What a person would look at first: failed units, the mirror units' status and
         journal, the nested containers and the last lines of their logs."""
         parts = [f"=== system: {self.system_state()}; docker0 on the host: {docker0_state()}"]
@@ -551,9 +551,9 @@ MIRROR_ROOT = "/mirror/docker"
 LAST_REFRESH = f"{MIRROR_ROOT}/logs/last-refresh.json"
 CONTAINER = "docker-mirror-dockerhub"
 MODE_LABEL = "docker-mirror.mode"
-REFRESH_SERVICE = "docker-mirror-update.service"
-REFRESH_TIMER = "docker-mirror-update.timer"
-KEEPER = "docker-mirror.service"
+REFRESH_SERVICE = "docker-mirror-refresh.service"
+REFRESH_TIMER = "docker-mirror-refresh.timer"
+KEEPER = "docker-mirror-keeper.service"
 MANIFEST_ACCEPT = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
