@@ -1,6 +1,8 @@
 """The command line's shape: one table of verbs, each its own module, older names kept."""
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from mirror import cli
 from mirror.cli import observe
 from mirror.config.kconfig import ROOT
+from test_docs import is_target   # the docs' own check of targets (`make help`)
 
 CLI = ROOT / "mirror" / "cli"
 SERVICES = ROOT / "mirror" / "services"
@@ -36,6 +39,10 @@ def imports_of(path: Path) -> set[str]:
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
     return found
+
+
+def verb_module(verb):
+    return importlib.import_module(f"mirror.cli.{verb.module}")
 
 
 def module_graph() -> dict[str, set[str]]:
@@ -97,6 +104,13 @@ def test_help_of_a_verb_is_its_docstring():
     assert ran.returncode == 0, ran.stderr
     first = observe.__doc__.strip().splitlines()[0]
     assert first in ran.stdout and "--textfile" in ran.stdout
+
+
+def test_every_make_target_a_verb_page_names_is_one():
+    named = {(v.name, target) for v in cli.COMMANDS
+             for target in re.findall(r"`make ([a-z][\w.-]*)", getattr(verb_module(v), "__doc__"))}
+    assert named and not [(verb, target) for verb, target in named
+                          if not is_target(target) and target != "extra_vars.yaml"]
 
 
 def test_an_unknown_verb_is_refused_naming_it():

@@ -5,7 +5,7 @@
 Prints `.config: OK (...)`, or the first bad value (its symbol, the value,
 where it was set and what is allowed) with exit status 2. Warnings about a
 mirror reachable from other hosts without TLS or a password go to stderr.
-`make docker-mirror-check` runs this.
+`make check` runs this.
 """
 
 import argparse

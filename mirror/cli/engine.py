@@ -5,7 +5,7 @@
 distribution 2.8 from `apt-get source docker-registry`, with the azure
 driver left in and patches/distribution/ applied, built with Debian's Go;
 then its image (when the Docker engine answers). A build whose recipe and
-patches did not change is reused. `make docker-mirror-engine` runs this with
+patches did not change is reused. `make engine` runs this with
 --apt. See docs/engine.md.
 """
 
