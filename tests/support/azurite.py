@@ -7,7 +7,10 @@ throwaway CA's certificate for `<account>.blob.localhost`: the host name
 distribution 2.8's driver builds from the account and the realm
 (`https://<account>.blob.<realm>`, realm `localhost:<port>`), which Azurite
 serves as a production-style URL. Requests are signed with the account key
-(Shared Key), as the driver signs them; any other key is refused.
+(Shared Key) by Azure's SDK (azure-storage-blob), as the driver signs them;
+any other key is refused. That name resolves through an /etc/hosts line of the
+test's own (service()), added before Azurite starts: nothing here resolves
+`*.localhost` by itself, and a test must never ask the machine's DNS server.
 """
 
 from __future__ import annotations
@@ -16,21 +19,29 @@ import base64
 import datetime
 import ipaddress
 import os
-import re
 import subprocess
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 
-import urllib3
+import requests
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.pipeline import Pipeline
+from azure.core.pipeline.transport import HttpRequest, RequestsTransport
+from azure.storage.blob import BlobServiceClient
+# The SDK's own Shared Key signer (not its public API), for raw requests: a test reads the
+# service's answer as sent (status, error body), which the SDK's operations raise instead.
+from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mirror.config.kconfig import ROOT
-from mirror.net.azure_blob import shared_key_headers
+from mirror.net.azure_blob import API_VERSION
 from support import hosts_file
 from support.upstream import free_port
 
@@ -80,6 +91,13 @@ def throwaway_ca_and_cert(directory: Path, host: str) -> tuple[Path, Path, Path]
     return paths
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The service's answer to a raw request."""
+    status: int
+    data: bytes
+
+
 class Azurite:
     def __init__(self, root: Path, account: str, key: str):
         self.root, self.account, self.key = Path(root), account, key
@@ -95,6 +113,10 @@ class Azurite:
     def host(self) -> str:
         return f"{self.account}.blob.localhost"
 
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
     def start(self, timeout: float = 60) -> "Azurite":
         self.ca, cert, key = throwaway_ca_and_cert(self.root / "tls", self.host)
         (self.root / "data").mkdir(parents=True, exist_ok=True)
@@ -105,19 +127,24 @@ class Azurite:
              "--loose", "--skipApiVersionCheck", "--disableTelemetry"],
             env={**os.environ, "AZURITE_ACCOUNTS": f"{self.account}:{self.key}"},
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        # Verified against the name the driver dials, though connected to 127.0.0.1:
-        # *.localhost names do not resolve here without an /etc/hosts line.
-        self.pool = urllib3.HTTPSConnectionPool(
-            "127.0.0.1", self.port, ca_certs=str(self.ca), cert_reqs="CERT_REQUIRED",
-            server_hostname=self.host, assert_hostname=self.host, retries=False, timeout=10)
+        # Verified against the name the driver dials, with this CA alone; loopback only: no
+        # proxy from the environment. The SDK's client and raw requests share the session.
+        self.session = requests.Session()
+        self.session.trust_env = False
+        transport = dict(session=self.session, session_owner=False, connection_verify=str(self.ca),
+                         connection_timeout=10, read_timeout=10)
+        self.transport = RequestsTransport(**transport)
+        self.client = BlobServiceClient(
+            self.url, credential={"account_name": self.account, "account_key": self.key},
+            api_version=API_VERSION, retry_total=0, **transport)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"azurite-blob exited {self.proc.returncode}: {self.log_text()}")
             try:
-                self.request("GET", "/?comp=list")
+                self.containers()
                 return self
-            except (urllib3.exceptions.HTTPError, OSError):
+            except AzureError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"azurite-blob did not answer: {self.log_text()}")
                 time.sleep(0.2)
@@ -126,34 +153,34 @@ class Azurite:
         return (self.root / "azurite.log").read_text(errors="replace")[-2000:]
 
     def request(self, method: str, path: str, body: bytes = b"", key: str | None = None,
-                headers: dict | None = None) -> urllib3.BaseHTTPResponse:
-        """A Shared Key request to https://<account>.blob.localhost:<port><path>."""
-        url = f"https://{self.host}:{self.port}{path}"
-        signed = shared_key_headers(self.account, key or self.key, method, url, body, headers)
-        signed["Host"] = f"{self.host}:{self.port}"
-        return self.pool.request(method, path, body=body or None, headers=signed)
+                headers: dict | None = None) -> Answer:
+        """A request to https://<account>.blob.localhost:<port><path> (`path` as sent), signed
+        with the account key or `key` (Shared Key)."""
+        request = HttpRequest(method, self.url + path, headers={
+            "x-ms-date": formatdate(usegmt=True), "x-ms-version": API_VERSION, **(headers or {})})
+        if body:
+            request.set_bytes_body(body)
+        signed = Pipeline(self.transport, [SharedKeyCredentialPolicy(self.account, key or self.key)])
+        answer = signed.run(request).http_response
+        return Answer(answer.status_code, answer.body())
 
     def list(self, container: str, prefix: str = "") -> list[str]:
         """The names of the container's blobs (under `prefix`); [] when there is no container."""
-        query = f"&prefix={prefix}" if prefix else ""
-        answer = self.request("GET", f"/{container}?restype=container&comp=list&maxresults=5000{query}")
-        if answer.status == 404:
+        try:
+            return [blob.name for blob in
+                    self.client.get_container_client(container).list_blobs(name_starts_with=prefix or None)]
+        except ResourceNotFoundError:
             return []
-        assert answer.status == 200, answer.data
-        return re.findall(r"<Name>([^<]+)</Name>", answer.data.decode())
 
     def containers(self) -> list[str]:
-        answer = self.request("GET", "/?comp=list")
-        assert answer.status == 200, answer.data
-        return re.findall(r"<Name>([^<]+)</Name>", answer.data.decode())
+        return [container.name for container in self.client.list_containers()]
 
     def read(self, container: str, name: str) -> bytes | None:
         """A blob's bytes, None when there is none."""
-        answer = self.request("GET", f"/{container}/{name}")
-        if answer.status == 404:
+        try:
+            return self.client.get_blob_client(container, name).download_blob().readall()
+        except ResourceNotFoundError:
             return None
-        assert answer.status == 200, answer.data
-        return answer.data
 
     def mirror_settings(self, container: str, **more) -> dict:
         """The .config symbols of a mirror on this service, trusting its CA."""
@@ -171,10 +198,16 @@ class Azurite:
                 self.proc.kill()
                 self.proc.wait(10)
         if self.proc:
+            if hasattr(self, "session"):
+                self.session.close()
             self.log.close()
 
     def __enter__(self) -> "Azurite":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()   # an Azurite that never answered is not left running
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -188,8 +221,9 @@ def new_account() -> tuple[str, str]:
 @contextmanager
 def service(root: Path, account: str | None = None, key: str | None = None):
     """Azurite for a new account, whose blob host resolves to 127.0.0.1 (/etc/hosts) meanwhile:
-    for the registry containers (started after this) as for this host's tools."""
+    for the registry containers (started after this) as for this host's tools and the SDK."""
     if account is None:
         account, key = new_account()
-    with Azurite(root, account, key) as azurite, hosts_file.resolving(azurite.host):
+    azurite = Azurite(root, account, key)
+    with hosts_file.resolving(azurite.host), azurite:
         yield azurite
