@@ -58,7 +58,8 @@ from common import MB, Stopwatch, docker_client, median, registry_image, table
 
 import requests  # noqa: E402
 
-from mirror.commands import install, warm  # noqa: E402
+from mirror.commands import warm  # noqa: E402
+from mirror.services import install  # noqa: E402
 from mirror.model.manifests import blobs_of  # noqa: E402
 from mirror.net import registry_api as regapi  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402
@@ -292,7 +293,7 @@ def archive_vs_save(client, mirror: Mirror, listing: Path, tmp: Path, image_byte
     out.unlink()
 
     try:
-        archive = importlib.import_module("mirror.commands.archive")
+        archive = importlib.import_module("mirror.services.archive")
         archive_images = archive.archive_images
     except (ImportError, AttributeError):
         rows.append(["`--archive` (8 images)", "n/a (archive not available)", "", "", ""])

@@ -23,7 +23,7 @@ from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.manifests import chosen_platforms
 from ..render import human_size
-from . import lifecycle
+from ..services import lifecycle
 from .warm_engine import Engine, Result
 
 
