@@ -22,14 +22,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
 from ..host import credential
 from ..host.layout import Layout
 from ..model.manifests import Manifest, blobs_of, children_of, select_platforms
 from ..model.targets import Target
-from ..net import s3
+from ..net import azure_blob, s3
 from ..net.registry_api import RegistryAPI, upstream_answers
 from ..render import human_size
 
@@ -101,9 +101,10 @@ class Engine:
         self.layout = Layout.of(self.settings)
         self.on_disk = self.settings.storage.backend == "filesystem"
         self.hang_up = self.hang_up and self.on_disk
-        # s3: no file to wait for, but the bucket says what is stored and linked.
-        self.buckets = {u.key: s3.Bucket(self.settings.storage, u.key) for u in self.settings.upstreams} \
-            if self.settings.storage.backend == "s3" else {}
+        # s3 and azure: no file to wait for, but the bucket (container) says what is stored and linked.
+        store = {"s3": s3.Bucket, "azure": azure_blob.Container}.get(self.settings.storage.backend)
+        self.buckets = {u.key: store(self.settings.storage, u.key) for u in self.settings.upstreams} \
+            if store else {}
         self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
         auth = credential.of(self.settings)  # the product's own user, behind htpasswd
         self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate, auth)
@@ -192,12 +193,13 @@ class Engine:
             deadline = time.monotonic() + self.stall_timeout
             while not bucket.linked(repository, digest):
                 if time.monotonic() > deadline:
-                    raise WarmError(f"blob {repository}@{digest}: the mirror did not store it in the "
-                                    f"s3 bucket within {self.stall_timeout:.0f} s (upstream gone?)")
+                    raise WarmError(f"blob {repository}@{digest}: the mirror did not store it in its "
+                                    f"{self.settings.storage.backend} storage within {self.stall_timeout:.0f} s "
+                                    "(upstream gone?)")
                 time.sleep(0.1)
             stored = bucket.size(bucket.data_key(digest))
             if stored != fetched:
-                raise DigestMismatch(f"blob {repository}@{digest}: the bucket holds {stored} bytes, "
+                raise DigestMismatch(f"blob {repository}@{digest}: the {self.settings.storage.backend} storage holds {stored} bytes, "
                                      f"the blob has {fetched}")
             return fetched
 

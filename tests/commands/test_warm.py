@@ -157,7 +157,9 @@ def test_shared_layers_across_repositories_are_fetched_once_and_served_offline(t
 def test_two_runs_at_once_wait_or_refuse(tmp_path, hub, make_mirror):
     big = make_layer(3_000_000, "slow")
     push_image(hub.url, "library/slow", "1", layers=[big])
-    with ThrottlingProxy(("127.0.0.1", hub.port), rate_bytes=1_500_000) as slow:
+    # 6 s at this rate: the first run still holds the lock when the other two start
+    # (the engine fetches once, so a faster link would let it finish first).
+    with ThrottlingProxy(("127.0.0.1", hub.port), rate_bytes=500_000) as slow:
         m = make_mirror(slow.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "slow:1"))
         env = {**os.environ, **QUIET_PROBES}
         cmd = [sys.executable, "-m", "mirror", "--config", str(m.config), "pull"]
