@@ -21,7 +21,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from support.upstream import free_port
+from support.upstream import free_ports
 
 
 def weed_binary() -> str:
@@ -34,10 +34,11 @@ class SeaweedS3:
         self.root = Path(root)
         self.extra_args = tuple(extra_args)  # more `weed server` flags (e.g. an HTTPS port)
         self.access_key, self.secret_key = access_key, secret_key
-        self.s3_port, self.filer_port = free_port(), free_port()
-        self.master_port, self.volume_port = free_port(), free_port()
-        # weed's default gRPC port is the HTTP one + 10000, past 65535 for a high free port.
-        self.grpc_ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        # Eight ports, all distinct: weed's default gRPC port is the HTTP one + 10000 (past
+        # 65535 for a high free port), so every gRPC port is set too.
+        ports = free_ports(8)
+        self.s3_port, self.filer_port, self.master_port, self.volume_port = ports[:4]
+        self.grpc_ports = dict(zip(("master", "volume", "filer", "s3"), ports[4:]))
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -44,9 +44,23 @@ HTTP_TIMEOUT = 30
 
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback TCP ports nobody listens on right now: each is held
+    until all are found, or the kernel may hand the same one out twice (a server that
+    listens on several of them then fails to bind one)."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_for_v2(url: str, timeout: float = 15.0, alive=lambda: True) -> None:
