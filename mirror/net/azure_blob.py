@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ..model.settings import Storage
 from ..errors import WarmError
+from .object_store import ObjectStore
 
 # Any version the service accepts for these requests (the 2.8 driver itself sends 2018-03-28);
 # the SDK's default is its newest, which older emulators and Azure Stack refuse.
@@ -82,7 +83,7 @@ def _service(storage: Storage, timeout: float, attempts: int):
         retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.25, retry_total=attempts - 1))
 
 
-class Container:
+class Container(ObjectStore):
     """The blobs one mirror (upstream) keeps in its azure container (the s3.Bucket of azure)."""
 
     def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0):
@@ -110,19 +111,6 @@ class Container:
             raise WarmError(f"{where}: HEAD {key} answered {err.status_code}{refused}") from None
         except AzureError as err:
             raise WarmError(f"{where}: {reason(err)}") from None
-
-    def data_key(self, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/blobs/{algorithm}/{hex_[:2]}/{hex_}/data"
-
-    def link_key(self, repository: str, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/repositories/{repository}/_layers/{algorithm}/{hex_}/link"
-
-    def linked(self, repository: str, digest: str) -> bool:
-        """The mirror serves this blob to `repository` from the container."""
-        return self.size(self.link_key(repository, digest)) is not None \
-            and self.size(self.data_key(digest)) is not None
 
 
 def _causes(err: BaseException) -> list[BaseException]:

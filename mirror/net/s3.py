@@ -22,6 +22,7 @@ import os
 
 from ..model.settings import Storage
 from ..errors import WarmError
+from .object_store import ObjectStore
 
 ATTEMPTS = 3  # botocore's "standard" retries: connection errors, throttling, 500/502/503/504
 
@@ -75,7 +76,7 @@ def _cause(err: Exception) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-class Bucket:
+class Bucket(ObjectStore):
     """The objects one mirror (upstream) keeps in the s3 backend's bucket."""
 
     def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0):
@@ -100,16 +101,3 @@ class Bucket:
         except botocore.exceptions.BotoCoreError as err:
             raise WarmError(f"{where}: {_cause(err)}") from None
         return int(answer.get("ContentLength", 0))
-
-    def data_key(self, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/blobs/{algorithm}/{hex_[:2]}/{hex_}/data"
-
-    def link_key(self, repository: str, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/repositories/{repository}/_layers/{algorithm}/{hex_}/link"
-
-    def linked(self, repository: str, digest: str) -> bool:
-        """The mirror serves this blob to `repository` from the bucket."""
-        return self.size(self.link_key(repository, digest)) is not None \
-            and self.size(self.data_key(digest)) is not None
