@@ -331,7 +331,7 @@ def _remove_mirrors(client, settings: Settings, keep: set[str], by_name: bool = 
     names = {_name(settings, key) for key in UPSTREAM_KEYS} if by_name else set()
     removed = []
     with docker_errors("list the mirror containers"):
-        for container in client.containers.list(all=True, filters={"label": LABEL_UPSTREAM}):
+        for container in client.containers.list(all=True, ignore_removed=True, filters={"label": LABEL_UPSTREAM}):
             owner = (container.labels or {}).get(LABEL_CONFIG)
             ours = owner == config_of(settings) if owner else container.name in names
             if ours and container.name not in keep:

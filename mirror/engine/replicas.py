@@ -153,7 +153,7 @@ def remove(client, settings: Settings) -> list[str]:
     """Remove this .config's HAProxy and Redis containers (replicas off, or the mirror taken down)."""
     removed = []
     with docker_errors("list the replicas' shared containers"):
-        for container in client.containers.list(all=True, filters={"label": LABEL_ROLE}):
+        for container in client.containers.list(all=True, ignore_removed=True, filters={"label": LABEL_ROLE}):
             if (container.labels or {}).get(LABEL_CONFIG) == config_of(settings):
                 container.remove(force=True, v=True)
                 removed.append(container.name)

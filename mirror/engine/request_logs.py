@@ -27,7 +27,7 @@ def _serving(client, settings: Settings, upstream: Upstream) -> list:
     loses no log), and by the names it has now (containers made before the labels)."""
     found = {}
     with docker_errors("list the mirror containers"):
-        for container in client.containers.list(all=True, filters={"label": [
+        for container in client.containers.list(all=True, ignore_removed=True, filters={"label": [
                 f"{LABEL_UPSTREAM}={upstream.key}", f"{LABEL_CONFIG}={config_of(settings)}"]}):
             found[container.name] = container
     for name in container_names(settings, upstream):
