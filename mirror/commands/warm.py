@@ -16,8 +16,9 @@ from tqdm import tqdm
 from .. import render
 from ..config import image_lists
 from ..config.settings import Settings
-from ..errors import MirrorError
-from ..engine import containers
+from ..errors import DockerError, MirrorError
+from ..engine import build, containers
+from ..engine.client import find_container
 from ..host import diskspace
 from ..host.files import atomic_write
 from ..host.layout import Layout
@@ -25,6 +26,9 @@ from ..model.manifests import chosen_platforms
 from ..render import human_size
 from ..services import lifecycle
 from .warm_engine import Engine, Result
+
+# The product patch (patches/distribution/) that makes the engine fetch each blob once.
+FETCH_ONCE_PATCH = "0001-proxy-fetch-each-blob-once.patch"
 
 
 def write_manifest(layout: Layout, results: list[Result]) -> None:
@@ -48,6 +52,27 @@ def runs_distribution_2(settings: Settings, client) -> bool:
         containers.mirror_container(client, settings, u).major == "2" for u in settings.upstreams)
 
 
+def fetches_once(settings: Settings, client) -> bool:
+    """True when every mirror container runs an engine with the fetch-once patch.
+
+    Told by the image's label (the engine built here lists its product patches:
+    build.PATCHES_LABEL; a container carries its image's labels). Any other
+    image (a user's registry:2 or registry:3, Debian's build wrapped) may fetch
+    a blob twice and stores in the background: the warm then takes the slow,
+    careful way. No engine answering: the careful way too."""
+    if client is None:
+        return False
+    for upstream in settings.upstreams:
+        try:
+            container = find_container(client, containers.container_names(settings, upstream)[0])
+        except DockerError:
+            return False
+        patches = ((container.labels or {}).get(build.PATCHES_LABEL, "") if container else "").split(",")
+        if FETCH_ONCE_PATCH not in patches:
+            return False
+    return True
+
+
 def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]] = (),
          extra_errors: list[str] = (), gc: bool = True) -> list[str]:
     """Warm every image to keep, and `extra` (reference, source) pairs; then pin them
@@ -62,9 +87,12 @@ def warm(settings: Settings, log=print, client=None, extra: list[tuple[str, str]
     for error in errors:
         log(f"skipped: {error}")
     platforms = chosen_platforms(settings.pull_all_platforms)
+    once = fetches_once(settings, client)
     engine = Engine(settings, log=log, platforms=platforms, concurrency=settings.pull_concurrency,
-                    hang_up=runs_distribution_2(settings, client))
-    log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} at a time")
+                    fetch_once=once, hang_up=not once and runs_distribution_2(settings, client))
+    log(f"warming {len(wanted)} image(s), {settings.pull_concurrency} downloads at a time"
+        + ("" if once or not settings.pull_through else " (the registry image may fetch twice: "
+           "each blob is waited for in storage)"))
     # A bar for a person at a terminal; logs and the journal get the lines alone.
     with tqdm(total=len(wanted), unit="image", file=sys.stderr, disable=not sys.stderr.isatty(),
               dynamic_ncols=True) as bar:

@@ -2,11 +2,24 @@
 
 For each image to keep warm, its manifest (and, for a multi-platform index,
 the children of the chosen platforms), config blob and layers are pulled
-through the image's mirror port, so the mirror caches them. Blobs are
-streamed, checked against their digest, and discarded: the mirror keeps the
-copy. A blob already in the mirror's storage is not fetched again, and a
-blob shared by several images is fetched once: never two requests for one
-blob at a time, or the proxy would fetch it upstream twice.
+through the image's mirror port, so the mirror caches them. The blobs of
+every image go into one queue (commands.blob_queue) as soon as the image's
+manifest is read, biggest first, `concurrency` downloads at once: the link
+to the upstream stays full until its last byte. A blob already in the
+mirror's storage is not fetched again, and a blob shared by several images
+is fetched once: never two requests for one blob at a time, or the proxy
+would fetch it upstream twice.
+
+How a blob is made to be cached depends on the engine the mirror runs:
+
+- the engine built here with the fetch-once patch (`fetch_once`): each blob
+  is read through the mirror to its end and its sha256 checked
+  (commands.read_through): the end of the body is the event that says
+  "stored";
+- any other distribution (a user-chosen registry:2 or registry:3): the
+  proxy stores in the background after the response, so the storage is
+  watched until the blob is there; with distribution 2.x (`hang_up`), which
+  fetches twice, the client copy is hung up on.
 
 With pull-through off the mirror is a plain registry: images are copied
 into it from their upstreams instead, every platform, digests preserved.
@@ -18,11 +31,11 @@ import hashlib
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model.settings import Settings, Upstream
+from ..config.settings import Settings, Upstream
 from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
 from ..host import credential
@@ -32,10 +45,13 @@ from ..model.targets import Target
 from ..net import azure_blob, s3
 from ..net.registry_api import RegistryAPI, upstream_answers
 from ..render import human_size
+from .blob_queue import BlobQueue, Task
+from .read_through import ReadThrough
 
-IMAGE_TIMEOUT = 3600.0  # seconds one image may take, all its blobs included
 STALL_TIMEOUT = 15.0    # seconds a blob being stored may go without growing
 FULL_AFTER = 1.0        # seconds without growth after which a full disk is checked for
+SMALL_BLOB = 1 << 20    # a blob this small costs a request's latency more than link time
+STARTING = 2            # requests to the mirror waiting for their answer at once (blob_queue says why)
 
 
 @dataclass
@@ -57,60 +73,70 @@ class Result:
 
 
 class BlobGate:
-    """One fetch per blob and repository in a run, and one request per blob at a time.
+    """One request per blob at a time, whichever repository asks.
 
-    The proxy serves a blob to a repository only once it is linked there, so
-    a blob shared by two repositories is fetched through each; but never
-    concurrently, since two requests for one uncached digest make the proxy
-    go upstream twice and store neither copy reliably.
+    The blob queue already runs the tasks of one digest one after the other;
+    this lock also holds for any other caller of the fetch methods. Two
+    requests for one uncached digest make an unpatched proxy go upstream
+    twice and store neither copy reliably.
     """
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.futures: dict[tuple, Future] = {}
         self.digest_locks: dict[tuple, threading.Lock] = {}
-
-    def once(self, key: tuple, pool: ThreadPoolExecutor, fetch) -> tuple[Future, bool]:
-        """The future of the one fetch for `key`, and whether this call started it."""
-        with self.lock:
-            if key in self.futures:
-                return self.futures[key], False
-            future = pool.submit(fetch)
-            self.futures[key] = future
-            return future, True
 
     def serialized(self, upstream: str, digest: str) -> threading.Lock:
         with self.lock:
             return self.digest_locks.setdefault((upstream, digest), threading.Lock())
 
 
+class _Image:
+    """One image of a pull-through run while its blobs are in the queue."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.result = Result(str(target.ref), target.upstream.registry)
+        self.start = time.monotonic()
+        self.lock = threading.Lock()
+        self.pending = 1          # its blobs in the queue, plus its planning until that ends
+        self.errors: list[tuple[int, BaseException]] = []   # (descriptor's position, error)
+        self.top_manifests: set[str] = set()
+        self.finished = threading.Event()
+
+
 @dataclass
 class Engine:
-    """One warm run. `hang_up`: ask a distribution 2.x mirror for each new blob
-    and hang up, instead of reading it (see _fetch_through)."""
+    """One warm run. `fetch_once`: the mirrors run the engine built here with the
+    fetch-once patch (read each blob through: commands.read_through). Else `hang_up`:
+    ask a distribution 2.x mirror for each new blob and hang up, instead of
+    reading it (see _fetch_through)."""
 
     settings: Settings
     log: callable = print
     platforms: set[str] | None = None
     concurrency: int = 4
     hang_up: bool = False
+    fetch_once: bool = False
     stall_timeout: float = STALL_TIMEOUT
     gate: BlobGate = field(default_factory=BlobGate)
 
     def __post_init__(self):
         self.layout = Layout.of(self.settings)
         self.on_disk = self.settings.storage.backend == "filesystem"
-        self.hang_up = self.hang_up and self.on_disk
-        # s3 and azure: no file to wait for, but the bucket (container) says what is stored and linked.
+        self.hang_up = self.hang_up and self.on_disk and not self.fetch_once
+        # s3, azure: no file to wait for, but the bucket (container) says what is stored and linked.
         store = {"s3": s3.Bucket, "azure": azure_blob.Container}.get(self.settings.storage.backend)
         self.buckets = {u.key: store(self.settings.storage, u.key) for u in self.settings.upstreams} \
             if store else {}
-        self.blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
         auth = credential.of(self.settings)  # the product's own user, behind htpasswd
         self.mirrors = {u.key: RegistryAPI.of_mirror(u.endpoint, self.settings.tls_certificate, auth)
                         for u in self.settings.upstreams}
+        self.progress = None   # run()'s callback, called as each image finishes
+        self.progress_lock = threading.Lock()
         self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
                           for u in self.settings.upstreams}
+        self.read_through = ReadThrough(self.settings, self.layout, self.buckets, self.upstreams,
+                                        self.stall_timeout, auth)
 
     def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
         """True when the mirror can serve the blob for this repository from its own storage."""
@@ -118,7 +144,7 @@ class Engine:
             return self.buckets[upstream.key].linked(repository, digest)
         return self.on_disk and storage.blob_linked(self.layout.storage_dir(upstream), repository, digest)
 
-    # -- pull-through: fetch through the mirror, which keeps the copy
+    # -- pull-through on any other engine: ask the mirror, then watch its storage until the blob is there
 
     def _wait_stored(self, storage_dir: Path, repository: str, digest: str, size: int = 0) -> None:
         """Until the registry has stored and linked the blob; checks its sha256 then.
@@ -194,52 +220,110 @@ class Engine:
             while not bucket.linked(repository, digest):
                 if time.monotonic() > deadline:
                     raise WarmError(f"blob {repository}@{digest}: the mirror did not store it in its "
-                                    f"{self.settings.storage.backend} storage within {self.stall_timeout:.0f} s "
-                                    "(upstream gone?)")
+                                    f"{self.settings.storage.backend} storage within "
+                                    f"{self.stall_timeout:.0f} s (upstream gone?)")
                 time.sleep(0.1)
             stored = bucket.size(bucket.data_key(digest))
             if stored != fetched:
-                raise DigestMismatch(f"blob {repository}@{digest}: the {self.settings.storage.backend} storage holds {stored} bytes, "
+                raise DigestMismatch(f"blob {repository}@{digest}: the {self.settings.storage.backend} "
+                                     f"storage holds {stored} bytes, "
                                      f"the blob has {fetched}")
             return fetched
 
-    def _warm_blob(self, target: Target, descriptor: dict, result: Result, lock: threading.Lock):
-        upstream, repository, digest = target.upstream, target.ref.repository, descriptor["digest"]
-        if self.in_storage(upstream, repository, digest):
-            with lock:
-                result.cached_bytes += descriptor.get("size", 0)
-            return
-        future, mine = self.gate.once(
-            (upstream.key, repository, digest), self.blob_pool,
-            lambda: self._fetch_through(upstream, repository, digest, descriptor.get("size", 0)))
-        fetched = future.result(timeout=IMAGE_TIMEOUT)
-        with lock:
-            if mine and fetched:
-                result.fetched_bytes += fetched
-                result.fresh.add(f"{repository}@{digest}")
-            else:
-                result.cached_bytes += descriptor.get("size", 0)
+    # -- pull-through: every image's blobs in one queue
 
-    def _warm_through(self, target: Target, result: Result) -> None:
-        mirror = self.mirrors[target.upstream.key]
-        top = mirror.get_manifest(target.ref.repository, target.ref.reference)
-        result.digest = top.digest
-        manifests = [top]
-        if top.is_index:
-            manifests = [mirror.get_manifest(target.ref.repository, child["digest"])
-                         for child in select_platforms(top.json, self.platforms)]
-            if not manifests:
-                raise WarmError(f"no manifest for platform(s) {', '.join(sorted(self.platforms or []))}")
-        lock = threading.Lock()
-        descriptors = {d["digest"]: d for m in manifests for d in blobs_of(m.json)}
-        repository = target.ref.repository
-        result.items = {f"{repository}@{d}" for d in [*descriptors, top.digest, *(m.digest for m in manifests)]}
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image-blobs") as waiters:
-            for waiter in [waiters.submit(self._warm_blob, target, d, result, lock)
-                           for d in descriptors.values()]:
-                waiter.result()
-        if result.fresh:
-            result.fresh |= {f"{repository}@{m.digest}" for m in {top, *manifests}}
+    def _cache_blob(self, upstream: Upstream, repository: str, digest: str, size: int, started) -> int:
+        """The queue's work for one blob: `started()` once its download began."""
+        if self.fetch_once:
+            return self.read_through.cache(upstream, repository, digest, size, started)
+        # The careful way waits for storage, not for an answer: nothing to stagger.
+        started()
+        return self._fetch_through(upstream, repository, digest, size)
+
+    def _plan(self, image: _Image, queue: BlobQueue) -> None:
+        """Read the image's manifests through the mirror and queue the blobs the mirror lacks."""
+        target, result = image.target, image.result
+        upstream, repository = target.upstream, target.ref.repository
+        try:
+            mirror = self.mirrors[upstream.key]
+            with queue.setting_up():
+                top = mirror.get_manifest(repository, target.ref.reference)
+            result.digest = top.digest
+            manifests = [top]
+            if top.is_index:
+                manifests = []
+                for child in select_platforms(top.json, self.platforms):
+                    with queue.setting_up():
+                        manifests.append(mirror.get_manifest(repository, child["digest"]))
+                if not manifests:
+                    raise WarmError(f"no manifest for platform(s) {', '.join(sorted(self.platforms or []))}")
+            descriptors = {d["digest"]: d for m in manifests for d in blobs_of(m.json)}
+            result.items = {f"{repository}@{d}" for d in [*descriptors, top.digest, *(m.digest for m in manifests)]}
+            image.top_manifests = {f"{repository}@{m.digest}" for m in {top, *manifests}}
+            for position, descriptor in enumerate(descriptors.values()):
+                digest, size = descriptor["digest"], descriptor.get("size", 0)
+                if self.in_storage(upstream, repository, digest):
+                    with image.lock:
+                        result.cached_bytes += size
+                    continue
+                with image.lock:
+                    image.pending += 1
+                task, mine = queue.submit((upstream.key, repository, digest), (upstream.key, digest), size,
+                                          lambda started, d=digest, n=size:
+                                          self._cache_blob(upstream, repository, d, n, started))
+                task.add_done_callback(lambda t, p=position, n=size, m=mine: self._blob_done(image, t, p, n, m))
+        except Exception as err:  # one image's failure (or surprise) must not stop the others
+            with image.lock:
+                image.errors.append((-1, err))
+        finally:
+            self._release(image)
+
+    def _blob_done(self, image: _Image, task: Task, position: int, size: int, mine: bool) -> None:
+        result = image.result
+        with image.lock:
+            if task.error is not None:
+                image.errors.append((position, task.error))
+            elif mine and task.value:
+                result.fetched_bytes += task.value
+                result.fresh.add(f"{task.key[1]}@{task.key[2]}")
+            else:
+                result.cached_bytes += size
+        self._release(image)
+
+    def _release(self, image: _Image) -> None:
+        """One of the image's blobs (or its planning) ended; the last one ends the image."""
+        with image.lock:
+            image.pending -= 1
+            if image.pending:
+                return
+        result = image.result
+        try:
+            if image.errors:
+                self._fail(image.target, result, min(image.errors, key=lambda e: e[0])[1])
+            elif result.fresh:
+                result.fresh |= image.top_manifests
+            self._finish(result, image.start)
+        finally:
+            image.finished.set()   # whatever the log or the progress callback did: run() must not hang
+
+    def _fail(self, target: Target, result: Result, err: BaseException) -> None:
+        if isinstance(err, DiskFull):
+            result.error, result.disk_short = str(err), max(err.needed, 1)
+        elif isinstance(err, MirrorError):
+            result.error = self._explain(target, err)
+        else:
+            result.error = f"{err.__class__.__name__}: {err}"
+
+    def _finish(self, result: Result, start: float) -> None:
+        result.seconds = time.monotonic() - start
+        if result.ok:
+            self.log(f"{result.reference}: ok {result.digest[:19]} fetched {human_size(result.fetched_bytes)}"
+                     f", cached {human_size(result.cached_bytes)} in {result.seconds:.1f} s")
+        else:
+            self.log(f"{result.reference}: FAILED: {result.error}")
+        if self.progress:
+            with self.progress_lock:
+                self.progress(result)
 
     # -- plain registry: copy from the upstream into the mirror
 
@@ -283,37 +367,34 @@ class Engine:
             return f"upstream {target.upstream.display_url} unreachable, and the mirror has no copy ({err})"
         return str(err)
 
-    def warm_one(self, target: Target) -> Result:
+    def _copy_one(self, target: Target) -> Result:
         result = Result(str(target.ref), target.upstream.registry)
         start = time.monotonic()
         try:
-            if self.settings.pull_through:
-                self._warm_through(target, result)
-            else:
-                self._copy(target, result)
-        except DiskFull as err:
-            result.error, result.disk_short = str(err), max(err.needed, 1)
-        except MirrorError as err:
-            result.error = self._explain(target, err)
-        except Exception as err:  # one image's surprise must not stop the others
-            result.error = f"{err.__class__.__name__}: {err}"
-        result.seconds = time.monotonic() - start
-        if result.ok:
-            self.log(f"{result.reference}: ok {result.digest[:19]} fetched {human_size(result.fetched_bytes)}"
-                     f", cached {human_size(result.cached_bytes)} in {result.seconds:.1f} s")
-        else:
-            self.log(f"{result.reference}: FAILED: {result.error}")
+            self._copy(target, result)
+        except Exception as err:  # one image's failure (or surprise) must not stop the others
+            self._fail(target, result, err)
+        self._finish(result, start)
         return result
 
     def run(self, wanted: list[Target], progress=None) -> list[Result]:
         """Warm `wanted`; `progress(result)` is called as each image finishes."""
-        def one(target: Target) -> Result:
-            result = self.warm_one(target)
-            if progress:
-                progress(result)
-            return result
-        try:
+        self.progress = progress
+        if not self.settings.pull_through:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
-                return list(pool.map(one, wanted))
+                return list(pool.map(self._copy_one, wanted))
+        images = [_Image(target) for target in wanted]
+        # A quarter of the download slots are the small blobs'.
+        queue = BlobQueue(self.concurrency, starting=STARTING, small=SMALL_BLOB, reserve=self.concurrency // 4)
+        try:
+            # Manifests `concurrency` at a time; each image's blobs are queued as soon as it is read.
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="manifest") as planners:
+                for image in images:
+                    planners.submit(self._plan, image, queue)
+            for image in images:
+                image.finished.wait()
         finally:
-            self.blob_pool.shutdown(wait=True)
+            queue.close()
+        if queue.callback_errors:
+            raise queue.callback_errors[0]
+        return [image.result for image in images]
