@@ -30,7 +30,7 @@ import requests
 
 from common import MB, docker_client, registry_image, table
 
-from mirror.commands import warm  # noqa: E402
+from mirror.services import warm  # noqa: E402
 from mirror.services import install  # noqa: E402
 from support.configs import image_list  # noqa: E402
 from support.mirrors import Mirror  # noqa: E402

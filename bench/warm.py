@@ -68,7 +68,7 @@ from common import MB, Stopwatch, docker_client, median, registry_image, table
 
 import requests  # noqa: E402
 
-from mirror.commands import warm  # noqa: E402
+from mirror.services import warm  # noqa: E402
 from mirror.services import install  # noqa: E402
 from mirror.model.manifests import blobs_of  # noqa: E402
 from mirror.net import registry_api as regapi  # noqa: E402

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..commands import warm
+from ..services import warm
 from ..engine.client import connect
 from ..services import refresh
 from .common import add_overrides, load_settings

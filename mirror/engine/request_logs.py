@@ -2,7 +2,7 @@
 
 One upstream is served by one container, or with DOCKER_MIRROR_REPLICAS by
 several: their logs are merged in time order, so that the readers (last use
-in commands.lifecycle, traffic in commands.observe) keep one cursor per
+in services.lifecycle, traffic in services.observe) keep one cursor per
 upstream, whichever replica served a request.
 """
 

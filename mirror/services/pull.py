@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..commands import warm
+from . import warm
 from ..config.dotconfig import DotConfig
 from ..config.image_lists import read_list_file
 from ..config.settings import from_dotconfig

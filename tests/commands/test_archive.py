@@ -11,7 +11,7 @@ import pytest
 
 from mirror.services import archive, restore
 
-from mirror.commands import warm
+from mirror.services import warm
 from mirror.host.layout import Layout
 from mirror.host import archives as host_archives
 from mirror.model import archive_format, manifests

@@ -20,7 +20,7 @@ import yaml
 
 from mirror.services import lifecycle
 
-from mirror.commands import warm
+from mirror.services import warm
 from mirror.engine import containers, replicas
 from mirror.host import usage
 from mirror.model.modes import OFFLINE

@@ -17,7 +17,7 @@ import pytest
 
 from mirror.services import archive, restore
 
-from mirror.commands import warm
+from mirror.services import warm
 from mirror.model.manifests import blobs_of
 from mirror.net import azure_blob
 from mirror.net.registry_api import RegistryAPI

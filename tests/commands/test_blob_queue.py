@@ -1,4 +1,4 @@
-"""The warm's blob queue (commands.blob_queue), on its own: biggest first, a digest never twice at
+"""The warm's blob queue (services.blob_queue), on its own: biggest first, a digest never twice at
 once, no more downloads set up at once than asked, every waiter told, nothing left running."""
 
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mirror.commands.blob_queue import BlobQueue
+from mirror.services.blob_queue import BlobQueue
 
 
 class Recorder:

@@ -13,7 +13,7 @@ import pytest
 
 from mirror.services import lifecycle, refresh, status
 
-from mirror.commands import warm
+from mirror.services import warm
 from mirror.host import diskspace, storage, usage
 from mirror.host.runlog import RunLog
 from support.mirrors import mirror_factory

@@ -14,7 +14,7 @@ import pytest
 
 from mirror.services import install, lifecycle, status
 
-from mirror.commands import warm
+from mirror.services import warm
 
 from mirror.host import storage, usage
 from mirror.model import manifests

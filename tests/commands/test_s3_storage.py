@@ -15,7 +15,7 @@ import requests
 
 from mirror.services import archive, restore
 
-from mirror.commands import warm
+from mirror.services import warm
 from mirror.model.manifests import blobs_of
 from mirror.model.modes import OFFLINE, PULL_THROUGH
 from mirror.net.registry_api import RegistryAPI

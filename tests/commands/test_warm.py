@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.commands import warm, warm_engine
+from mirror.services import warm, warm_engine
 from mirror.config import image_lists
 from mirror.config.kconfig import ROOT
 from mirror.model import manifests

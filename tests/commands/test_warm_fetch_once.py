@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from mirror.commands import warm, warm_engine
+from mirror.services import warm, warm_engine
 from mirror.config import image_lists
 from mirror.host import storage
 from mirror.model import manifests

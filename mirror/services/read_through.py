@@ -21,7 +21,7 @@ import hashlib
 
 import requests
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..errors import DeadlineExceeded, DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
 from ..host.layout import Layout

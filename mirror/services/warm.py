@@ -1,8 +1,8 @@
 """Warming: `make docker-mirror-pull` and the refresh pull the images to keep warm.
 
-The run itself is the engine's (commands.warm_engine); around it, this
+The run itself is the engine's (services.warm_engine); around it, this
 module lists the images, shows progress, writes images/manifest.txt and the
-summary, pins what was warmed (commands.lifecycle) and collects what the
+summary, pins what was warmed (services.lifecycle) and collects what the
 cache's lifecycle policy drops.
 """
 
@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .. import render
 from ..config import image_lists
-from ..config.settings import Settings
+from ..model.settings import Settings
 from ..errors import DockerError, MirrorError
 from ..engine import build, containers
 from ..engine.client import find_container
@@ -24,7 +24,7 @@ from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.manifests import chosen_platforms
 from ..render import human_size
-from ..services import lifecycle
+from . import lifecycle
 from .warm_engine import Engine, Result
 
 # The product patch (patches/distribution/) that makes the engine fetch each blob once.

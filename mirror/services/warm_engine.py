@@ -3,7 +3,7 @@
 For each image to keep warm, its manifest (and, for a multi-platform index,
 the children of the chosen platforms), config blob and layers are pulled
 through the image's mirror port, so the mirror caches them. The blobs of
-every image go into one queue (commands.blob_queue) as soon as the image's
+every image go into one queue (services.blob_queue) as soon as the image's
 manifest is read, biggest first, `concurrency` downloads at once: the link
 to the upstream stays full until its last byte. A blob already in the
 mirror's storage is not fetched again, and a blob shared by several images
@@ -14,7 +14,7 @@ How a blob is made to be cached depends on the engine the mirror runs:
 
 - the engine built here with the fetch-once patch (`fetch_once`): each blob
   is read through the mirror to its end and its sha256 checked
-  (commands.read_through): the end of the body is the event that says
+  (services.read_through): the end of the body is the event that says
   "stored";
 - any other distribution (a user-chosen registry:2 or registry:3): the
   proxy stores in the background after the response, so the storage is
@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.settings import Settings, Upstream
+from ..model.settings import Settings, Upstream
 from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
 from ..host import diskspace, storage
 from ..host import credential
@@ -107,7 +107,7 @@ class _Image:
 @dataclass
 class Engine:
     """One warm run. `fetch_once`: the mirrors run the engine built here with the
-    fetch-once patch (read each blob through: commands.read_through). Else `hang_up`:
+    fetch-once patch (read each blob through: services.read_through). Else `hang_up`:
     ask a distribution 2.x mirror for each new blob and hang up, instead of
     reading it (see _fetch_through)."""
 
