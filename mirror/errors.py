@@ -135,6 +135,11 @@ class DigestMismatch(RegistryAPIError):
     """Content that does not hash to the digest it was asked for by."""
 
 
+class TransferBroken(RegistryAPIError):
+    """A body that broke off before its end: a passing fault as often as not (a replica that
+    went, a connection reset), so worth another try."""
+
+
 class InvalidDigest(RegistryAPIError):
     """A digest from a registry or an archive that is not sha256: plus 64 hex digits."""
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import DigestMismatch, RegistryAPIError
+from ..errors import DigestMismatch, RegistryAPIError, TransferBroken
 from ..model import digests
 from ..model.endpoint import Endpoint
 from ..model.manifests import MANIFEST_TYPES, Manifest
@@ -215,8 +215,8 @@ class RegistryAPI:
                 if watch.fired:
                     raise RegistryAPIError(f"{what}: stalled for {watch.seconds:g} s after "
                                            f"{size} bytes") from None
-                raise RegistryAPIError(f"{what}: transfer broke after "
-                                       f"{size} bytes ({err.__class__.__name__})") from None
+                raise TransferBroken(f"{what}: transfer broke after "
+                                     f"{size} bytes ({err.__class__.__name__})") from None
             if watch.fired:
                 raise RegistryAPIError(f"{what}: stalled for {watch.seconds:g} s after {size} bytes")
         finally:

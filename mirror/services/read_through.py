@@ -9,9 +9,10 @@ end: no storage tree to poll, no second fetch. What the end of the body says:
   only tells a full disk, where the engine serves on but stores nothing);
 - one byte short of its Content-Length: the engine refused it (the digest
   did not match; nothing stored);
-- shorter still: the upstream went, or the digest did not match while this
-  reader was behind (the engine then ends every body where it is). An
-  upstream that still answers is asked for the blob itself to tell which;
+- shorter still: a broken transfer (TransferBroken): a replica or the
+  upstream went, or the digest did not match while this reader was behind
+  (the engine then ends every body where it is). The warm tries again, then
+  tells which (warm_engine.Engine.why_broken);
 - nothing for `stall_timeout`: the upstream stalled.
 """
 
@@ -22,11 +23,11 @@ import hashlib
 import requests
 
 from ..model.settings import Settings, Upstream
-from ..errors import DeadlineExceeded, DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
+from ..errors import DeadlineExceeded, DigestMismatch, DiskFull, RegistryAPIError, TransferBroken, WarmError
 from ..host import diskspace, storage
 from ..host.layout import Layout
 from ..net.bounded import error_text
-from ..net.registry_api import RegistryAPI, upstream_answers
+from ..net.registry_api import RegistryAPI
 from ..render import human_size
 
 READ_CHUNK = 1 << 20    # blob bytes read and hashed at a time: few Python steps per megabyte
@@ -37,9 +38,9 @@ REFUSED = ("the upstream sends content that does not match its digest (the mirro
 class ReadThrough:
     """Blob caching through fetch-once mirrors, one RegistryAPI per upstream's mirror."""
 
-    def __init__(self, settings: Settings, layout: Layout, buckets: dict, upstreams: dict[str, RegistryAPI],
+    def __init__(self, settings: Settings, layout: Layout, buckets: dict,
                  stall_timeout: float, auth: tuple[str, str] | None):
-        self.settings, self.layout, self.buckets, self.upstreams = settings, layout, buckets, upstreams
+        self.settings, self.layout, self.buckets = settings, layout, buckets
         self.stall_timeout = stall_timeout
         # A mirror that sends nothing for stall_timeout has lost its upstream.
         self.readers = {u.key: RegistryAPI.of_mirror(u.endpoint, settings.tls_certificate, auth)
@@ -115,23 +116,7 @@ class ReadThrough:
         if broke and announced.isdigit() and got == int(announced) - 1:
             raise DigestMismatch(f"{what}: {REFUSED}")
         if broke:
-            raise self.why_broken(upstream, repository, digest,
-                                  f"{what}: transfer broke after {got} of {announced or '?'} bytes")
+            raise TransferBroken(f"{what}: transfer broke after {got} of {announced or '?'} bytes")
         if "sha256:" + hasher.hexdigest() != digest:
             raise DigestMismatch(f"{what}: content does not match its digest ({got} bytes received)")
         return got
-
-    def why_broken(self, upstream: Upstream, repository: str, digest: str, broke: str) -> MirrorError:
-        """Why the mirror broke a blob off: its upstream went, or sent content that fails the
-        digest. An upstream that still answers is asked for the blob itself, its sha256 checked
-        here: one download more, and only after a break."""
-        if not upstream_answers(upstream.remote_url):
-            return RegistryAPIError(f"{broke} (upstream {upstream.display_url} unreachable)")
-        try:
-            self.upstreams[upstream.key].fetch_blob(repository, digest)
-        except DigestMismatch:
-            return DigestMismatch(f"blob {repository}@{digest}: {REFUSED}")
-        except MirrorError as err:
-            return RegistryAPIError(f"{broke}; the upstream then failed too: {err}")
-        return RegistryAPIError(f"{broke}; the upstream sends it whole now (a passing fault: "
-                                "the next run fetches it)")

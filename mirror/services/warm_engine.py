@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..model.settings import Settings, Upstream
-from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, WarmError
+from ..errors import DigestMismatch, DiskFull, MirrorError, RegistryAPIError, TransferBroken, WarmError
 from ..host import diskspace, storage
 from ..host import credential
 from ..host.layout import Layout
@@ -46,12 +46,14 @@ from ..net import azure_blob, s3
 from ..net.registry_api import RegistryAPI, upstream_answers
 from ..render import human_size
 from .blob_queue import BlobQueue, Task
-from .read_through import ReadThrough
+from .read_through import REFUSED, ReadThrough
 
 STALL_TIMEOUT = 15.0    # seconds a blob being stored may go without growing
 FULL_AFTER = 1.0        # seconds without growth after which a full disk is checked for
 SMALL_BLOB = 1 << 20    # a blob this small costs a request's latency more than link time
 STARTING = 2            # requests to the mirror waiting for their answer at once (blob_queue says why)
+BLOB_ATTEMPTS = 3       # tries of a blob whose transfer broke off (a replica gone, a connection reset)
+RETRY_PAUSE = 0.5       # seconds before the second try, twice that before the third
 
 
 @dataclass
@@ -135,8 +137,7 @@ class Engine:
         self.progress_lock = threading.Lock()
         self.upstreams = {u.key: RegistryAPI(u.remote_url, username=u.username, password=u.password)
                           for u in self.settings.upstreams}
-        self.read_through = ReadThrough(self.settings, self.layout, self.buckets, self.upstreams,
-                                        self.stall_timeout, auth)
+        self.read_through = ReadThrough(self.settings, self.layout, self.buckets, self.stall_timeout, auth)
 
     def in_storage(self, upstream: Upstream, repository: str, digest: str) -> bool:
         """True when the mirror can serve the blob for this repository from its own storage."""
@@ -200,7 +201,14 @@ class Engine:
                 mirror.open_blob(repository, digest)
             else:
                 mirror.fetch_blob(repository, digest)
-            self._wait_stored(storage_dir, repository, digest, size)
+            try:
+                self._wait_stored(storage_dir, repository, digest, size)
+            except DiskFull:
+                raise
+            except WarmError as err:
+                # Such an engine stops storing, without a word to its client, for an upstream
+                # that went and for content that fails its digest alike.
+                raise self.why_broken(upstream, repository, digest, err) from None
             return size
 
     def _fetch_into_bucket(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
@@ -235,10 +243,40 @@ class Engine:
     def _cache_blob(self, upstream: Upstream, repository: str, digest: str, size: int, started) -> int:
         """The queue's work for one blob: `started()` once its download began."""
         if self.fetch_once:
-            return self.read_through.cache(upstream, repository, digest, size, started)
+            return self._retried(upstream, repository, digest,
+                                 lambda: self.read_through.cache(upstream, repository, digest, size, started))
         # The careful way waits for storage, not for an answer: nothing to stagger.
         started()
-        return self._fetch_through(upstream, repository, digest, size)
+        return self._retried(upstream, repository, digest,
+                             lambda: self._fetch_through(upstream, repository, digest, size))
+
+    def _retried(self, upstream: Upstream, repository: str, digest: str, transfer):
+        """`transfer()`, tried again when the body broke off, BLOB_ATTEMPTS times in all; then
+        why it broke. A fetch-once engine goes on fetching when its client hangs up: the next
+        try joins that fetch, and through HAProxy it reaches a replica that is up."""
+        for attempt in range(1, BLOB_ATTEMPTS + 1):
+            try:
+                return transfer()
+            except TransferBroken as err:
+                if attempt == BLOB_ATTEMPTS:
+                    raise self.why_broken(upstream, repository, digest, err) from None
+                self.log(f"{err}: trying again (attempt {attempt + 1} of {BLOB_ATTEMPTS})")
+                time.sleep(RETRY_PAUSE * attempt)
+
+    def why_broken(self, upstream: Upstream, repository: str, digest: str, failure: MirrorError) -> MirrorError:
+        """Why a blob was not cached (its transfer broke, its store stopped): the upstream went, or
+        it sends content that fails the digest. An upstream that still answers is asked for the
+        blob itself, its sha256 checked here: one download more, and only after a failure."""
+        if not upstream_answers(upstream.remote_url):
+            return RegistryAPIError(f"{failure} (upstream {upstream.display_url} unreachable)")
+        try:
+            self.upstreams[upstream.key].fetch_blob(repository, digest)
+        except DigestMismatch:
+            return DigestMismatch(f"blob {repository}@{digest}: {REFUSED}")
+        except MirrorError as err:
+            return RegistryAPIError(f"{failure}; the upstream then failed too: {err}")
+        return RegistryAPIError(f"{failure}; the upstream sends it whole now (a passing fault: "
+                                "the next run fetches it)")
 
     def _plan(self, image: _Image, queue: BlobQueue) -> None:
         """Read the image's manifests through the mirror and queue the blobs the mirror lacks."""
@@ -334,7 +372,11 @@ class Engine:
             result.cached_bytes += descriptor.get("size", 0)
             return
         with tempfile.TemporaryFile() as spool:
-            size = upstream.fetch_blob(repository, digest, sink=spool.write)
+            def download() -> int:
+                spool.seek(0)
+                spool.truncate()
+                return upstream.fetch_blob(repository, digest, sink=spool.write)
+            size = self._retried(target.upstream, repository, digest, download)
             spool.seek(0)
             mirror.upload_blob(repository, digest, spool)
         result.fetched_bytes += size

@@ -1,6 +1,7 @@
 """The warm on the engine built here (the fetch-once patch): every blob read through once, the end
-of its body meaning "stored", a refused digest told as such, stalls and cuts still caught; and on
-an engine without the patch (Debian's build), the careful way, still correct.
+of its body meaning "stored", a refused digest told as such, stalls caught, a broken transfer
+tried again; and on an engine without the patch (Debian's build), the careful way, still correct
+and still telling a refused digest from a stall.
 
 Real registries, the product's real mirror containers, a real shared link counting what crosses it.
 """
@@ -105,7 +106,7 @@ def test_a_digest_the_mirror_refuses_fails_its_image_alone_and_quickly(tmp_path,
     assert not served_whole
 
 
-def test_a_stalled_upstream_is_a_stall_and_a_cut_one_a_broken_transfer(tmp_path, hub, make_mirror):
+def test_a_stalled_upstream_is_a_stall_and_a_transfer_cut_once_is_tried_again(tmp_path, hub, make_mirror):
     big = make_layer(4_000_000, "stall-big")
     push_image(hub.url, "library/stall", "1", layers=[big])
     big_digest = "sha256:" + hashlib.sha256(big).hexdigest()
@@ -122,20 +123,47 @@ def test_a_stalled_upstream_is_a_stall_and_a_cut_one_a_broken_transfer(tmp_path,
         assert not stalled.ok and "sent nothing for 2 s" in stalled.error, stalled.error
         assert waited < 5, f"a stall of 2 s caught after {waited:.1f} s"
 
-        # The released fetch goes on for 2 s: this run joins it, and the link is cut under both.
+        # The released fetch goes on for 2 s: this run joins it, and the link is cut under both
+        # once: the warm tries the blob again, and the second try completes it.
         link.reset()
         timer = threading.Timer(1.0, link.cut)
         timer.start()
-        [cut] = warm_engine.Engine(m.settings, log=lambda _: None, fetch_once=True, stall_timeout=3).run(wanted)
+        lines = []
+        [cut_once] = warm_engine.Engine(m.settings, log=lines.append, fetch_once=True, stall_timeout=3).run(wanted)
         timer.join()
-        assert not cut.ok and "transfer broke" in cut.error, cut.error
-        assert "digest" not in cut.error.split(": ", 1)[1], cut.error
-        assert not storage.blob_data(m.storage(), big_digest).exists()
-        for path in m.storage().glob("docker/registry/v2/blobs/sha256/*/*/data"):
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.parent.name
-        # The upstream answers again: the next run completes.
-        assert warm.warm(m.settings, log=lambda _: None, gc=False) == []
+        assert cut_once.ok, (cut_once.error, lines)
+        [retried] = [line for line in lines if "trying again" in line]
+        assert "transfer broke" in retried and f"attempt 2 of {warm_engine.BLOB_ATTEMPTS}" in retried, lines
     assert stored_whole(m.storage(), "library/stall", big_digest)
+
+
+def test_a_transfer_that_keeps_breaking_fails_after_its_tries_and_stores_nothing(tmp_path, hub, make_mirror):
+    big = make_layer(4_000_000, "cut-big")
+    push_image(hub.url, "library/cut", "1", layers=[big])
+    big_digest = "sha256:" + hashlib.sha256(big).hexdigest()
+    with SharedLink(("127.0.0.1", hub.port), rate_bytes=2_000_000) as link:
+        m = make_mirror(link.url, DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "cut:1"))
+        wanted = image_lists.wanted_images(m.settings)[0]
+        cutting = threading.Event()
+
+        def cut_every_half_second():
+            while not cutting.wait(0.5):
+                link.cut()
+
+        cutter = threading.Thread(target=cut_every_half_second)
+        cutter.start()
+        lines = []
+        try:
+            [cut] = warm_engine.Engine(m.settings, log=lines.append, fetch_once=True, stall_timeout=3).run(wanted)
+        finally:
+            cutting.set()
+            cutter.join()
+    assert not cut.ok and "transfer broke" in cut.error, cut.error
+    assert "does not match" not in cut.error, cut.error
+    assert len([line for line in lines if "trying again" in line]) == warm_engine.BLOB_ATTEMPTS - 1, lines
+    assert not storage.blob_data(m.storage(), big_digest).exists()
+    for path in m.storage().glob("docker/registry/v2/blobs/sha256/*/*/data"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.parent.name
 
 
 def test_an_engine_without_the_patch_is_warmed_the_careful_way(tmp_path, hub, make_mirror, docker_client,
@@ -153,3 +181,21 @@ def test_an_engine_without_the_patch_is_warmed_the_careful_way(tmp_path, hub, ma
     for name in names:
         for digest in blobs_of_image(hub.url, name, "1"):
             assert stored_whole(m.storage(), name, digest), (name, digest)
+
+
+def test_an_engine_without_the_patch_tells_a_refused_digest_from_a_stall(tmp_path, hub, make_mirror,
+                                                                       debian_registry_image):
+    """Such an engine stops storing without a word for a digest that fails as for an upstream
+    gone: the warm asks the upstream which it was."""
+    bad_layer = make_layer(1_000_000, "careful-bad")
+    push_image(hub.url, "library/careful-bad", "1", layers=[bad_layer])
+    bad_digest = "sha256:" + hashlib.sha256(bad_layer).hexdigest()
+    corrupt(hub, bad_digest)
+    m = make_mirror(hub.url, DOCKER_MIRROR_REGISTRY_BUILT=False,
+                    DOCKER_MIRROR_REGISTRY_IMAGE=debian_registry_image.ref,
+                    DOCKER_MIRROR_IMAGES_EXTRA_LIST=image_list(tmp_path, "careful-bad:1"))
+    wanted = image_lists.wanted_images(m.settings)[0]
+    [bad] = warm_engine.Engine(m.settings, log=lambda _: None, hang_up=True, stall_timeout=2).run(wanted)
+    assert not bad.ok and "does not match its digest" in bad.error and bad_digest in bad.error, bad.error
+    assert "no progress" not in bad.error and "upstream gone" not in bad.error, bad.error
+    assert not storage.blob_data(m.storage(), bad_digest).exists()
