@@ -13,15 +13,12 @@ every default), so that a disabled mirror still has a port and a path.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import dotconfig, kconfig
+from . import dotconfig, kconfig_tree
 
-PROBES_OFF = {"DOCKER_MIRROR_PROBES": "off"}  # read by kconfig/kconfigfunctions.py
 _LOCK = threading.Lock()
 
 
@@ -45,22 +42,7 @@ class Defaults:
 
 @lru_cache(maxsize=1)
 def _tree():
-    kconfig_dir = str(kconfig.ROOT / "kconfig")
-    if kconfig_dir not in sys.path:
-        sys.path.insert(0, kconfig_dir)
-    import kconfiglib
-
-    saved = {name: os.environ.get(name) for name in [*PROBES_OFF, "srctree"]}
-    os.environ.update(PROBES_OFF)
-    os.environ.setdefault("srctree", str(kconfig.ROOT))
-    try:
-        return kconfiglib.Kconfig(str(kconfig.KCONFIG), warn=False)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return kconfig_tree.parse()
 
 
 def of(config: dotconfig.DotConfig) -> Defaults:
@@ -87,19 +69,9 @@ def of(config: dotconfig.DotConfig) -> Defaults:
     return Defaults(values, ranges)
 
 
-def _conjuncts(expr, kconfiglib) -> list:
-    if isinstance(expr, tuple) and expr[0] == kconfiglib.AND:
-        return _conjuncts(expr[1], kconfiglib) + _conjuncts(expr[2], kconfiglib)
-    return [expr]
-
-
 def _holds(cond, sym, kconfiglib) -> bool:
     """`cond` is true, leaving out what the option's own dependencies add to it."""
-    inherited = {kconfiglib.expr_str(part) for part in _conjuncts(sym.direct_dep, kconfiglib)}
-    for part in _conjuncts(cond, kconfiglib):
-        if kconfiglib.expr_str(part) not in inherited and not kconfiglib.expr_value(part):
-            return False
-    return True
+    return all(kconfiglib.expr_value(part) for part in kconfig_tree.own_conditions(cond, sym.direct_dep))
 
 
 def _typed(sym, text: str):

@@ -9,15 +9,13 @@ reference is the same on every host, whatever the probes find.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from ..host.files import atomic_write
-from . import kconfig
+from . import kconfig, kconfig_tree
 
 TEMPLATE = "options.md.j2"
 OUT = kconfig.ROOT / "docs" / "options.md"
@@ -42,36 +40,15 @@ class Section:
     options: tuple[Option, ...]
 
 
-def parse_tree():
-    """The Kconfig tree, parsed with the probes module on sys.path (the tree checks it)."""
-    kconfig_dir = str(kconfig.ROOT / "kconfig")
-    if kconfig_dir not in sys.path:
-        sys.path.insert(0, kconfig_dir)
-    os.environ.setdefault("srctree", str(kconfig.ROOT))
-    import kconfiglib
-
-    return kconfiglib.Kconfig(str(kconfig.KCONFIG), warn=False)
-
-
 def _expr(expr) -> str:
     import kconfiglib
 
     return kconfiglib.expr_str(expr)
 
 
-def _conjuncts(expr) -> list:
-    import kconfiglib
-
-    if isinstance(expr, tuple) and expr[0] == kconfiglib.AND:
-        return _conjuncts(expr[1]) + _conjuncts(expr[2])
-    return [expr]
-
-
 def _condition(cond, inherited) -> str:
-    """`cond` without what the option's own dependencies already say: kconfiglib
-    folds an enclosing `if` into every default and range of the options in it."""
-    known = {_expr(part) for part in _conjuncts(inherited)}
-    rest = [_expr(part) for part in _conjuncts(cond) if _expr(part) not in known and _expr(part) != "y"]
+    """`cond` without what the option's own dependencies already say."""
+    rest = [_expr(part) for part in kconfig_tree.own_conditions(cond, inherited)]
     return f" if {' && '.join(rest)}" if rest else ""
 
 
@@ -133,5 +110,5 @@ def render(tree) -> str:
 
 
 def write(out: Path = OUT) -> Path:
-    atomic_write(out, render(parse_tree()))
+    atomic_write(out, render(kconfig_tree.parse()))
     return out

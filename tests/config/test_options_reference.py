@@ -5,16 +5,12 @@ import re
 import kconfiglib
 import pytest
 
-from mirror.config import options_reference
-from support.configs import QUIET_PROBES
+from mirror.config import kconfig_tree, options_reference
 
 
 @pytest.fixture(scope="module")
 def tree():
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in QUIET_PROBES.items():
-            env.setenv(name, value)
-        return options_reference.parse_tree()
+    return kconfig_tree.parse()
 
 
 def test_the_checked_in_reference_is_the_trees(tree):
