@@ -116,7 +116,10 @@ def test_upstream_cut_mid_transfer_leaves_no_corrupt_blob(tmp_path, hub, make_mi
         engine = warm_engine.Engine(m.settings, log=lambda _: None, hang_up=hang_up, stall_timeout=3)
         [result] = engine.run(wanted)
         timer.join()
-        assert not result.ok and result.reference == "docker.io/library/big:1"
+        if hang_up:   # the mirror's own fetch was cut: nothing to read again, the image fails
+            assert not result.ok and result.reference == "docker.io/library/big:1"
+        else:         # the warm's read broke off: tried again, through an upstream that answers
+            assert result.ok, result.error
         for hexdigest, path in blob_files(m.storage()).items():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == hexdigest
         # Served content is whole or absent, never a truncated blob under a digest.
