@@ -37,4 +37,16 @@ def run(args) -> int:
         # kconfiglib rewrites .config with the umask's mode (0644): a password in it
         # would be world-readable after every menuconfig or olddefconfig.
         if os.path.isfile(args.config):
-            secrets.protect(args.config)
+            secrets.protect(args.config)   # and .config.old, kconfiglib's backup of it
+        if args.tool == "savedefconfig":   # the minimal config keeps every password that is set
+            secrets.protect_file(_out(tool_args))
+
+
+def _out(tool_args: list[str]) -> str:
+    """Where savedefconfig writes (its --out, default ./defconfig as kconfiglib has it)."""
+    for i, word in enumerate(tool_args):
+        if word == "--out" and i + 1 < len(tool_args):
+            return tool_args[i + 1]
+        if word.startswith("--out="):
+            return word.split("=", 1)[1]
+    return "defconfig"

@@ -25,6 +25,7 @@ from .reader import Reader, is_secret  # noqa: F401 -- is_secret: settings.is_se
 from .storage import from_config as _storage
 from .client_credential import from_config as _client_credential
 from .replicas import from_config as _replicas
+from .resources import from_config as _resources
 
 # (key, Kconfig stem, registry host, offset of the default port from the main one)
 UPSTREAMS = (
@@ -258,6 +259,7 @@ def from_dotconfig(config: dotconfig.DotConfig) -> Settings:
         replicas=_replicas(read, storage, port, upstreams, taken=observe.enabled and {
             observe.port: "port of the metrics and status page (DOCKER_MIRROR_OBSERVE_PORT)"}),
         registry_built=registry_built,
+        resources=_resources(read),
     )
 
 

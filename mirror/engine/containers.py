@@ -31,6 +31,7 @@ from ..host.layout import Layout
 from ..model.endpoint import DEBUG_HOST, Endpoint
 from ..model.modes import PLAIN
 from ..model.replicas import REPLICA_HOST, replica_names
+from ..model.resources import Limits
 from ..net.probes import wait_until_answering
 from .client import docker_errors, find_container
 from . import registry_log
@@ -46,6 +47,10 @@ LABEL_MAJOR = "docker-mirror.registry-major"  # distribution 2 or 3
 LABEL_CONFIG = "docker-mirror.config"
 # A maintenance registry has no LABEL_UPSTREAM: remove_unconfigured() must not take it for a mirror.
 LABEL_MAINTENANCE = "docker-mirror.maintenance"
+# The memory and pids limits it was made with (model.resources.Limits.label): compared, not the
+# engine's HostConfig, which drops a limit the kernel cannot apply (no swap accounting, no pids
+# cgroup) and would have every check re-create the container.
+LABEL_LIMITS = "docker-mirror.limits"
 
 START_TIMEOUT = 20.0       # seconds for a new registry to answer /v2/
 
@@ -60,6 +65,7 @@ class RegistrySpec:
     mounts: tuple[tuple[str, str, bool], ...]  # (host source, container target, read-only)
     config_hash: str
     registry_major: int
+    limits: Limits        # memory and pids (DOCKER_MIRROR_REGISTRY_MEMORY_MB)
     lasting: bool = True  # a mirror: restarted unless stopped; False: a temporary container
     config: str = ""      # the absolute path of the .config it belongs to (LABEL_CONFIG)
 
@@ -112,21 +118,23 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
     if settings.htpasswd_path:
         # the user's file plus the product's own user (mirror.host.credential)
         mounts.append((str(credential.merged_htpasswd_path(layout)), render.CONTAINER_HTPASSWD, True))
-    hashed: list = [text, image.image_id, mounts]
     if settings.tls_certificate:
         mounts.append((settings.tls_certificate, render.CONTAINER_TLS_CERT, True))
         mounts.append((settings.tls_key, render.CONTAINER_TLS_KEY, True))
-        # A file mount keeps the inode it was made with: a certificate replaced
-        # (re-issued, renewed) must re-create the container to be served.
-        hashed.append(_file_digest(settings.tls_certificate))
     if settings.storage.ca_bundle:
         # Go reads every file of /etc/ssl/certs besides the image's bundle: trusted in addition.
         mounts.append((settings.storage.ca_bundle, CONTAINER_STORAGE_CA, True))
-        hashed.append(_file_digest(settings.storage.ca_bundle))
-    # The hash of these: an unchanged configuration keeps its container.
+    # The hash of these: an unchanged configuration keeps its container. The registry reads
+    # each file once, at start, and a file mount keeps the inode it was made with: so the
+    # bytes of every mounted file count (a password changed in htpasswd, a certificate
+    # re-issued), not only its path. The config's own bytes are `text`; a directory (the
+    # storage) is data, read as the registry goes. (Appended after the mounts: a mirror
+    # without file mounts keeps the hash earlier versions gave it.)
+    hashed: list = [text, image.image_id, mounts]
+    hashed += [_file_digest(source) for source, _, _ in mounts[1:] if Path(source).is_file()]
     digest = hashlib.sha256(json.dumps(hashed).encode()).hexdigest()
     return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
-                        image.major, lasting, config_of(settings))
+                        image.major, settings.resources.registry, lasting, config_of(settings))
 
 
 # DOCKER_MIRROR_STORAGE_CA_BUNDLE, in the directory Go's crypto/x509 reads on Linux.
@@ -187,7 +195,13 @@ def maintenance_plan(settings: Settings, layout: Layout, image: RegistryImage, u
 
 def _needs_replacing(container, spec: RegistrySpec) -> bool:
     return (container is None or container.status != "running"
-            or container.labels.get(LABEL_HASH) != spec.config_hash)
+            or container.labels.get(LABEL_HASH) != spec.config_hash
+            or not has_limits(container, spec.limits))
+
+
+def has_limits(container, limits: Limits) -> bool:
+    """The container was made with `limits` (one made before them, or with others, is replaced)."""
+    return (container.labels or {}).get(LABEL_LIMITS) == limits.label
 
 
 def check_ports(client, specs: list[RegistrySpec]) -> None:
@@ -232,12 +246,13 @@ def _run(client, image: RegistryImage, spec: RegistrySpec, failure: type[DockerE
     options = dict(restart_policy={"Name": "unless-stopped"},
                    log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"})) \
         if spec.lasting else {}
+    options.update(spec.limits.docker_options())
     try:
         container = client.containers.run(
             image.image_id, name=spec.name, detach=True,
             # Host networking: the registry listens on the bind address itself and
             # reaches upstreams (or a local proxy) exactly as this host does.
-            network_mode="host", labels=spec.labels,
+            network_mode="host", labels={**spec.labels, LABEL_LIMITS: spec.limits.label},
             mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts],
             **options)
     except (docker.errors.DockerException, requests.RequestException) as err:
@@ -295,9 +310,11 @@ def temporary(client, image: RegistryImage, spec: RegistrySpec, log=print):
 IN_IMAGE_REGISTRY_BINARY = "/bin/registry"
 
 
-def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) -> str:
+def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str], network: bool = False,
+             limits: Limits | None = None) -> str:
     """Run the registry binary with `args` (e.g. garbage-collect CONFIG) on the spec's
-    config and storage, to completion, with no network; returns its output."""
+    config and storage, to completion, with no network (`network`: this host's, to reach
+    an object store); returns its output."""
     _write_config(spec)
     name = f"{spec.name}-once"
     try:
@@ -306,9 +323,11 @@ def run_once(client, image: RegistryImage, spec: RegistrySpec, args: list[str]) 
             if leftover is not None:
                 leftover.remove(force=True, v=True)
         output = client.containers.run(
-            image.image_id, args, entrypoint=[IN_IMAGE_REGISTRY_BINARY], name=name, network_mode="none",
+            image.image_id, args, entrypoint=[IN_IMAGE_REGISTRY_BINARY], name=name,
+            network_mode="host" if network else "none",
             labels=spec.labels, remove=True, stdout=True, stderr=True,
-            mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts])
+            mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in spec.mounts],
+            **(limits or spec.limits).docker_options())
     except docker.errors.ContainerError as err:
         tail = (err.stderr or b"").decode(errors="replace").strip()[-2000:]
         raise MaintenanceError(f"registry {args[0]} on the {spec.upstream.registry} storage failed "

@@ -35,10 +35,12 @@ from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.replicas import LB_SUFFIX, REDIS_SUFFIX, REPLICA_HOST, replica_names
 from ..model.endpoint import Endpoint
+from ..model.resources import Limits
 from ..net.probes import answers, wait_until_answering
 from . import tool_images
 from .client import docker_errors, find_container
-from .containers import LABEL_CONFIG, LABEL_HASH, START_TIMEOUT, config_of, mirror_container_named
+from .containers import (LABEL_CONFIG, LABEL_HASH, LABEL_LIMITS, START_TIMEOUT, config_of, has_limits,
+                         mirror_container_named)
 
 LABEL_ROLE = "docker-mirror.role"     # lb or redis: a shared container of the replicas
 LB, REDIS = "lb", "redis"
@@ -52,6 +54,7 @@ class SharedSpec:
     config_path: Path        # the host file, mounted read-only
     config_text: str
     ports: tuple[tuple[str, int, str], ...]   # (address, port, what) it listens on
+    limits: Limits           # memory and pids (DOCKER_MIRROR_HAPROXY/REDIS_MEMORY_MB)
 
 
 def lb_name(settings: Settings) -> str:
@@ -71,14 +74,15 @@ def servers(settings: Settings) -> dict[str, list[tuple[str, int]]]:
 
 
 def plan(settings: Settings, layout: Layout) -> dict[str, SharedSpec]:
-    r = settings.replicas
+    r, resources = settings.replicas, settings.resources
     lb_ports = tuple((u.endpoint.bind, u.endpoint.port, f"the {u.registry} mirror's port")
                      for u in settings.upstreams) + ((REPLICA_HOST, r.stats_port, "HAProxy statistics"),)
     return {
         REDIS: SharedSpec(REDIS, redis_name(settings), tool_images.REDIS, layout.config_dir / "redis.conf",
-                          render.redis_config(settings), ((REPLICA_HOST, r.redis_port, "Redis"),)),
+                          render.redis_config(settings, maxmemory=resources.redis_maxmemory),
+                          ((REPLICA_HOST, r.redis_port, "Redis"),), resources.redis),
         LB: SharedSpec(LB, lb_name(settings), tool_images.HAPROXY, layout.config_dir / "haproxy.cfg",
-                       render.haproxy_config(settings, servers(settings)), lb_ports),
+                       render.haproxy_config(settings, servers(settings)), lb_ports, resources.haproxy),
     }
 
 
@@ -106,10 +110,12 @@ def _run(client, settings: Settings, spec: SharedSpec, image: tool_images.ToolIm
     try:
         container = client.containers.run(
             image.image_id, name=spec.name, detach=True, network_mode="host",
-            labels={LABEL_ROLE: spec.role, LABEL_HASH: digest, LABEL_CONFIG: config_of(settings)},
+            labels={LABEL_ROLE: spec.role, LABEL_HASH: digest, LABEL_CONFIG: config_of(settings),
+                    LABEL_LIMITS: spec.limits.label},
             mounts=[Mount(spec.tool.config_path, str(spec.config_path), type="bind", read_only=True)],
             restart_policy={"Name": "unless-stopped"},
-            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}))
+            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
+            **spec.limits.docker_options())
     except (docker.errors.DockerException, requests.RequestException) as err:
         raise MirrorStartError(f"cannot start {spec.name}: {err}") from None
     if spec.role == REDIS:
@@ -134,7 +140,7 @@ def apply(client, settings: Settings, layout: Layout, roles=(REDIS, LB), log=pri
         digest = _hash(spec, image)
         container = find_container(client, spec.name)
         if container is not None and container.status == "running" \
-                and (container.labels or {}).get(LABEL_HASH) == digest:
+                and (container.labels or {}).get(LABEL_HASH) == digest and has_limits(container, spec.limits):
             done[spec.name] = "unchanged"
             continue
         ours = container is not None and container.status == "running"

@@ -185,7 +185,7 @@ def status(settings, now: datetime | None = None) -> dict | None:
     now = now or datetime.now(timezone.utc)
     found = {"mode": "generated" if settings.tls_generate else "given",
              "certificate": settings.tls_certificate, "ca": settings.tls_ca,
-             "not_after": None, "days_left": None, "names": [], "error": None}
+             "not_after": None, "days_left": None, "names": [], "error": None, "warning": None}
     try:
         leaf = x509.load_pem_x509_certificates(Path(settings.tls_certificate).read_bytes())[0]
     except (OSError, ValueError) as err:
@@ -199,5 +199,7 @@ def status(settings, now: datetime | None = None) -> dict | None:
     except x509.ExtensionNotFound:
         names = []
     found.update(not_after=f"{leaf.not_valid_after_utc:%Y-%m-%d}", names=sorted(names),
-                 days_left=(leaf.not_valid_after_utc - now).days)
+                 days_left=(leaf.not_valid_after_utc - now).days,
+                 warning=model.expiry_warning(leaf.not_valid_after_utc, now, settings.tls_generate,
+                                              settings.keeper))
     return found

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .endpoint import Endpoint, bracketed
 from .instance import InstanceNames
 from .replicas import Replicas
+from .resources import Resources
 from .retention import Policy
 
 
@@ -118,6 +119,7 @@ class Settings:
     nfs_clients: tuple[str, ...]
     lifecycle: Policy                  # the cache's retention policy (Kconfig "Cache lifecycle")
     observe: Observe
+    resources: Resources               # containers' memory and pids limits (model/resources.py)
     client_address: str = ""           # DOCKER_MIRROR_CLIENT_ADDRESS: what other hosts dial
     tls_generate: bool = False         # the tls_* files are made by mirror.host.tls
     tls_ca: str | None = None          # the CA clients are given (generated, or given with the certificate)

@@ -91,6 +91,32 @@ def reissue_reason(issued: Issued | None, needed: tuple[Name, ...], now: datetim
     return None
 
 
+WARN_BEFORE = RENEW_BEFORE   # status warns (and exits 1) when less is left
+
+
+def expiry_warning(not_after: datetime, now: datetime, generated: bool, keeper: bool) -> str | None:
+    """What status says of a certificate near or past its end, naming who fixes it; None
+    while more than WARN_BEFORE is left. A generated one is re-issued by the product
+    (setup, and the keeper at each check); a given one only by whoever gave it."""
+    left = not_after - now
+    if left >= WARN_BEFORE:
+        return None
+    if left.total_seconds() <= 0:
+        ago = (now - not_after).days
+        when = (f"expired on {not_after:%Y-%m-%d} ({f'{ago} days ago' if ago else 'today'}): "
+                f"clients refuse the mirror")
+    else:
+        when = f"expires on {not_after:%Y-%m-%d}, in {left.days} days"
+    if not generated:
+        fix = ("a given certificate (DOCKER_MIRROR_TLS_CERTIFICATE): replace it, "
+               "then run 'make docker-mirror'")
+    elif keeper:
+        fix = "generated: re-issued by the keeper at its next check, or now by 'make docker-mirror'"
+    else:
+        fix = "generated: re-issued by the next 'make docker-mirror' (the keeper is off)"
+    return f"the certificate {when}; {fix}"
+
+
 DIRECTORY = "tls"   # under DOCKER_MIRROR_PATH
 
 

@@ -32,7 +32,7 @@ from ..errors import DockerError, MirrorError
 from ..host import htpasswd, locks
 from ..host.layout import Layout
 from ..model import traffic as model
-from . import observe, status
+from . import inputs, observe, status
 
 PLOT_WIDTH = 640
 _LOG_NAME = re.compile(r"^update-[0-9-]+\.log$")
@@ -127,6 +127,12 @@ def _handler(service: Service):
         server_version = "docker-mirror-observe"
         timeout = 30    # seconds a client may stay silent (or mid-handshake)
 
+        def end_headers(self) -> None:
+            # Every answer, the 401 and 404 included: the logs hold text upstreams control, and
+            # a browser must never sniff it (or any other answer) into HTML or script.
+            self.send_header("X-Content-Type-Options", "nosniff")
+            super().end_headers()
+
         def _send(self, code: int, body: bytes, kind: str) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
@@ -205,6 +211,7 @@ def serve(settings: Settings, log=print, stop: threading.Event | None = None) ->
     with locks.held(serve_lock(settings), wait=False,
                     busy=lambda: MirrorError(f"a status service already runs for {settings.path} "
                                              f"(pid {locks.holder(serve_lock(settings))})")) as lock:
+        inputs.record(lock, serve_lock(settings), settings)   # `make docker-mirror` restarts it when they change
         locks.record_pid(lock)
         server = make_server(settings)
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..model.settings import Settings
 from ..host import locks, systemd
-from . import observe
+from . import inputs, observe
 from .observe_serve import serve_lock
 
 STOP_TIMEOUT = 10.0   # seconds for the service to let go of its lock after SIGTERM
@@ -22,14 +22,21 @@ def running(settings: Settings) -> int | None:
 
 
 def start(settings: Settings, command: list[str], cwd) -> str:
-    """Start the service in the background unless one runs; says which."""
+    """Start the service in the background unless one runs with these inputs (settings,
+    the htpasswd file, the certificate: services.inputs); says which. One that started
+    with others is restarted: it read them once, and would go on serving by them."""
     pid = running(settings)
-    if pid:
+    restarted = ""
+    if pid and inputs.stale(serve_lock(settings), settings):
+        stop(settings)
+        restarted = f" (restarted: its settings or files changed; pid {pid} stopped)"
+    elif pid:
         return f"status page running (pid {pid}) on {settings.observe.url}/"
     log = observe.observe_dir(settings) / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     pid = systemd.start_detached(command, cwd=cwd, output=log)
-    return f"status page started in the background (pid {pid}) on {settings.observe.url}/; its log: {log}"
+    return (f"status page started in the background (pid {pid}) on {settings.observe.url}/{restarted}; "
+            f"its log: {log}")
 
 
 def stop(settings: Settings) -> int | None:
