@@ -85,6 +85,15 @@ class PortInUse(HostError):
     """Another process holds a port a mirror needs."""
 
 
+class MirrorOwned(HostError):
+    """The prefix's containers or unit files belong to another .config (another checkout's
+    mirror) with other settings: nothing is touched."""
+
+
+class MirrorGone(HostError):
+    """What a keeper keeps is gone (.config, the mirror directory, the checkout): it stops."""
+
+
 class HostToolError(HostError):
     """A host tool (systemctl, exportfs) or a host path refused what the mirror asked."""
 
@@ -115,6 +124,10 @@ class EnginePatchError(EngineBuildError):
 
 class MaintenanceError(DockerError):
     """The short-lived maintenance registry could not be run."""
+
+
+class StoreError(HostError):
+    """The object store (s3 bucket, azure container) refused a request or did not answer."""
 
 
 class DockerReloadError(DockerError):

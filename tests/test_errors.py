@@ -10,7 +10,7 @@ EXPECTED = {
     errors.ScanError: 2, errors.ClientFileError: 2, errors.MirrorNotInUse: 2,
     errors.PortInUse: 3, errors.MirrorOwned: 3, errors.MirrorGone: 3, errors.DockerError: 3, errors.RegistryImageError: 3, errors.MirrorStartError: 3,
     errors.MaintenanceError: 3, errors.DockerReloadError: 3,
-    errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.TransferBroken: 1, errors.InvalidDigest: 1, errors.InvalidManifest: 1,
+    errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.TransferBroken: 1, errors.StoreError: 3, errors.InvalidDigest: 1, errors.InvalidManifest: 1,
     errors.ResponseTooLarge: 1, errors.DeadlineExceeded: 1, errors.ArchiveError: 1, errors.WarmError: 1,
     errors.MirrorError: 1, errors.RefreshBusy: 75, errors.UsageError: 2, errors.HostError: 3,
     errors.KeeperRunning: 75, errors.PurgeRefused: 2, errors.MirrorSwitchedOff: 2, errors.HostToolError: 3, errors.DiskFull: 1,

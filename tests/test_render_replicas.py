@@ -52,6 +52,9 @@ def test_haproxy_cfg_is_valid_and_balances_over_every_replica(tmp_path):
     assert "rstatus ^(200|401)$" in text
     assert "mode tcp" in text and "check-ssl" not in text
     assert f"bind 127.0.0.1:{s.replicas.stats_port}" in text
+    # With every replica out, the backends' last resort is a registry API 503 (no check on it).
+    assert text.count(f"server unavailable 127.0.0.1:{s.replicas.stats_port} backup no-check") == 2
+    assert "http-request return status 503" in text and "unless { path_beg /stats }" in text
     directives = [line.split()[0] for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert not {"user", "group", "chroot"} & set(directives)   # nothing to drop to in the image
 
@@ -63,6 +66,7 @@ def test_haproxy_cfg_with_tls_checks_over_tls(tmp_path):
              DOCKER_MIRROR_TLS_CERTIFICATE=str(cert), DOCKER_MIRROR_TLS_KEY=str(key))
     text = render.haproxy_config(s, servers(s))
     assert "check-ssl verify none" in text and "mode tcp" in text   # TLS passes through
+    assert "backup" not in text   # a plain-HTTP 503 would be no answer to a TLS client
     checked = haproxy_check(tmp_path, text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

@@ -159,6 +159,34 @@ def test_keeper_unit_runs(m):
     assert props.get("Restart") == "on-failure", f"{KEEPER}: {props}"
 
 
+def test_a_second_checkout_with_the_same_prefix_shares_or_is_refused(m):
+    """kdevops trees on one host, all with the default prefix: a second checkout with the
+    same settings uses the first's mirror; with another port it is refused (exit non-zero,
+    naming the first's .config and the port). Either way the first's container, keeper unit
+    and keeper process stay as they were."""
+    host, second = m.host, "/opt/second-tree"
+    unit_path = f"/etc/systemd/system/{KEEPER}"
+    unit_text, keeper_pid, container = host.read(unit_path), active_pid(m, KEEPER), m.inspect("{{.Id}}")
+    # the status names the real unit
+    assert f"journalctl -u {KEEPER}" in host.make("docker-mirror-status").stdout
+    host.exec(["cp", "-a", PRODUCT_DIR, second])
+    try:
+        same = host.exec(["make", "-s", "docker-mirror"], workdir=second, check=False)
+        assert same.returncode == 0, said(same)
+        assert f"was set up by {PRODUCT_DIR}/.config with the same settings" in same.stdout, said(same)
+        host.exec(["sed", "-i", f"s/^CONFIG_DOCKER_MIRROR_PORT=.*/CONFIG_DOCKER_MIRROR_PORT={m.port + 1}/",
+                   f"{second}/.config"])
+        other = host.exec(["make", "-s", "docker-mirror"], workdir=second, check=False)
+        assert other.returncode != 0, said(other)
+        assert f"belong to the mirror of {PRODUCT_DIR}/.config" in other.stderr, said(other)
+        assert f"DOCKER_MIRROR_PORT: {m.port} there, {m.port + 1} here" in other.stderr, said(other)
+        assert (host.read(unit_path), active_pid(m, KEEPER), m.inspect("{{.Id}}")) == \
+            (unit_text, keeper_pid, container)
+        assert m.answers()
+    finally:
+        host.exec(["rm", "-rf", second])
+
+
 def active_pid(m: MirrorHost, unit: str) -> str:
     show = m.host.systemctl("show", unit, "-p", "ActiveState", "-p", "MainPID").stdout
     props = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)

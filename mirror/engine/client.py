@@ -16,6 +16,9 @@ import requests
 from ..errors import DockerError
 
 CLIENT_TIMEOUT = 30  # seconds for one engine API call
+# dockerd passes its client's agent on to registries (`UpstreamClient(docker-mirror/1)`): a pull
+# the product asks dockerd for is then its own in the mirror's log, not a client's use.
+USER_AGENT = "docker-mirror/1"
 
 
 def short(err: Exception) -> str:
@@ -35,6 +38,7 @@ def docker_errors(what: str):
 def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=CLIENT_TIMEOUT)
+        client.api.headers["User-Agent"] = USER_AGENT   # (from_env takes no user_agent)
         client.ping()
         return client
     except (docker.errors.DockerException, requests.RequestException) as err:

@@ -279,6 +279,19 @@ def tags(storage_dir, repository: str) -> dict[str, str]:
     return found
 
 
+def tag_history(storage_dir, repository: str, tag: str) -> list[str]:
+    """Every digest the tag pointed at while cached (distribution keeps one index link per
+    digest a tag was set to, `_manifests/tags/<tag>/index/`), the current one included."""
+    tree = StorageTree(storage_dir)
+    found = []
+    for algorithm in _subdirs(tree.tags(repository) / tag / "index"):
+        for entry in _subdirs(algorithm.path):
+            digest = f"{algorithm.name}:{entry.name}"
+            if is_digest(digest) and _read_link(Path(entry.path) / "link") == digest:
+                found.append(digest)
+    return sorted(found)
+
+
 def read_manifest(storage_dir, digest: str, limit: int = 4 << 20) -> bytes | None:
     """The stored bytes of a manifest blob (at most `limit`: manifests are small), or None."""
     try:
@@ -358,3 +371,73 @@ def tidy(storage_dir) -> int:
                     _remove_tree(Path(entry.path))
                     dropped += 1
     return dropped
+
+
+# ---------------------------------------------------------------- damage
+#
+# One bad entry fails one entry: a link file cut short, a link naming another
+# digest, a link to a blob that is gone. distribution answers 500 for such an
+# entry, and its garbage-collect stops at the first one; the readers here skip
+# it, status names it, and the next collection removes it (`remove_damaged`).
+
+@dataclass(frozen=True, order=True)
+class DamagedLink:
+    repository: str
+    kind: str           # "tag", "revision" or "layer"
+    name: str           # the tag, or the digest the link's directory names
+    reason: str
+
+    def describe(self) -> str:
+        where = f"{self.repository}:{self.name}" if self.kind == "tag" else f"{self.repository}@{self.name}"
+        return f"{where} ({self.kind} link): {self.reason}"
+
+
+def _link_text(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(200).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+
+
+def _shown(text: str | None) -> str:
+    return "unreadable" if text is None else f"holds {text[:40]!r}"
+
+
+def damaged_links(storage_dir, repository: str) -> list[DamagedLink]:
+    """The repository's link files that distribution could not follow."""
+    tree = StorageTree(storage_dir)
+    found = []
+    for tag in _subdirs(tree.tags(repository)):
+        path = tree.tag_link(repository, tag.name)
+        if not path.exists():
+            continue   # a tag directory without `current` is not served, and harms nothing
+        text = _link_text(path)
+        if not is_digest(text):
+            found.append(DamagedLink(repository, "tag", tag.name, f"not a digest ({_shown(text)})"))
+    for kind, top in (("revision", tree.repository(repository) / "_manifests" / "revisions"),
+                      ("layer", tree.repository(repository) / "_layers")):
+        for algorithm in _subdirs(top):
+            for entry in _subdirs(algorithm.path):
+                digest = f"{algorithm.name}:{entry.name}"
+                path = Path(entry.path) / "link"
+                if not is_digest(digest) or not path.exists():
+                    continue
+                text = _link_text(path)
+                if text != digest:
+                    found.append(DamagedLink(repository, kind, digest, f"does not name its digest "
+                                                                       f"({_shown(text)})"))
+                elif kind == "revision" and not tree.blob_data(digest).is_file():
+                    found.append(DamagedLink(repository, kind, digest, "its manifest blob is gone"))
+    return sorted(found)
+
+
+def remove_damaged(storage_dir, link: DamagedLink) -> None:
+    """Remove a damaged link (the registry stopped): the proxy fetches the entry again when asked."""
+    tree = StorageTree(storage_dir)
+    if link.kind == "tag":
+        _remove_tree(tree.tags(link.repository) / link.name)
+    elif link.kind == "revision":
+        remove_manifest(storage_dir, link.repository, link.name)
+    else:
+        _remove_tree(tree.layer_link(link.repository, link.name).parent)

@@ -9,10 +9,11 @@ stop or remove units all go through the same few calls.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
-from ..errors import HostToolError
+from ..errors import HostToolError, MirrorOwned
 from ..model.instance import timer_of
 from .files import atomic_write
 
@@ -34,8 +35,67 @@ def systemctl(*args: str) -> None:
                             f"{(done.stderr or done.stdout).strip()}")
 
 
-def write_units(units: dict[str, str]) -> set[str]:
-    """Write the unit files whose text differs; returns their names (then daemon-reload)."""
+def owner(name: str, marker: str) -> str | None:
+    """Whose unit file `name` is, when not the mirror's that `marker` names (its .config,
+    mirror.render.unit_marker): a sentence saying whose; None when it is free or ours.
+
+    Every service the product writes names its .config on its ExecStart line; a
+    timer is its service's. A unit file the product did not write is nobody's to
+    overwrite; one whose .config is gone is free (as its containers are:
+    services.ownership)."""
+    path = SYSTEMD_DIR / name
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"{path} cannot be read ({err.strerror or err})"
+    if not text.startswith(GENERATED):
+        return f"{path} was not written by the docker-mirror tools"
+    if marker in text:
+        return None
+    if name.endswith(".timer"):
+        service = name.removesuffix(".timer") + ".service"
+        service_text = _read(SYSTEMD_DIR / service)
+        if service_text is None or marker in service_text:
+            return None   # a timer alone, or our service's (timers name no .config)
+        text = service_text
+    found = re.search(r' --config ("(?:[^"\\]|\\.)*"|\S+) ', text)
+    if found and not Path(_unquoted(found.group(1))).exists():
+        return None   # its .config is gone: nobody keeps that mirror (its keeper stopped)
+    return f"{path} belongs to the mirror of {found.group(1) if found else 'another .config'}"
+
+
+def _unquoted(word: str) -> str:
+    """A path as mirror.render.systemd_arg wrote it, back as it was."""
+    if word.startswith('"') and word.endswith('"'):
+        word = re.sub(r"\\(.)", r"\1", word[1:-1])
+    return word.replace("%%", "%").replace("$$", "$")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def check_owner(names, marker: str) -> None:
+    """Refuse (MirrorOwned) before anything is written when a unit file of `names`
+    is another mirror's, or not the product's at all."""
+    taken = [said for said in (owner(name, marker) for name in names) if said]
+    if taken:
+        raise MirrorOwned("; ".join(taken) + ": not overwritten, and nothing was changed. "
+                          "Choose another DOCKER_MIRROR_CONTAINER_PREFIX in 'make menuconfig' (unit "
+                          "names follow it), or take that mirror down first ('make docker-mirror-remove' "
+                          "with its .config)")
+
+
+def write_units(units: dict[str, str], marker: str | None = None) -> set[str]:
+    """Write the unit files whose text differs; returns their names (then daemon-reload).
+    `marker` (mirror.render.unit_marker): refuse, writing none, when one is another's."""
+    if marker is not None:
+        check_owner(units, marker)
     changed = set()
     for name, text in units.items():
         path = SYSTEMD_DIR / name

@@ -14,7 +14,7 @@ import json
 import platform
 from dataclasses import dataclass
 
-from ..errors import InvalidManifest
+from ..errors import InvalidDigest, InvalidManifest
 from . import digests
 
 MANIFEST_TYPES = (
@@ -113,3 +113,18 @@ def chosen_platforms(pull_all: bool, platform_: str | None = None) -> set[str] |
     if platform_:
         return {platform_}
     return None if pull_all else {host_platform()}
+
+
+def stored_problem(body: bytes | None) -> str | None:
+    """What makes a stored manifest unusable, or None: the readers of a registry's storage
+    skip such a one (and name it damaged) rather than fail on it. An index's children and
+    an image's config and layers must be digests; a schema 1 manifest names no descriptors."""
+    if body is None:
+        return "its blob cannot be read"
+    try:
+        manifest = parse(body, "the manifest")
+        children_of(manifest)
+        blobs_of(manifest)
+    except (InvalidManifest, InvalidDigest) as err:
+        return str(err)
+    return None

@@ -7,6 +7,15 @@ dropped. Unpinned ones go once unused for `keep_unused_days`, and, while the
 cache is over `max_bytes`, least recently pulled first. Blobs are shared
 between images: dropping an image frees only the blobs no kept image names,
 which is also what distribution's garbage-collect (mark and sweep) deletes.
+
+Use means a client's pull: the product's own pulls (warm, refresh, archive)
+never count (services.lifecycle reads them out of the log). A digest a moving
+tag left behind beyond the K previous ones (`retired`, when the refresh
+unpinned it) goes at the next collection unless a client pulled it since;
+one a client pulls (by digest) stays until unused for `keep_unused_days`.
+
+Times come from a host clock that may have been fast and set back: a last
+use or a retirement in the future never drops anything (`sane_times`).
 """
 
 from __future__ import annotations
@@ -29,6 +38,10 @@ class Clock:
     def at(self, real: float) -> float:
         """The product time of an instant of the real clock (a log line's time, a file's mtime)."""
         return real + self.offset
+
+    def real_ns(self) -> int:
+        """The host clock now, as Docker stamps log lines (ns): what a log cursor compares with."""
+        return time.time_ns()
 
 
 @dataclass
@@ -59,8 +72,9 @@ class CachedImage:
     tags: tuple[str, ...]
     manifests: tuple[str, ...]      # the top one and the platform manifests present
     blobs: frozenset[str]           # every digest it names that the store holds, manifests included
-    last_pulled: float              # product time
+    last_pulled: float              # product time: a client's last pull, else when it was cached
     pinned: bool
+    retired: float | None = None    # when a moving tag left it behind beyond the K kept (product time)
 
     @property
     def name(self) -> str:
@@ -87,9 +101,37 @@ class Plan:
         return sum(e.freed for e in self.evictions)
 
 
+def left_behind(image: CachedImage) -> bool:
+    """Unpinned by a moving tag, and no client pulled it since."""
+    return not image.pinned and image.retired is not None and image.last_pulled <= image.retired
+
+
 def drop_time(image: CachedImage, policy: Policy) -> float | None:
     """When the policy drops the image for want of use (None: pinned, never)."""
-    return None if image.pinned else image.last_pulled + policy.keep_unused_days * DAY
+    if image.pinned:
+        return None
+    if left_behind(image):
+        return image.retired
+    return image.last_pulled + policy.keep_unused_days * DAY
+
+
+def sane_times(last_pulled: float, retired: float | None, now: float
+               ) -> tuple[float, float | None, list[str]]:
+    """(last use, retirement, what was wrong) with the future taken out.
+
+    A last use ahead of `now` (recorded while the clock was fast) counts as
+    now: the image keeps its full `keep_unused_days`. A retirement ahead of
+    `now` is forgotten: a client's pull after it, stamped by the corrected
+    clock, would look older than the retirement and the image would go.
+    """
+    wrong = []
+    if last_pulled > now:
+        wrong.append(f"last use {last_pulled - now:.0f} s ahead of the clock")
+        last_pulled = now
+    if retired is not None and retired > now:
+        wrong.append(f"left behind {retired - now:.0f} s ahead of the clock")
+        retired = None
+    return last_pulled, retired, wrong
 
 
 def plan(images: list[CachedImage], sizes: dict[tuple[str, str], int], policy: Policy,
@@ -118,7 +160,10 @@ def plan(images: list[CachedImage], sizes: dict[tuple[str, str], int], policy: P
     cutoff = now - policy.keep_unused_days * DAY
     left = []
     for image in candidates:
-        if image.last_pulled < cutoff:
+        if left_behind(image):
+            evict(image, f"left behind by its moving tag (beyond the {policy.keep_previous} previous "
+                         "digest(s) kept) and not pulled by a client since")
+        elif image.last_pulled < cutoff:
             evict(image, f"not pulled for {policy.keep_unused_days} days")
         else:
             left.append(image)

@@ -26,8 +26,8 @@ import ssl
 from urllib.parse import urlsplit
 
 from ..model.settings import Storage
-from ..errors import WarmError
-from .object_store import ObjectStore
+from ..errors import StoreError, WarmError
+from .object_store import ObjectStore, StoredObject
 
 # Any version the service accepts for these requests (the 2.8 driver itself sends 2018-03-28);
 # the SDK's default is its newest, which older emulators and Azure Stack refuse.
@@ -86,11 +86,61 @@ def _service(storage: Storage, timeout: float, attempts: int):
 class Container(ObjectStore):
     """The blobs one mirror (upstream) keeps in its azure container (the s3.Bucket of azure)."""
 
-    def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0):
+    def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0,
+                 attempts: int = ATTEMPTS):
         self.endpoint = endpoint_of(storage)
         self.container = storage.azure_container_for(upstream_key)
         self.prefix = "/docker/registry/v2"
-        self.blobs = _service(storage, timeout, ATTEMPTS).get_container_client(self.container)
+        self.where = f"azure container {self.container} at {self.endpoint}"
+        self.blobs = _service(storage, timeout, attempts).get_container_client(self.container)
+
+    def _failed(self, what: str, err: Exception) -> StoreError:
+        from azure.core.exceptions import HttpResponseError
+
+        if isinstance(err, HttpResponseError) and err.status_code is not None:
+            refused = " (Forbidden: the store refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY)" \
+                if err.status_code == 403 else ""
+            return StoreError(f"{self.where}: {what} answered {err.status_code}{refused}")
+        return StoreError(f"{self.where}: {what}: {reason(err)}")
+
+    def list(self, prefix: str, limit: int | None = None) -> list[StoredObject]:
+        from itertools import islice
+
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            listed = self.blobs.list_blobs(name_starts_with=prefix, results_per_page=min(limit or 5000, 5000))
+            return [StoredObject(b.name, int(b.size or 0), b.last_modified.timestamp())
+                    for b in islice(listed, limit)]
+        except ResourceNotFoundError:
+            return []   # no container yet: the registry makes it at start
+        except AzureError as err:
+            raise self._failed(f"LIST {prefix}", err) from None
+
+    def read(self, key: str, limit: int) -> bytes | None:
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+
+        try:
+            return self.blobs.download_blob(key, offset=0, length=limit, max_concurrency=1).readall()
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as err:
+            if err.status_code == 416:   # an empty blob: no byte 0 to start the range at
+                return b""
+            raise self._failed(f"GET {key}", err) from None
+        except AzureError as err:
+            raise self._failed(f"GET {key}", err) from None
+
+    def delete(self, keys: list[str]) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        for key in keys:   # one request each: emulators and Azure Stack lack batch deletes
+            try:
+                self.blobs.delete_blob(key)
+            except ResourceNotFoundError:
+                pass
+            except AzureError as err:
+                raise self._failed(f"DELETE {key}", err) from None
 
     def size(self, key: str) -> int | None:
         """The blob's size, None when there is none; a WarmError when the store refuses or

@@ -34,6 +34,10 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 UPSTREAM_TIMEOUT = 1.5     # seconds for an upstream to answer /v2/
 MAX_MANIFEST = 4 << 20     # distribution's own limit on a manifest it accepts
 MAX_TOKEN = 1 << 20
+# Every request of the product's own (warm, refresh, archive, restore) says so: the cache's
+# lifecycle reads last use from the mirrors' access logs and counts only clients' pulls
+# (services.lifecycle.is_own_agent). A client passes its own `user_agent` (tests do).
+USER_AGENT = "docker-mirror/1"
 
 
 def upstream_answers(url: str, timeout: float = UPSTREAM_TIMEOUT) -> bool:
@@ -63,8 +67,9 @@ class RegistryAPI:
 
     def __init__(self, base_url: str, *, username: str = "", password: str = "",
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, verify=True,
-                 check_hostname: bool = True):
+                 check_hostname: bool = True, user_agent: str = USER_AGENT):
         self.base_url = base_url.rstrip("/")
+        self.user_agent = user_agent
         self.check_hostname = check_hostname
         self.auth = (username, password) if username else None
         self.timeout = timeout
@@ -113,7 +118,7 @@ class RegistryAPI:
         `watch`'s deadline (the caller's, or one of `timeout` owned by the answer)."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         shown = f"{method} {display(url)}"
-        headers = dict(headers or {})
+        headers = {"User-Agent": self.user_agent, **(headers or {})}
         for attempt in range(self.retries + 1):
             if scope in self.tokens:
                 headers["Authorization"] = f"Bearer {self.tokens[scope]}"

@@ -21,16 +21,16 @@ import functools
 import os
 
 from ..model.settings import Storage
-from ..errors import WarmError
-from .object_store import ObjectStore
+from ..errors import StoreError, WarmError
+from .object_store import ObjectStore, StoredObject
 
 ATTEMPTS = 3  # botocore's "standard" retries: connection errors, throttling, 500/502/503/504
 
 
 @functools.lru_cache(maxsize=8)
-def client(storage: Storage, timeout: float = 10.0):
-    """A botocore S3 client for the store of `storage`, one per store and timeout: every
-    upstream's Bucket shares it (clients are thread-safe; making one reads the S3 model)."""
+def client(storage: Storage, timeout: float = 10.0, attempts: int = ATTEMPTS):
+    """A botocore S3 client for the store of `storage`, one per store, timeout and attempts:
+    every upstream's Bucket shares it (clients are thread-safe; making one reads the S3 model)."""
     import botocore.config
     import botocore.session
 
@@ -42,7 +42,7 @@ def client(storage: Storage, timeout: float = 10.0):
     session = botocore.session.Session(session_vars=isolated)
     config = botocore.config.Config(
         signature_version="s3v4", connect_timeout=timeout, read_timeout=timeout,
-        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         proxies={},  # None would mean "from the environment"
         s3={"addressing_style": "path" if storage.s3_path_style else "virtual",
             "use_accelerate_endpoint": False, "use_dualstack_endpoint": False,
@@ -79,11 +79,67 @@ def _cause(err: Exception) -> str:
 class Bucket(ObjectStore):
     """The objects one mirror (upstream) keeps in the s3 backend's bucket."""
 
-    def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0):
+    def __init__(self, storage: Storage, upstream_key: str, timeout: float = 10.0,
+                 attempts: int = ATTEMPTS):
         self.storage = storage
         self.prefix = f"{storage.s3_root.strip('/')}/{upstream_key}/docker/registry/v2"
         self.timeout = timeout
-        self.s3 = client(storage, timeout)
+        self.where = f"s3 bucket {storage.s3_bucket} at {storage.s3_endpoint}"
+        self.s3 = client(storage, timeout, attempts)
+
+    def _failed(self, what: str, err: Exception) -> StoreError:
+        import botocore.exceptions
+
+        if isinstance(err, botocore.exceptions.ClientError):
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return StoreError(f"{self.where}: {what} answered {status}{_refusal(status)}")
+        return StoreError(f"{self.where}: {what}: {_cause(err)}")
+
+    def list(self, prefix: str, limit: int | None = None) -> list[StoredObject]:
+        import botocore.exceptions
+
+        found = []
+        try:
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.storage.s3_bucket, Prefix=prefix,
+                PaginationConfig={"MaxItems": limit, "PageSize": min(limit or 1000, 1000)})
+            for page in pages:
+                found += [StoredObject(o["Key"], int(o.get("Size", 0)), o["LastModified"].timestamp())
+                          for o in page.get("Contents", [])]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._failed(f"LIST {prefix}", err) from None
+        return found
+
+    def read(self, key: str, limit: int) -> bytes | None:
+        import botocore.exceptions
+
+        try:
+            answer = self.s3.get_object(Bucket=self.storage.s3_bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+            return answer["Body"].read(limit)
+        except botocore.exceptions.ClientError as err:
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 404:
+                return None
+            if status == 416:   # an empty object: no byte 0 to start the range at
+                return b""
+            raise self._failed(f"GET {key}", err) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise self._failed(f"GET {key}", err) from None
+
+    def delete(self, keys: list[str]) -> None:
+        import botocore.exceptions
+
+        for start in range(0, len(keys), 1000):   # S3's limit per DeleteObjects request
+            batch = keys[start:start + 1000]
+            try:
+                answer = self.s3.delete_objects(Bucket=self.storage.s3_bucket, Delete={
+                    "Objects": [{"Key": k} for k in batch], "Quiet": True})
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+                raise self._failed(f"DELETE {len(batch)} object(s) under {self.prefix}", err) from None
+            errors = [e for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+            if errors:
+                raise StoreError(f"{self.where}: DELETE {errors[0].get('Key')} answered "
+                                 f"{errors[0].get('Code')}: {errors[0].get('Message', '')}")
 
     def size(self, key: str) -> int | None:
         """The object's size, None when there is none; a WarmError when the store refuses

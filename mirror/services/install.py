@@ -12,12 +12,15 @@ refresh.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .. import render
+from ..config import secrets
 from ..config.kconfig import ROOT
 from ..model.settings import Settings
 from ..engine import containers, replicas
@@ -30,8 +33,12 @@ from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
 from ..net import azure_blob
 from ..net.probes import answers
-from . import lifecycle, observe_setup, remove
+from . import inputs, lifecycle, observe_serve, observe_setup, remove
 from ..net.registry_api import upstream_answers
+from . import ownership
+
+
+KEEPER_STOP_TIMEOUT = 10.0   # seconds for a background keeper to let go of its lock after SIGTERM
 
 
 @dataclass
@@ -41,6 +48,7 @@ class Report:
     refresh: str = ""                                        # how the first refresh was started
     keeper: str = ""                                         # how the keeper runs (without systemd)
     kept_serving: list[str] = field(default_factory=list)    # pull-through although the upstream did not answer
+    shared: str = ""          # the other .config whose same mirror this one uses as it is (services.ownership)
 
 
 def upstream_modes(settings: Settings) -> dict[str, str]:
@@ -78,12 +86,24 @@ def keep_serving_proxies(settings: Settings, client, modes: dict[str, str]) -> d
     return kept
 
 
-def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = False) -> Report:
+def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = False,
+                  guard: Callable[[], None] | None = None) -> Report:
     """Make the mirror containers match the settings and each upstream's state.
 
     `keep_serving` (the keeper, the refresh): a pull-through mirror that still
     answers stays as it is when its upstream does not answer (keep_serving_proxies).
+    Containers of these names made for another .config are shared, taken over or
+    refused before anything is touched (services.ownership).
+    `guard` (the keeper): raises when what it keeps is gone, before anything is made
+    and again right before the containers are touched.
     """
+    owner = ownership.resolve(settings, client, log=log)
+    if owner is not None:
+        return Report(actions={u.key: "shared" for u in settings.upstreams}, shared=owner.owner,
+                      modes={u.key: containers.mirror_container(client, settings, u).mode or "unknown"
+                             for u in settings.upstreams})
+    if guard is not None:
+        guard()
     layout = Layout.of(settings)
     host_layout.ensure(layout, settings, render.render("manifest.txt.j2", entries=[]))
     credential.ensure(settings, layout)
@@ -108,6 +128,8 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
             lifecycle.ingest(settings, client)
         except DockerError as err:
             log(f"warning: last use not recorded: {err}")
+        if guard is not None:
+            guard()
         for name in containers.remove_unconfigured(client, settings):
             log(f"removed {name}: its upstream is no longer configured")
         if settings.replicas.enabled:
@@ -136,28 +158,64 @@ def mirror_command(settings: Settings, verb: str, mirror_args=()) -> list[str]:
             verb, *mirror_args]
 
 
+def unit_names(settings: Settings) -> list[str]:
+    """The unit files install_units() writes for `settings`."""
+    names = settings.instance
+    return [names.keeper_unit, *([names.refresh_unit, names.refresh_timer] if settings.refresh else []),
+            *([names.observe_unit] if settings.observe.enabled else [])]
+
+
 def install_units(settings: Settings, mirror_args=()) -> bool:
     """Write, enable and start the keeper (and the refresh timer); True when any unit changed."""
     units = render.unit_files(settings, python=sys.executable, workdir=str(ROOT),
                               config_path=os.path.abspath(settings.config_path), mirror_args=mirror_args)
-    changed = systemd.write_units(units)
+    changed = systemd.write_units(units, render.unit_marker(settings))
     systemd.remove_units([name for name in systemd.units_of(render.unit_marker(settings)) if name not in units])
     names = settings.instance
     enable = [name for name in units if name != names.refresh_unit]   # the timer starts that one
     # Without the keeper, the keeper's unit runs once at boot: this run just did its work.
     start = [name for name in enable if settings.keeper or name != names.keeper_unit]
     systemd.start_units(enable, start, changed)
+    # A unit whose file is unchanged may still run with what it read at its start: a
+    # .config, an htpasswd file or a certificate changed since (services.inputs).
+    layout = Layout.of(settings)
+    readers = {names.keeper_unit: layout.keeper_lock, names.observe_unit: observe_serve.serve_lock(settings)}
+    stale = [name for name in start if name not in changed and name in readers
+             and inputs.stale(readers[name], settings)]
+    for name in stale:
+        with _keeper_idle(layout, name == names.keeper_unit):
+            systemd.systemctl("restart", name)
     return bool(changed)
 
 
+def _keeper_idle(layout: Layout, keeper: bool):
+    """Around stopping the keeper: the setup lock, so that it is not cut off halfway
+    through re-creating a container (its checks take that lock too)."""
+    return locks.held(layout.setup_lock) if keeper else contextlib.nullcontext()
+
+
 def start_keeper(settings: Settings, layout: Layout, mirror_args=()) -> str:
-    """No systemd: start the keeper in the background unless one runs; says which."""
+    """No systemd: start the keeper in the background unless one runs with these inputs
+    (services.inputs: it would go on with the code and command line it started with);
+    says which."""
     running = locks.holder(layout.keeper_lock)
-    if running is not None:
+    restarted = ""
+    if running and inputs.stale(layout.keeper_lock, settings):
+        with _keeper_idle(layout, True):
+            locks.stop_holder(layout.keeper_lock, "the keeper", KEEPER_STOP_TIMEOUT)
+        restarted = f" (restarted: its settings or files changed; pid {running} stopped)"
+    elif running is not None:
         return f"keeper running (pid {running})"
     pid = systemd.start_detached(mirror_command(settings, "keeper", mirror_args), cwd=ROOT,
                                  output=layout.keeper_log)
-    return f"keeper started in the background (pid {pid}); its log: {layout.keeper_log}"
+    return f"keeper started in the background (pid {pid}){restarted}; its log: {layout.keeper_log}"
+
+
+def stop_keeper(settings: Settings, layout: Layout) -> int | None:
+    """No systemd, keeper switched off: stop a background keeper now, rather than at its
+    next check; its pid, or None when none ran."""
+    with _keeper_idle(layout, True):
+        return locks.stop_holder(layout.keeper_lock, "the keeper", KEEPER_STOP_TIMEOUT)
 
 
 def export_nfs(settings: Settings, log=print, exports_dir=nfs.EXPORTS_DIR) -> None:
@@ -181,13 +239,25 @@ def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, 
 
     `boot`: the mirrors alone, as the keeper's checks do: no units, no keeper, no refresh.
     """
+    # .config and .config.old 0600 when they hold a secret, whoever wrote them (an editor,
+    # kconfiglib's own scripts run by hand): the mode is put right at every setup too.
+    secrets.protect(settings.config_path)
     if not settings.enabled or not settings.install:
         removed = remove.remove(settings, client, log=log)
         log(f"the Docker mirror is switched off in {settings.config_path} (ENABLE_DOCKER_MIRROR / "
             "INSTALL_DOCKER_MIRROR): " + ("took down what was set up; the cache stays where it was"
                                           if removed else "nothing is set up here"))
         return Report()
+    if not boot and systemd.systemd_is_pid1() \
+            and ownership.resolve(settings, client, log=lambda _: None) is None:
+        # Another mirror's unit under one of this one's names: refused before anything is touched.
+        systemd.check_owner(unit_names(settings), render.unit_marker(settings))
     report = start_mirrors(settings, client, log=log)
+    if report.shared:
+        log(f"the mirror of prefix {settings.container_prefix} was set up by {report.shared} with the "
+            "same settings: this checkout uses it as it is (nothing changed; that checkout's keeper, "
+            "units and refresh keep it)")
+        return report
     if boot:
         return report
     layout = Layout.of(settings)
@@ -201,6 +271,8 @@ def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, 
         report.keeper = start_keeper(settings, layout, mirror_args)
         if not report.keeper.startswith("keeper running"):
             log(report.keeper)
+    elif stop_keeper(settings, layout):
+        log("stopped the keeper (DOCKER_MIRROR_KEEPER is off)")
     if not on_systemd and settings.observe.enabled:
         said = observe_setup.start(settings, mirror_command(settings, "observe", mirror_args), ROOT)
         if not said.startswith("status page running"):

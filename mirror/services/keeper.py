@@ -14,6 +14,13 @@ It runs as PREFIX-keeper.service under systemd (Restart=on-failure), and as a
 detached process started by `make docker-mirror` elsewhere. A lock on the
 mirror directory keeps it to one keeper per mirror. The settings are loaded
 again before every check, so an edited .config is followed, never fought.
+
+A keeper only keeps what exists: when its .config, its mirror directory (the
+one it started with: a directory made anew at that path is another) or the
+checkout it runs from is gone (deleted without `make docker-mirror-remove`),
+it stops, and never re-creates a container (that would bind-mount
+directories that are no longer there): it asks before each check and again
+inside it, right before containers are touched.
 """
 
 from __future__ import annotations
@@ -21,24 +28,35 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from pathlib import Path
 from typing import Callable
 
+from ..config.kconfig import KCONFIG
 from ..model.settings import Settings
 from ..engine import containers, events, replicas
-from ..errors import DockerError, KeeperRunning, MirrorError, NotConfiguredError
+from ..errors import DockerError, KeeperRunning, MirrorError, MirrorGone, NotConfiguredError
 from ..host import locks
 from ..host.layout import Layout
-from . import install
+from . import inputs, install
 
 ENGINE_POLL = 1.0        # seconds between attempts to reach a restarting engine
 MIN_SPACING = 5.0        # seconds at least between two checks: a container that dies at
                          # once after each re-creation must not turn the keeper into a loop
 
 
-def check(settings: Settings, client, log=print) -> dict[str, str]:
-    """One check: the boot path, logged when it changed something or kept a mirror serving."""
+def check(settings: Settings, client, log=print, root: Path | None = None,
+          kept: tuple[int, int] | None = None) -> dict[str, str]:
+    """One check: the boot path, logged when it changed something or kept a mirror serving.
+    `root`: the mirror directory kept; raises MirrorGone, touching nothing more, when it,
+    .config or the checkout is gone (mid-check too: a check takes seconds)."""
     lines: list[str] = []
-    report = install.start_mirrors(settings, client, log=lines.append, keep_serving=True)
+
+    def guard() -> None:
+        missing = gone(settings, root, kept) if root is not None else None
+        if missing:
+            raise MirrorGone(missing)
+
+    report = install.start_mirrors(settings, client, log=lines.append, keep_serving=True, guard=guard)
     if any(action != "unchanged" for action in report.actions.values()):
         for line in lines:
             log(line)
@@ -46,6 +64,43 @@ def check(settings: Settings, client, log=print) -> dict[str, str]:
         log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} does not "
             "answer; the running pull-through mirror goes on serving its cache")
     return report.actions
+
+
+def identity(root: Path) -> tuple[int, int] | None:
+    """Which directory `root` is (device, inode); None when there is none."""
+    try:
+        found = root.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def gone(settings: Settings, root: Path, kept: tuple[int, int] | None = None) -> str | None:
+    """What of the keeper's own is gone, if anything: .config, the mirror directory
+    (`root`; `kept`: its identity when the keeper started), the checkout it runs from
+    (its Kconfig tree). A directory made anew at that path is not the one kept: a check
+    that was halfway when the directory was deleted may have made parts of it again."""
+    if not Path(settings.config_path).is_file():
+        return f"{settings.config_path} is gone"
+    if not root.is_dir():
+        return f"the mirror directory {root} is gone"
+    if kept is not None and identity(root) != kept:
+        return f"the mirror directory {root} was deleted (the one there now is not the one kept)"
+    if not KCONFIG.is_file():
+        return f"the checkout {KCONFIG.parent} is gone"
+    return None
+
+
+def _stops_for_gone(settings: Settings, root: Path, log, kept: tuple[int, int] | None = None) -> bool:
+    missing = gone(settings, root, kept)
+    if missing:
+        _say_gone(missing, log)
+    return bool(missing)
+
+
+def _say_gone(missing: str, log) -> None:
+    log(f"{missing} (its containers stay as they are; 'make docker-mirror' in a checkout "
+        "sets the mirror up again): the keeper stops")
 
 
 def _engine(connect: Callable, log) -> object:
@@ -82,12 +137,21 @@ def _take_down_leftovers(settings: Settings, connect: Callable, log) -> None:
 def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         cycles: int | None = None) -> int:
     """Keep the mirror up until it is switched off in .config; `cycles` bounds the loop (tests)."""
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except NotConfiguredError as err:   # gone before this keeper started: nothing to keep
+        log(f"{err}: the keeper stops")
+        return 0
     layout = Layout.of(settings)
     busy = lambda: KeeperRunning(f"a keeper already runs for {layout.root} (pid "  # noqa: E731
                                  f"{locks.holder(layout.keeper_lock)})")
+    # Before the lock: taking it would make the directory anew.
+    if _stops_for_gone(settings, layout.root, log):
+        return 0
     with locks.held(layout.keeper_lock, wait=False, busy=busy) as lock:
+        inputs.record(lock, layout.keeper_lock, settings)   # `make docker-mirror` restarts it when they change
         locks.record_pid(lock)
+        kept = identity(layout.root)
         log(f"keeping the mirror in {layout.root} up (checks every {settings.recheck_interval} s, "
             "and whenever the engine restarts or a mirror container dies)")
         last_check = float("-inf")
@@ -111,11 +175,21 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
                 log(f"the mirror moved to {settings.path}: this keeper stops; "
                     "'make docker-mirror' starts the keeper of the new directory")
                 return 0
+            if _stops_for_gone(settings, layout.root, log, kept):
+                return 0
             time.sleep(max(0.0, last_check + MIN_SPACING - time.monotonic()))
             client = _engine(connect, log)
+            # Asked again right before the check: it may have gone during the waits.
+            if _stops_for_gone(settings, layout.root, log, kept):
+                client.close()
+                return 0
             last_check, since = time.monotonic(), time.time()
             try:
-                check(settings, client, log=log)
+                check(settings, client, log=log, root=layout.root, kept=kept)
+            except MirrorGone as err:
+                _say_gone(str(err), log)
+                client.close()
+                return 0
             except MirrorError as err:
                 log(f"error: {err}")
             except Exception:  # noqa: BLE001 -- a bug must not end the keeping; say it and go on

@@ -26,6 +26,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,21 +34,34 @@ from datetime import datetime, timezone
 from ..model.settings import Settings
 from ..engine import containers, request_logs
 from ..engine.registry_image import ensure_registry_image
-from ..errors import DockerError
+from ..errors import DockerError, StoreError
 from ..host import layout as host_layout
-from ..host import diskspace, locks, ports, storage, usage
+from ..host import diskspace, locks, ports, usage
 from ..host.layout import Layout
 from ..model import digests, retention
 from ..model.manifests import blobs_of
 from ..model.retention import SYSTEM_CLOCK, CachedImage, Clock, Plan
+from ..model import log_cursor
+from ..model.manifests import stored_problem
+from ..host import storage as storage_tree
 from ..net.probes import wait_until_answering
 from ..render import human_size
+from . import cache_store
 
 # One access-log line (gorilla's combined format) of a manifest pulled, behind Docker's timestamp.
 _PULL = re.compile(
     r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d{1,9}))?Z \S+ \S+ \S+ \[[^\]]*\] '
     r'"(?:GET|HEAD) /v2/(?P<name>[a-z0-9][^ ?]*?)/manifests/(?P<ref>[^ ?/]+)(?:\?\S*)? HTTP/[0-9.]+" '
-    r'2\d\d ')
+    r'2\d\d (?:\S+ "(?:[^"\\]|\\.)*" "(?P<agent>(?:[^"\\]|\\.)*)")?')
+
+# The product's own requests (net.registry_api.USER_AGENT: warm, refresh, archive; net.probes),
+# and a docker pull the product asks of an engine whose client says so (dockerd sends
+# "UpstreamClient(<its client's agent>)"): never a client's use of an image.
+_OWN_AGENT = re.compile(r'(?:^|UpstreamClient\\?\()docker-mirror\b')
+
+
+def is_own_agent(agent: str | None) -> bool:
+    return bool(agent) and _OWN_AGENT.search(agent) is not None
 
 
 # One access-log line of a blob served (GET, 2xx), with the bytes it sent: the traffic
@@ -72,20 +86,27 @@ def parse_blob_get(line: str) -> tuple[int, str, str, int] | None:
 
 
 def parse_pull(line: str) -> tuple[int, str, str] | None:
-    """(Docker timestamp in ns, repository, tag or digest) of a manifest pull line, else None."""
+    """(Docker timestamp in ns, repository, tag or digest) of a client's manifest pull, else
+    None: other lines, and the product's own pulls (warm, refresh, archive), which are no use."""
     found = _PULL.match(line)
-    if not found:
+    if not found or is_own_agent(found["agent"]):
         return None
     seconds = calendar.timegm(time.strptime(found["ts"], "%Y-%m-%dT%H:%M:%S"))
     return seconds * 10**9 + int((found["frac"] or "0").ljust(9, "0")), found["name"], found["ref"]
 
 
-def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str, int]:
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)   # stdout may be status's JSON
+
+
+def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn) -> dict[str, int]:
     """Record the pulls each mirror's log holds since the last call; {upstream key: pulls new}.
 
     Idempotent: a cursor per upstream (the last log time read) counts each
     line once, across calls, restarts and re-created containers. A tag
-    pulled counts for the digest it points at when read.
+    pulled counts for the digest it points at when read. A cursor ahead of
+    the clock (a fast clock set back) is said, and the whole log read again
+    (model.log_cursor); a pull stamped ahead of the clock counts as now.
     """
     root = Layout.of(settings).root
     if client is None or not root.is_dir():   # status must not create a purged directory
@@ -94,31 +115,54 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
     with usage.locked(root):
         for upstream in settings.upstreams:
             record = usage.read_usage(root, upstream.key)
+            now_ns = clock.real_ns()
+            begun = log_cursor.start(record.cursor_ns, now_ns, f"{upstream.registry} request log")
+            if begun.warning:
+                log(begun.warning)
             # Every replica's log, merged in time order (one container without replicas).
-            text = request_logs.request_log(client, settings, upstream, record.cursor_ns // 10**9)
+            text = request_logs.request_log(client, settings, upstream, begun.since_ns // 10**9)
             if text is None:
                 continue
-            local = settings.storage.backend == "filesystem"
-            storage_dir = Layout.of(settings).storage_dir(upstream)
+            saved, record.cursor_ns, ahead = record.cursor_ns, begun.cursor_ns, 0
+            # Last uses recorded while the clock was fast: now, so they keep N days from now, not
+            # N days plus however fast the clock was.
+            now = clock.now()
+            future = [key for key, when in record.used.items()
+                      if when > now + log_cursor.SLACK_NS / log_cursor.SECOND]
+            for key in future:
+                record.used[key] = now
+            if future:
+                log(f"warning: {len(future)} last use(s) of the {upstream.registry} mirror were ahead of "
+                    "the clock (the host clock was fast): counted as now")
+            store = cache_store.open_store(settings, upstream)   # opened only: nothing read yet
             tag_links: dict[str, dict[str, str]] = {}
             new = 0
             for line in text.decode(errors="replace").splitlines():
                 pulled = parse_pull(line)
-                if pulled is None or pulled[0] <= record.cursor_ns:
+                if pulled is None or not log_cursor.is_new(pulled[0], begun):
                     continue
                 stamp, repository, reference = pulled
-                record.cursor_ns = stamp
-                when = clock.at(stamp / 1e9)
+                record.cursor_ns = log_cursor.advance(record.cursor_ns, stamp, now_ns)
+                if stamp > now_ns + log_cursor.SLACK_NS:
+                    ahead += 1
+                when = clock.at(min(stamp, now_ns) / 1e9)
                 new += 1
                 if digests.is_digest(reference):
                     record.note(f"{repository}@{reference}", when)
                     continue
                 record.note(f"{repository}:{reference}", when)
-                if local:
-                    links = tag_links.setdefault(repository, storage.tags(storage_dir, repository))
-                    if reference in links:
-                        record.note(f"{repository}@{links[reference]}", when)
-            if new:
+                if repository not in tag_links:
+                    try:
+                        tag_links[repository] = store.tags(repository)
+                    except StoreError:   # an object store away: the tag's use is noted all the same
+                        tag_links[repository] = {}
+                links = tag_links[repository]
+                if reference in links:
+                    record.note(f"{repository}@{links[reference]}", when)
+            if ahead:
+                log(f"warning: {ahead} pull(s) in the {upstream.registry} request log are stamped ahead "
+                    "of the clock (the host clock was fast): they count as pulled now")
+            if new or future or record.cursor_ns != saved:
                 try:
                     usage.write_usage(root, upstream.key, record)
                 except OSError as err:
@@ -132,23 +176,37 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str,
 def record_pins(settings: Settings, wanted, results) -> None:
     """After a warm: each image to keep warm pins its digest now and the K before it.
 
-    Images no longer wanted lose their pins and age out by last use; one
-    that failed this time keeps the digests it had.
+    A digest that falls off beyond K is recorded as left behind (`retired`,
+    with the time): unless a client pulls it after that, the next collection
+    drops it. Images no longer wanted lose their pins and age out by last
+    use; one that failed this time keeps the digests it had. Times are the
+    host clock's, as log stamps and file times are (read through Clock.at).
     """
     root = Layout.of(settings).root
     done = {r.reference: r.digest for r in results if r.ok and digests.is_digest(r.digest)}
     keep = 1 + settings.lifecycle.keep_previous
+    now = time.time()
+    # Past this age a retirement decides nothing: unused that long, an image goes anyway.
+    horizon = now - settings.lifecycle.keep_unused_days * retention.DAY
     with usage.locked(root):
         old = usage.read_pins(root)
         pins = {}
         for target in wanted:
             ref = str(target.ref)
-            history = [d for d in old.get(ref, {}).get("digests", []) if digests.is_digest(d)]
+            entry = old.get(ref, {})
+            history = [d for d in entry.get("digests", []) if digests.is_digest(d)]
+            retired = entry.get("retired") if isinstance(entry.get("retired"), dict) else {}
+            retired = {d: float(t) for d, t in retired.items()
+                       if digests.is_digest(d) and isinstance(t, (int, float)) and horizon <= t <= now}
             if ref in done:
                 history = [done[ref], *(d for d in history if d != done[ref])]
-            if history:
+            for digest in history[keep:]:
+                retired.setdefault(digest, now)
+            for digest in history[:keep]:
+                retired.pop(digest, None)   # the tag came back to it
+            if history or retired:
                 pins[ref] = {"upstream": target.upstream.key, "repository": target.ref.repository,
-                             "digests": history[:keep]}
+                             "digests": history[:keep], "retired": retired}
         usage.write_pins(root, pins)
 
 
@@ -159,52 +217,146 @@ def _pinned(settings: Settings) -> set[tuple[str, str, str]]:
             for digest in entry["digests"][:keep]}
 
 
-def _json(body: bytes | None) -> dict:
-    try:
-        found = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+def _retired(settings: Settings, clock: Clock) -> dict[tuple[str, str, str], float]:
+    """(upstream, repository, digest) -> when a moving tag left that digest behind (product time)."""
+    found = {}
+    for entry in usage.read_pins(Layout.of(settings).root).values():
+        retired = entry.get("retired")
+        for digest, when in (retired.items() if isinstance(retired, dict) else ()):
+            if isinstance(when, (int, float)):
+                key = (entry.get("upstream"), entry.get("repository"), digest)
+                found[key] = max(found.get(key, 0.0), clock.at(float(when)))
+    return found
 
 
-def inventory(settings: Settings, clock: Clock = SYSTEM_CLOCK
-              ) -> tuple[list[CachedImage], dict[tuple[str, str], int]]:
-    """Every image the mirrors' storage holds, and the size of every blob they name."""
-    layout, pinned = Layout.of(settings), _pinned(settings)
-    images, sizes = [], {}
+@dataclass(frozen=True)
+class Damaged:
+    """An entry of the store nothing can use: skipped by every reader, removed by the next
+    collection (distribution answers 500 for it, and its garbage-collect stops at it)."""
+    upstream: str
+    repository: str
+    kind: str           # "manifest" (its content), or a link file: "tag", "revision", "layer"
+    name: str           # the digest, or the tag
+    reason: str
+    link: storage_tree.DamagedLink | None = None
+
+    def describe(self) -> str:
+        if self.link is not None:
+            return self.link.describe()
+        return f"{self.repository}@{self.name} (manifest): {self.reason}"
+
+    def to_json(self) -> dict:
+        return {"repository": self.repository, "kind": self.kind, "name": self.name, "reason": self.reason,
+                "removed": "at the next collection"}
+
+
+def _still_damaged(store, damaged: Damaged) -> bool:
+    """Read again with the registry stopped: distribution writes a link file in place, so a
+    reader may have caught one half-written."""
+    if damaged.link is None:
+        return stored_problem(store.read_manifest(damaged.name)) is not None
+    return any((link.kind, link.name) == (damaged.kind, damaged.name)
+               for link in storage_tree.damaged_links(store.storage_dir, damaged.repository))
+
+
+@dataclass
+class Survey:
+    images: list[CachedImage] = field(default_factory=list)
+    sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    damaged: list[Damaged] = field(default_factory=list)
+
+
+def survey(settings: Settings, clock: Clock = SYSTEM_CLOCK, stores: dict | None = None,
+           log=_warn) -> Survey:
+    """Every image the mirrors' storage holds, the size of every blob they name, and the
+    entries that are damaged (skipped: one bad entry never stops the rest).
+
+    `stores`: {upstream key: its store (mirror.services.cache_store)}, opened here when absent."""
+    layout, pinned, retired_at = Layout.of(settings), _pinned(settings), _retired(settings, clock)
+    found = Survey()
+    images, sizes, now, clock_wrong = found.images, found.sizes, clock.now(), 0
     for upstream in settings.upstreams:
-        storage_dir = layout.storage_dir(upstream)
+        store = (stores or {}).get(upstream.key) or cache_store.open_store(settings, upstream)
+        local = isinstance(store, cache_store.FileStore)
         used = usage.read_usage(layout.root, upstream.key).used
-        for repository in storage.repositories(storage_dir):
-            revisions = storage.revisions(storage_dir, repository)
-            parsed = {d: _json(storage.read_manifest(storage_dir, d)) for d in revisions}
-            children = {c.get("digest") for m in parsed.values() for c in m.get("manifests", [])
-                        if isinstance(c, dict)}
-            tags = storage.tags(storage_dir, repository)
-            for digest in revisions:
+        for repository in store.repositories():
+            links = storage_tree.damaged_links(store.storage_dir, repository) if local else []
+            found.damaged += [Damaged(upstream.key, repository, link.kind, link.name, link.reason, link)
+                              for link in links]
+            bad = {link.name for link in links if link.kind == "revision"}
+            parsed = {}
+            for digest in store.revisions(repository):
+                if digest in bad:
+                    continue
+                body = store.read_manifest(digest)
+                problem = stored_problem(body)
+                if problem:
+                    found.damaged.append(Damaged(upstream.key, repository, "manifest", digest, problem))
+                    continue
+                parsed[digest] = json.loads(body)
+            children = {c["digest"] for m in parsed.values() for c in m.get("manifests", [])}
+            tags = store.tags(repository)
+            moved = _left_behind_by_tags(store, repository, tags, parsed, settings.lifecycle.keep_previous) \
+                if local else {}
+            for digest in parsed:
                 own_tags = tuple(sorted(t for t, d in tags.items() if d == digest))
                 if digest in children and not own_tags:
                     continue  # a platform manifest: part of its index's image
-                manifests = [digest, *(c.get("digest") for c in parsed[digest].get("manifests", [])
-                                       if isinstance(c, dict) and c.get("digest") in parsed)]
+                manifests = [digest, *(c["digest"] for c in parsed[digest].get("manifests", [])
+                                       if c["digest"] in parsed)]
                 blobs = set(manifests)
                 for manifest in manifests:
-                    blobs |= {b.get("digest") for b in blobs_of(parsed[manifest]) if isinstance(b, dict)}
+                    blobs |= {b["digest"] for b in blobs_of(parsed[manifest])}
                 blobs = {b for b in blobs if digests.is_digest(b)}
                 for blob in blobs:
                     if (upstream.key, blob) not in sizes:
-                        sizes[upstream.key, blob] = storage.blob_size(storage_dir, blob)
+                        sizes[upstream.key, blob] = store.blob_size(blob)
                 last = max([used.get(f"{repository}@{m}", 0.0) for m in manifests]
                            + [used.get(f"{repository}:{t}", 0.0) for t in own_tags])
-                if not last:  # never seen pulled: count from when it was cached
-                    try:
-                        last = clock.at(storage.StorageTree(storage_dir).revision_link(
-                            repository, digest).stat().st_mtime)
-                    except OSError:
-                        last = clock.now()
+                if not last:  # never seen pulled by a client: count from when it was cached
+                    cached = store.cached_since(repository, digest)
+                    last = now if cached is None else clock.at(cached)
+                retired = retired_at.get((upstream.key, repository, digest))
+                if retired is None and not own_tags and digest in moved:
+                    retired = clock.at(moved[digest])
+                last, retired, wrong = retention.sane_times(last, retired, now)
+                clock_wrong += bool(wrong)
                 images.append(CachedImage(upstream.key, repository, digest, own_tags, tuple(manifests),
-                                          frozenset(blobs), last, (upstream.key, repository, digest) in pinned))
-    return images, sizes
+                                          frozenset(blobs), last, (upstream.key, repository, digest) in pinned,
+                                          retired))
+    if clock_wrong:
+        log(f"warning: {clock_wrong} image(s) have a last use or a retirement ahead of the clock (the "
+            "host clock was fast and was set back): counted as used now, none dropped for it")
+    return found
+
+
+def _left_behind_by_tags(store, repository: str, tags: dict[str, str], parsed: dict, keep: int
+                         ) -> dict[str, float]:
+    """digest -> when (host clock) a tag moved on from it, for the digests a tag left behind
+    beyond the `keep` before its current one, as the store's tag history says: images pulled
+    ad hoc have no pins. A digest was left behind when the next one the tag took was cached."""
+    found: dict[str, float] = {}
+    for tag, current in tags.items():
+        history = [d for d in storage_tree.tag_history(store.storage_dir, repository, tag)
+                   if d in parsed and d != current]
+        if len(history) <= keep:
+            continue
+        cached = {d: store.cached_since(repository, d) for d in [current, *history]}
+        if any(when is None for when in cached.values()):
+            continue   # no order to go by: last use alone decides
+        newest_first = sorted(history, key=lambda d: cached[d], reverse=True)
+        for digest in newest_first[keep:]:
+            after = [when for d, when in cached.items() if when > cached[digest]]
+            if after:
+                found[digest] = max(found.get(digest, 0.0), min(after))
+    return found
+
+
+def inventory(settings: Settings, clock: Clock = SYSTEM_CLOCK, stores: dict | None = None
+              ) -> tuple[list[CachedImage], dict[tuple[str, str], int]]:
+    """Every image the mirrors' storage holds, and the size of every blob they name."""
+    found = survey(settings, clock, stores)
+    return found.images, found.sizes
 
 
 @dataclass
@@ -212,6 +364,7 @@ class Collection:
     plan: Plan
     dry_run: bool
     unavailable: dict[str, float] = field(default_factory=dict)   # upstream key -> seconds stopped
+    damaged: list = field(default_factory=list)     # Damaged entries (removed unless a dry run)
     disk_before: dict[str, int] = field(default_factory=dict)     # du of each storage collected
     disk_after: dict[str, int] = field(default_factory=dict)
 
@@ -223,14 +376,17 @@ def _iso(when: float | None) -> str | None:
 
 def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock = SYSTEM_CLOCK,
             must_free: int = 0, log=print) -> Collection:
-    """Apply the policy: drop what it says, and collect the blobs nobody names any more."""
-    if settings.storage.backend != "filesystem":
-        log(f"garbage collection: {settings.storage.backend} storage is not managed here")
-        return Collection(Plan(), dry_run)
-    ingest(settings, client, clock)
-    images, sizes = inventory(settings, clock)
+    """Apply the policy: drop what it says, and collect the blobs nobody names any more.
+
+    Once per storage, on every backend: on s3 and azure the links go from the
+    bucket or container and garbage-collect runs against the same store, every
+    replica stopped meanwhile (mirror.services.cache_store)."""
+    ingest(settings, client, clock, log=log)
+    stores = {u.key: cache_store.open_store(settings, u) for u in settings.upstreams}
+    found = survey(settings, clock, stores, log=log)
+    images, sizes = found.images, found.sizes
     plan = retention.plan(images, sizes, settings.lifecycle, clock.now(), must_free)
-    done = Collection(plan, dry_run)
+    done = Collection(plan, dry_run, damaged=found.damaged)
     registries = {u.key: u.registry for u in settings.upstreams}
     for eviction in plan.evictions:
         log(f"{'would drop' if dry_run else 'dropping'} {registries[eviction.image.upstream]}/"
@@ -242,7 +398,15 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
     if plan.over_limit:
         log("warning: the pinned images alone are over DOCKER_MIRROR_CACHE_MAX_SIZE_GB; nothing "
             "more may be dropped")
-    if dry_run or not plan.evictions:
+    for damaged in found.damaged:
+        log(f"damaged: {registries[damaged.upstream]}/{damaged.describe()}; "
+            f"{'would be removed' if dry_run else 'removing it'}")
+    if not dry_run and cache_store.is_object_store(settings):
+        # The registries' own upload purger is off on object stores (registry-config.yml.j2);
+        # uploads untouched for a week are abandoned, and go with the registries serving.
+        for store in stores.values():
+            store.purge_uploads(older_than=time.time() - cache_store.UPLOAD_AGE)
+    if dry_run or not (plan.evictions or found.damaged):
         return done
     if client is None:
         raise DockerError("garbage collection runs distribution's garbage-collect in a container: "
@@ -252,16 +416,17 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
     dropped = {e.image for e in plan.evictions}
     for upstream in settings.upstreams:
         mine = [i for i in dropped if i.upstream == upstream.key]
-        if not mine:
+        broken = [d for d in found.damaged if d.upstream == upstream.key]
+        if not mine and not broken:
             continue
-        storage_dir = layout.storage_dir(upstream)
+        store = stores[upstream.key]
         kept = {(i.repository, m) for i in images if i.upstream == upstream.key and i not in dropped
                 for m in i.manifests}
         spec = containers.maintenance_plan(settings, layout, image, upstream, ports.free_loopback_endpoint(),
                                            host_layout.http_secret(layout))
         state = containers.mirror_container(client, settings, upstream).state
         running = state == "running"
-        done.disk_before[upstream.key] = storage.disk_usage(storage_dir)
+        done.disk_before[upstream.key] = store.usage()
         started = time.monotonic()
         try:
             # Stopped whatever its state, and with no container the setup lock held: neither a
@@ -271,16 +436,28 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
                 for cached in mine:
                     for manifest in cached.manifests:
                         if (cached.repository, manifest) not in kept:
-                            storage.remove_manifest(storage_dir, cached.repository, manifest)
+                            store.remove_manifest(cached.repository, manifest)
+                # Before garbage-collect, which stops at the first manifest it cannot read.
+                for damaged in broken:
+                    if not _still_damaged(store, damaged):
+                        continue   # read mid-write while the registry served: whole now
+                    if damaged.link is not None:
+                        storage_tree.remove_damaged(store.storage_dir, damaged.link)
+                    else:
+                        store.remove_manifest(damaged.repository, damaged.name)
                 # First, as it may be what fills the disk: the registry cannot be writing now.
-                storage.purge_uploads(storage_dir)
-                containers.run_once(client, image, spec, ["garbage-collect", image.config_path])
-                storage.tidy(storage_dir)
+                # On object stores the registries' own purger is off (registry-config.yml.j2).
+                store.purge_uploads()
+                containers.run_once(client, image, spec, ["garbage-collect", image.config_path],
+                                    network=cache_store.is_object_store(settings),
+                                    limits=settings.resources.collect)
+                store.tidy()
         finally:
             if running:
                 wait_until_answering(upstream.endpoint, containers.START_TIMEOUT)
         done.unavailable[upstream.key] = time.monotonic() - started
-        done.disk_after[upstream.key] = storage.disk_usage(storage_dir)
+        store.forget()
+        done.disk_after[upstream.key] = store.usage()
         log(f"{upstream.registry}: collected in {done.unavailable[upstream.key]:.2f} s (the mirror did "
             f"not serve meanwhile); disk {human_size(done.disk_before[upstream.key])} -> "
             f"{human_size(done.disk_after[upstream.key])}")
@@ -291,11 +468,21 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
 
 
 def image_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str, list[dict]]:
-    """Per upstream key, each cached image: size, pinned, last pulled, when the policy drops it."""
-    if settings.storage.backend != "filesystem":
-        return {}
+    """Per upstream key, each cached image: size, pinned, last pulled, when the policy drops it.
+
+    A StoreError when an object store does not answer (status says so and goes on)."""
+    return survey_rows(settings, client, clock)[0]
+
+
+def survey_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK
+                ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """image_rows(), and per upstream key the damaged entries of its store (JSON-ready)."""
     ingest(settings, client, clock)
-    images, sizes = inventory(settings, clock)
+    found = survey(settings, clock)
+    images, sizes = found.images, found.sizes
+    damaged: dict[str, list[dict]] = {u.key: [] for u in settings.upstreams}
+    for entry in found.damaged:
+        damaged[entry.upstream].append(entry.to_json())
     policy = settings.lifecycle
     now_plan = {e.image: e.reason for e in retention.plan(images, sizes, policy, clock.now()).evictions}
     rows: dict[str, list[dict]] = {u.key: [] for u in settings.upstreams}
@@ -307,4 +494,4 @@ def image_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[
             "drops": "at the next collection" if image in now_plan else _iso(retention.drop_time(image, policy)),
             "drop_reason": now_plan.get(image),
         })
-    return rows
+    return rows, damaged

@@ -195,6 +195,8 @@ class MirrorCollector:
         cache = GaugeMetricFamily("docker_mirror_cache_bytes", "bytes on disk per upstream", labels=["upstream"])
         pinned = GaugeMetricFamily("docker_mirror_pinned_bytes", "bytes of pinned images", labels=["upstream"])
         images = GaugeMetricFamily("docker_mirror_images", "images (manifests) cached", labels=["upstream"])
+        damaged = GaugeMetricFamily("docker_mirror_damaged_entries", "entries of the store nothing can use "
+                                    "(skipped; the next collection removes them)", labels=["upstream"])
         tags = GaugeMetricFamily("docker_mirror_tags", "tags cached", labels=["upstream"])
         image_bytes = GaugeMetricFamily("docker_mirror_image_bytes", "bytes of one cached image",
                                         labels=["upstream", "repository", "digest", "pinned"])
@@ -209,6 +211,7 @@ class MirrorCollector:
             cache.add_metric([key], u["disk_bytes"])
             pinned.add_metric([key], sum(i["bytes"] for i in u["images"] if i["pinned"]))
             images.add_metric([key], len(u["images"]))
+            damaged.add_metric([key], len(u.get("damaged", [])))
             tags.add_metric([key], u["tags"])
             for i in u["images"]:
                 image_bytes.add_metric([key, i["repository"], i["digest"], str(bool(i["pinned"])).lower()],
@@ -216,7 +219,7 @@ class MirrorCollector:
                 when = _ts(i["last_pulled"])
                 if when is not None:
                     last_pulled.add_metric([key, i["repository"], i["digest"]], when)
-        yield from (up, mode, reach, cache, pinned, images, tags, image_bytes, last_pulled)
+        yield from (up, mode, reach, cache, pinned, images, damaged, tags, image_bytes, last_pulled)
         yield from self._traffic()
         yield from self._refresh(doc["refresh"]["last"])
         yield from self._collections()

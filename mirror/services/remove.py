@@ -17,10 +17,10 @@ from typing import Callable
 from .. import render
 from ..model.settings import Settings
 from ..engine import containers, replicas
-from ..errors import PurgeRefused
+from ..errors import MirrorError, PurgeRefused
 from ..host import locks, nfs, storage, systemd
 from ..host.layout import Layout
-from . import observe_setup
+from . import observe_setup, ownership
 
 KEEPER_STOP_TIMEOUT = 15.0   # seconds for a keeper to let go of its lock after SIGTERM
 
@@ -68,8 +68,25 @@ def remove(settings: Settings, client, *, purge_cache: bool = False,
     # A refresh running meanwhile would bring containers (or, purged, directories) back.
     waiting = locks.held(layout.refresh_lock, on_wait=lambda: log("waiting for the running refresh to end")) \
         if settings.enabled and layout.root.is_dir() else contextlib.nullcontext()
+    shared = _shared(settings, client)
+    if shared:
+        # Its keeper lock, status page, exports file and directory are that checkout's too.
+        log(f"this checkout uses the mirror {shared} set up (the same settings): nothing of it is "
+            f"taken down{' or deleted' if purge_cache else ''}; 'make docker-mirror-remove' with that .config does")
+        return True
     with waiting:
         return _remove(settings, client, layout, purge_cache, confirm, log)
+
+
+def _shared(settings: Settings, client) -> str | None:
+    """The other .config whose same mirror this one uses (services.ownership), if so."""
+    if client is None or not settings.enabled:
+        return None
+    try:
+        shared = ownership.resolve(settings, client, log=lambda _: None)
+    except MirrorError:
+        return None   # another mirror, with other settings: only what is this .config's goes
+    return shared.owner if shared else None
 
 
 def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confirm, log) -> bool:

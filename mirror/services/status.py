@@ -16,7 +16,8 @@ from datetime import datetime
 from .. import render
 from ..model.settings import Settings, Upstream
 from ..engine import containers, replicas
-from ..errors import UnknownCheck
+from ..engine import owners
+from ..errors import DockerError, StoreError, UnknownCheck
 from ..host import locks, storage, systemd, tls
 from ..host.layout import Layout
 from ..model import images
@@ -24,7 +25,7 @@ from ..model.retention import SYSTEM_CLOCK, Clock
 from ..model.traffic import Headroom
 from ..net import headroom as hub_headroom
 from ..net.probes import answers
-from . import lifecycle
+from . import cache_store, client_status, lifecycle, ownership
 
 LAST_REFRESH_KEYS = ("started", "finished", "result", "log", "failed")
 CHECKS = ("DOCKER_MIRROR_URL", "DOCKER_MIRROR_EXISTS", "DOCKER_MIRROR_DIR", "IMAGE_EXISTS")
@@ -37,10 +38,33 @@ def _container(client, settings: Settings, upstream: Upstream) -> dict:
     return {"name": found.name, "state": found.state, "mode": found.mode}
 
 
-def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, images: list[dict]) -> dict:
+def _object_store(settings: Settings, upstream: Upstream, found: cache_store.Probe | None
+                  ) -> tuple[dict | None, list, int]:
+    """An object store's answer to a blob read, what it holds (tags, bytes); None on a filesystem."""
+    if found is None:
+        return None, [], 0
+    doc = {"answering": found.answering, "seconds": round(found.seconds, 3), "error": found.error,
+           "bytes": None}
+    tags = []
+    if found.answering:
+        try:
+            store = cache_store.open_store(settings, upstream)
+            tags = sorted(storage.CachedTag(r, tag, digest) for r in store.repositories()
+                          for tag, digest in store.tags(r).items() if digest in store.revisions(r))
+            doc["bytes"] = store.usage()
+        except StoreError as err:
+            doc.update(answering=False, error=str(err))
+    return doc, tags, doc["bytes"] or 0
+
+
+def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, images: list[dict],
+              probe: cache_store.Probe | None) -> dict:
     local = settings.storage.backend == "filesystem"
     storage_dir = layout.storage_dir(upstream) if local else None
     tags = storage.cached_tags(storage_dir) if local else []
+    store, store_tags, store_bytes = _object_store(settings, upstream, probe)
+    if store is not None:
+        tags = store_tags
     return {
         "key": upstream.key,
         "registry": upstream.registry,
@@ -54,7 +78,9 @@ def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, im
         "cached": [asdict(t) for t in tags],
         "repositories": len({t.repository for t in tags}),
         "tags": len(tags),
-        "disk_bytes": storage.disk_usage(storage_dir) if local else 0,
+        "disk_bytes": storage.disk_usage(storage_dir) if local else store_bytes,
+        # s3, azure: whether the store serves a blob read now, and its usage (None: filesystem)
+        "store": store,
         "images": images,   # size, pinned, last pulled, when the lifecycle policy drops it
     }
 
@@ -102,6 +128,16 @@ def _observe(settings: Settings) -> dict:
     return {"enabled": settings.observe.enabled, "url": settings.observe.url, "pid": locks.holder(lock)}
 
 
+def _with_damage(doc: dict, damaged: list[dict]) -> dict:
+    """The upstream's damaged store entries (named, skipped, removed by the next collection);
+    a tag whose manifest is damaged is not listed as cached. Status still exits 0 for them:
+    the mirror serves everything else, and the next collection repairs it."""
+    bad = {(d["repository"], d["name"]) for d in damaged if d["kind"] in ("manifest", "revision")}
+    cached = [c for c in doc["cached"] if (c["repository"], c["digest"]) not in bad]
+    return {**doc, "cached": cached, "repositories": len({c["repository"] for c in cached}),
+            "tags": len(cached), "damaged": damaged}
+
+
 def gather(settings: Settings, client, *, now: float | datetime | None = None,
            clock: Clock = SYSTEM_CLOCK, headroom: bool = True) -> dict:
     """The status document; `client` is a docker client, or None when the engine is unreachable.
@@ -110,34 +146,62 @@ def gather(settings: Settings, client, *, now: float | datetime | None = None,
     if isinstance(now, datetime):
         now = now.timestamp()
     layout = Layout.of(settings)
-    rows = lifecycle.image_rows(settings, client, clock)
+    # An object store that cannot serve a blob read is not read further (each read would wait
+    # out its timeouts): its upstream's "store" says why.
+    probes = {u.key: cache_store.probe(settings, u) for u in settings.upstreams}
+    rows, damaged = {}, {}
+    if all(found is None or found.answering for found in probes.values()):
+        try:
+            rows, damaged = lifecycle.survey_rows(settings, client, clock)
+        except StoreError:
+            pass   # it stopped answering since: the next status says so
     return {
         "config": settings.config_path,
         "path": settings.path,
         "enabled": settings.enabled,
         "storage_backend": settings.storage.backend,
-        "upstreams": [_upstream(settings, layout, u, client, rows.get(u.key, [])) for u in settings.upstreams],
+        "upstreams": [_with_damage(_upstream(settings, layout, u, client, rows.get(u.key, []), probes[u.key]),
+                                   damaged.get(u.key, [])) for u in settings.upstreams],
         "lifecycle": {"keep_unused_days": settings.lifecycle.keep_unused_days,
                       "max_bytes": settings.lifecycle.max_bytes,
                       "keep_previous": settings.lifecycle.keep_previous},
         "keeper": {"pid": locks.holder(layout.keeper_lock), "log": None if systemd.systemd_is_pid1()
-                   else str(layout.keeper_log), "unit": settings.instance.keeper_unit},
+                   else str(layout.keeper_log), "unit": settings.instance.keeper_unit,
+                   "owner": _other_owner(settings, client)},
         "refresh": _refresh(settings, layout, now),
         "dockerhub_headroom": _headroom(settings) if headroom else None,
         "observe": _observe(settings),
         "tls": tls.status(settings),                          # None with TLS off
         "replicas": replicas.shared_status(client, settings),   # HAProxy and Redis; None with one replica
+        "clients": client_status.rows(settings) if settings.use else [],   # per client: pointed at the mirror?
     }
+
+
+def _other_owner(settings: Settings, client) -> str | None:
+    """The other .config whose mirror (the same settings) this one uses, if so (services.ownership)."""
+    if client is None:
+        return None
+    try:
+        found = owners.owners(client, ownership.mirror_names(settings)[:1])
+    except DockerError:
+        return None
+    owner = next(iter(found.values()), None)
+    return owner if owner and owner != containers.config_of(settings) else None
 
 
 # ---------------------------------------------------------------- reading the document
 
 def exit_code(doc: dict) -> int:
-    """0 when every enabled upstream's mirror answers (none is, with the mirror disabled), else 1."""
+    """0 when every enabled upstream's mirror answers, and its object store serves a blob read
+    (none is, with the mirror disabled), and its TLS certificate has more than 30 days left,
+    else 1."""
     if not doc["enabled"]:
         return 0
+    if (doc.get("tls") or {}).get("warning"):
+        return 1
     upstreams = doc["upstreams"]
-    return 0 if upstreams and all(u["answering"] for u in upstreams) else 1
+    return 0 if upstreams and all(u["answering"] and (u.get("store") or {}).get("answering", True)
+                                  for u in upstreams) else 1
 
 
 def _plural(n: int, word: str, many: str) -> str:
@@ -155,6 +219,8 @@ def format_text(doc: dict) -> str:
                         f"last pulled {i['last_pulled'] or 'never'}  drops "
                         f"{i['drops'] or 'never (pinned)'}" for i in u["images"]],
         "disk": render.human_size(u["disk_bytes"]),
+        "damaged_lines": [f"{d['repository']}{':' if d['kind'] == 'tag' else '@'}{d['name'][:80]} "
+                          f"({d['kind']}): {d['reason']}" for d in u.get("damaged", [])],
     } for u in doc["upstreams"]]
     return render.render("status.txt.j2", doc=doc, upstreams=upstreams,
                          refresh=doc["refresh"], headroom=_headroom_text(doc)).rstrip("\n")

@@ -129,12 +129,15 @@ def test_pull_through_stores_in_each_upstreams_container_and_serves_offline(azur
     key = m.settings.storage.azure_account_key
     status = m.run("status", "--json").stdout
     assert key not in status
-    assert json.loads(status)["upstreams"][0]["storage_dir"] is None
+    upstream = json.loads(status)["upstreams"][0]
+    assert upstream["storage_dir"] is None and upstream["store"]["answering"] is True, upstream["store"]
+    assert "library/alpine" in [c["repository"] for c in upstream["cached"]]
+    assert upstream["disk_bytes"] >= sum(len(b) for b in blobs.values())
     text = m.run("status").stdout
-    assert "azure storage is not read" in text and key not in text
-    # The store is not this host's disk: the lifecycle leaves it alone, and says so.
+    assert "store:      answering (azure" in text and key not in text
+    # The lifecycle reads the containers: what was pulled now is kept.
     collected = m.run("gc")
-    assert "azure storage is not managed here" in collected.stdout + collected.stderr
+    assert " image(s) to drop" in collected.stdout and "0 of " in collected.stdout, collected.stdout
     assert stored_in(azurite, hub_container, layer) == blobs[layer]  # still there
     assert key not in container.logs().decode(errors="replace")
 

@@ -24,6 +24,7 @@ def no_engine(monkeypatch, tmp_path):
 
 
 def config(tmp_path, **overrides):
+    (tmp_path / "mirror").mkdir(exist_ok=True)   # a keeper keeps a mirror directory that exists
     return write_config(tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror"), **overrides)
 
 

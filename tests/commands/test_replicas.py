@@ -98,6 +98,12 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     policy = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port),
                              "CONFIG", "GET", "maxmemory-policy"]).output.decode()
     assert "allkeys-lru" in policy
+    # Bounded: Kconfig's defaults (DOCKER_MIRROR_HAPROXY/REDIS/REGISTRY_MEMORY_MB, _PIDS_LIMIT).
+    limits = m.settings.resources
+    for container, memory_mb in [(lb, limits.haproxy_memory_mb), (redis, limits.redis_memory_mb),
+                                 *((docker_client.containers.get(n), limits.registry_memory_mb) for n in names)]:
+        host = container.attrs["HostConfig"]
+        assert (host["Memory"], host["PidsLimit"]) == (memory_mb << 20, limits.pids), container.name
     wait_for(lambda: all(s["status"] == "UP" for s in haproxy_servers(stats_port).values()), 20,
              "HAProxy to see three healthy replicas")
 

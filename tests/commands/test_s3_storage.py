@@ -105,12 +105,16 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
 
     status = s3_mirror.run("status", "--json").stdout
     assert SECRET_KEY not in status
-    assert json.loads(status)["upstreams"][0]["storage_dir"] is None
+    upstream = json.loads(status)["upstreams"][0]
+    assert upstream["storage_dir"] is None and upstream["store"]["answering"] is True
+    assert ("library/alpine", "3.20", digest) in [(c["repository"], c["tag"], c["digest"])
+                                                  for c in upstream["cached"]]
     text = s3_mirror.run("status").stdout
-    assert "s3 storage is not read" in text and SECRET_KEY not in text
-    # The bucket is not this host's disk: the lifecycle leaves it alone, and says so.
+    assert "store:      answering (s3" in text and SECRET_KEY not in text
+    # The lifecycle reads the bucket: an image pulled now is kept (tests/commands/test_s3_lifecycle.py
+    # drops one).
     collected = s3_mirror.run("gc")
-    assert "s3 storage is not managed here" in collected.stdout + collected.stderr
+    assert "0 of 1 image(s) to drop" in collected.stdout, collected.stdout
     first = next(iter(blobs))
     assert stored_in_bucket(seaweed, first) == blobs[first]  # still there
     assert SECRET_KEY not in container.logs().decode(errors="replace")

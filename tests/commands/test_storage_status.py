@@ -25,6 +25,7 @@ from mirror.host.files import atomic_write
 from mirror.host.storage import CachedTag
 from mirror.model import images
 from mirror.net import probes
+from support import hosts_file
 from support.configs import write_config
 from support.upstream import REGISTRY_BINARY, UpstreamRegistry, free_port, make_layer, push_image
 
@@ -243,16 +244,23 @@ def test_no_secret_reaches_the_status(tmp_path, hub):
             assert secret not in text
 
 
-def test_azure_storage_keeps_its_key_out_and_is_not_read(tmp_path):
-    cfg = mirror_settings(tmp_path, free_port(), DOCKER_MIRROR_STORAGE_AZURE=True,
-                          DOCKER_MIRROR_AZURE_ACCOUNT_NAME="acct",
-                          DOCKER_MIRROR_AZURE_ACCOUNT_KEY="YXp1cmUta2V5LXMzY3JldA==")
-    assert cfg.storage.azure_account_key == "YXp1cmUta2V5LXMzY3JldA=="
-    doc = status.gather(cfg, client=None)
-    assert doc["upstreams"][0]["storage_dir"] is None
-    assert doc["upstreams"][0]["cached"] == []
+def test_azure_storage_keeps_its_key_out_and_a_silent_store_fails_status(tmp_path):
+    # The store's name resolves to loopback (a line of the test's own), where nothing listens:
+    # status asks the store, never the machine's DNS server.
+    account = f"st{uuid.uuid4().hex[:12]}"
+    with hosts_file.resolving(f"{account}.blob.localhost"):
+        cfg = mirror_settings(tmp_path, free_port(), DOCKER_MIRROR_STORAGE_AZURE=True,
+                              DOCKER_MIRROR_AZURE_ACCOUNT_NAME=account,
+                              DOCKER_MIRROR_AZURE_REALM=f"localhost:{free_port()}",
+                              DOCKER_MIRROR_AZURE_ACCOUNT_KEY="YXp1cmUta2V5LXMzY3JldA==")
+        assert cfg.storage.azure_account_key == "YXp1cmUta2V5LXMzY3JldA=="
+        doc = status.gather(cfg, client=None)
+    up = doc["upstreams"][0]
+    assert up["storage_dir"] is None and up["cached"] == []
+    assert up["store"]["answering"] is False and "Connection refused" in up["store"]["error"], up["store"]
+    assert status.exit_code(doc) == 1
     text = status.format_text(doc)
-    assert "azure storage is not read" in text
+    assert "store:      NOT ANSWERING: azure container " in text
     assert "YXp1cmUta2V5LXMzY3JldA==" not in json.dumps(doc) + text
 
 

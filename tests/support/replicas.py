@@ -32,17 +32,19 @@ def free_port_block(tries: int = 200) -> int:
 
 
 def haproxy_servers(stats_port: int, backend: str = "dockerhub_replicas") -> dict[str, dict]:
-    """HAProxy's own view of each replica: status (UP/DOWN), stot (sessions so far), scur."""
+    """HAProxy's own view of each replica: status (UP/DOWN), stot (sessions so far), scur.
+    (Not the backends' last resort, `unavailable`, which is no replica.)"""
     text = requests.get(f"http://127.0.0.1:{stats_port}/stats;csv", timeout=5).text
     rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
     return {row["svname"]: row for row in rows
-            if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+            if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND", "unavailable")}
 
 
 def pull(url: str, repository: str, tag: str, attempts: int = 8) -> tuple[str, dict[str, str]]:
     """A client's pull (manifest, then every blob, sha256 checked), each request retried as
     docker does when a connection breaks; (manifest digest, {blob digest: its sha256})."""
-    api = RegistryAPI(url)
+    # A client's pull counts as use (the product's own agent does not: services.lifecycle).
+    api = RegistryAPI(url, user_agent="docker/test-client")
 
     def retried(call):
         for attempt in range(attempts):

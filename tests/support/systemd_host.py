@@ -76,9 +76,12 @@ DAEMON_JSON = {
 # Units of the packages that must not run in the test host, which shares this host's
 # network: docker-registry, prometheus and redis-server would take ports the tests use
 # (docker-registry :5000, the mirror's own), haproxy and redis-server fail to start and
-# degrade the boot, and the apt timers would download package lists.
+# degrade the boot, and the apt timers would download package lists. podman's units (its
+# restart and auto-update services, its socket) fail in the nested host and degrade it too.
 MASKED_UNITS = ("docker-registry.service", "prometheus.service", "prometheus-node-exporter.service",
-                "redis-server.service", "haproxy.service", "apt-daily.timer", "apt-daily-upgrade.timer")
+                "redis-server.service", "haproxy.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+                "podman.service", "podman.socket", "podman-restart.service", "podman-auto-update.service",
+                "podman-auto-update.timer")
 
 RUN_FLAGS = (
     "--network", "host",
