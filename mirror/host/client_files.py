@@ -10,6 +10,7 @@ back exactly what was there.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fcntl
 import json
 import os
@@ -32,6 +33,37 @@ class ClientPaths:
     containerd_config: Path = Path("/etc/containerd/config.toml")
     certs_dir: Path = Path("/etc/containerd/certs.d")
     docker_certs_dir: Path = Path("/etc/docker/certs.d")   # HOST:PORT/ca.crt, read by dockerd
+    # The clients of mirror.client_table: None leaves a client out (callers that name
+    # daemon.json and containerd's files only, as before); host() and under() set them all.
+    docker_hosts_dir: Path | None = None     # /etc/docker/certs.d/<registry>/hosts.toml: Docker 29
+    containers_dir: Path | None = None       # registries.conf(.d), certs.d: containers/image
+    buildkit_config: Path | None = None
+    k3s_registries: Path | None = None
+    rke2_registries: Path | None = None
+    search_path: str | None = None           # where client programs are looked for (None: $PATH)
+
+    @classmethod
+    def host(cls, **given) -> "ClientPaths":
+        """This host's files, every client included; `given` replaces some."""
+        return cls(**{**HOST_CLIENT_FILES, **given})
+
+    @classmethod
+    def under(cls, root: Path, search_path: str | None = None) -> "ClientPaths":
+        """Every /etc path moved under `root` (tests, a chroot, an image being built);
+        the pid file too: no dockerd is signalled."""
+        every = {f.name: getattr(cls, f.name) for f in dataclasses.fields(cls)
+                 if isinstance(getattr(cls, f.name), Path)}
+        moved = {name: Path(root) / path.relative_to("/") for name, path in {**every, **HOST_CLIENT_FILES}.items()}
+        return cls(**moved, search_path=search_path)
+
+
+HOST_CLIENT_FILES = {
+    "docker_hosts_dir": Path("/etc/docker/certs.d"),
+    "containers_dir": Path("/etc/containers"),
+    "buildkit_config": Path("/etc/buildkit/buildkitd.toml"),
+    "k3s_registries": Path("/etc/rancher/k3s/registries.yaml"),
+    "rke2_registries": Path("/etc/rancher/rke2/registries.yaml"),
+}
 
 
 def b64(data: bytes | None) -> str | None:

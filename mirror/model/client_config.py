@@ -34,6 +34,9 @@ class HostMirror:
     registry: str      # docker.io, ghcr.io, ... (the certs.d directory name)
     server: str        # the real registry: containerd's fallback
     mirror_url: str    # http(s)://HOST:PORT
+    address: str = ""  # HOST:PORT of the mirror (containers/image, BuildKit and k3s name it so)
+    tls: bool = False  # the mirror speaks HTTPS (with the CA in Wanted.ca_file when generated/given)
+    server_insecure: bool = False   # the real registry itself speaks plain HTTP (a custom remote)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Wanted:
     ca_file: str | None = None
     ca_addresses: tuple[str, ...] = ()
     authorization: str | None = field(default=None, repr=False)   # for hosts.toml
+    credential: tuple[str, str] | None = field(default=None, repr=False)   # for k3s' registries.yaml
 
 
 def registry_server(registry: str) -> str:
@@ -63,10 +67,13 @@ def wanted(settings: Settings) -> Wanted:
     return Wanted(
         mirrors=(urls[DOCKER_HUB],) if DOCKER_HUB in urls else (),
         insecure=insecure,
-        hosts=tuple(HostMirror(registry, registry_server(registry), url) for registry, url in urls.items()),
+        hosts=tuple(HostMirror(u.registry, registry_server(u.registry), u.endpoint.url, u.endpoint.client_address,
+                               u.endpoint.tls, u.remote_url.startswith("http://"))
+                    for u in settings.upstreams),
         ca_file=settings.tls_ca,
         ca_addresses=tuple(u.endpoint.client_address for u in settings.upstreams) if settings.tls_ca else (),
         authorization=basic_authorization(settings.client_credential),
+        credential=settings.client_credential,
     )
 
 

@@ -69,8 +69,9 @@ def check_client_credential(settings) -> None:
 
 
 def plan(prev_records: list[dict], certs_dir: Path, want: Wanted, paths: ClientPaths,
-         ca: bytes | None) -> HostsPlan:
-    """hosts.toml for every mirrored registry, and the CA files (generated TLS)."""
+         ca: bytes | None, extra=()) -> HostsPlan:
+    """hosts.toml for every mirrored registry, the CA files (generated TLS), and the whole
+    files of the other clients found (`extra`: mirror.client_table.FileWant with data)."""
     wanted: list[tuple[Path, bytes, str, bool]] = []
     for host in want.hosts:
         ca_path = certs_dir / host.registry / CONTAINERD_CA if ca is not None else None
@@ -83,6 +84,7 @@ def plan(prev_records: list[dict], certs_dir: Path, want: Wanted, paths: ClientP
     if ca is not None:
         for address in want.ca_addresses:
             wanted.append((paths.docker_certs_dir / address / "ca.crt", ca, f"the CA of https://{address}", False))
+    wanted.extend((f.path, f.data, f.what, f.secret) for f in extra)
 
     prev = {entry["path"]: entry for entry in prev_records}
     records, writes, notes = [], [], []

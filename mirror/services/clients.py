@@ -21,7 +21,8 @@ from ..host import client_files as files
 from ..host.client_files import ClientPaths, b64, unb64
 from ..host.layout import Layout
 from ..host.proc import dockerd_flags_conflict, dockerd_pid
-from . import client_hosts
+from . import client_hosts, client_merged
+from .. import client_table
 from ..client_text import parse_toml, plan_containerd_config, remove_inserted
 from ..model.client_config import (INSECURE_REGISTRIES, REGISTRY_MIRRORS, Wanted, dump_daemon_json,
                                    merge_daemon_json, parse_daemon_json, unmerge_daemon_json, wanted)
@@ -84,11 +85,16 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
         docker_plan = _plan_docker(state.get("docker"), paths, want)
         containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
         client_hosts.check_client_credential(settings)
-        hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want))
+        survey = client_table.survey(paths)
+        owned, merged_wants, failed = _client_files(survey, want, paths)
+        hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want),
+                                       extra=owned)
+        merged_plan = client_merged.plan(state.get("merged", []), merged_wants)
+        failed.update(merged_plan.failed)
 
         writes = [p for p, _ in docker_plan.writes] + [p for p, _ in containerd_plan.writes] + \
-            [w.path for w in hosts_plan.writes]
-        for path in writes + [Path(e["path"]) for e in hosts_plan.stale]:
+            [w.path for w in hosts_plan.writes] + [w[0] for w in merged_plan.writes]
+        for path in writes + [Path(e["path"]) for e in hosts_plan.stale + merged_plan.stale]:
             files.check_writable(path)
         # every directory the writes create, outermost first, so undo can take them away again
         new_dirs = list(dict.fromkeys(d for path in writes for d in files.missing_dirs(path.parent)))
@@ -96,9 +102,13 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
         # The state goes first: if a write below fails, undo still knows
         # everything that may have been added.
         new_state = {"docker": docker_plan.record, "containerd": containerd_plan.record,
-                     "hosts": hosts_plan.records,
+                     "hosts": hosts_plan.records, "merged": merged_plan.records,
                      "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
         unchanged_since_planned((docker_plan, containerd_plan))
+        for path, raw in merged_plan.reads.items():
+            if files.read(path) != raw:
+                raise ClientFileError(f"{path} changed while docker-mirror-clients was reading it; "
+                                      "nothing was written: run it again")
         files.save_state(report.state_path, new_state)
 
         for directory in new_dirs:
@@ -120,15 +130,61 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
                 files.save_state(report.state_path, new_state)
             client_hosts.write(write)
             report.add(f"{write.path}: written ({write.mirror})")
+        for path, data, backup, secret in merged_plan.writes:
+            if backup:
+                saved = files.backup(path)
+                report.add(f"{path}: previous version kept as {saved}")
+                client_hosts.record_backup(merged_plan, path, saved)   # undo drops it
+                files.save_state(report.state_path, new_state)
+            client_merged.write(path, data, secret)
+            report.add(f"{path}: our entries merged in")
         for entry in hosts_plan.stale:
             report.add(client_hosts.undo_file(entry))
-        for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes:
+        for entry in merged_plan.stale:
+            report.add(client_merged.undo(entry))
+        for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes + merged_plan.notes:
+            report.add(line)
+        for line in _client_notes(survey, want, paths) + client_lines(survey, failed):
             report.add(line)
 
         if reload:
             report.add(_converge_dockerd(paths, connect, want, docker_plan, timeout))
         report.add(f"recorded in {report.state_path} ('make docker-mirror-clients-undo' takes it back)")
     return report
+
+
+def _client_files(survey, want: Wanted, paths: ClientPaths):
+    """The files of every client found: whole files of ours, files to merge into, and the
+    clients that cannot be configured (why)."""
+    owned, merged, failed = [], [], {}
+    for found in survey:
+        if found.state != "configure" or found.client.files is None:
+            continue
+        try:
+            for want_file in found.client.files(want, paths):
+                (merged.append((found.client.key, want_file)) if want_file.merge else owned.append(want_file))
+        except ClientFileError as err:
+            failed[found.client.key] = str(err)
+    return owned, merged, failed
+
+
+def _client_notes(survey, want: Wanted, paths: ClientPaths) -> list[str]:
+    return [note for found in survey if found.state == "configure" and found.client.notes
+            for note in found.client.notes(want, paths)]
+
+
+def client_lines(survey, failed: dict[str, str]) -> list[str]:
+    """One line per known client: configured, absent, or not configured and why."""
+    lines = []
+    for found in survey:
+        name = found.client.name
+        if found.state == "absent":
+            lines.append(f"client {name}: absent ({found.why})")
+        elif found.state == "blocked" or found.client.key in failed:
+            lines.append(f"client {name}: NOT configured: {failed.get(found.client.key) or found.why}")
+        else:
+            lines.append(f"client {name}: configured ({found.why}); credentials: {found.client.credentials}")
+    return lines
 
 
 def unchanged_since_planned(plans) -> None:
@@ -228,6 +284,14 @@ def _plan_containerd(prev: dict | None, paths: ClientPaths) -> tuple[FilePlan, P
         what = plan.note
         notes.append(f"{path}: {plan.note}")
     certs_dir = Path(plan.certs_dir)
+    if ":" in plan.certs_dir:
+        # containerd 1.x's CRI reads every directory of a colon-separated config_path; 2.x's
+        # transfer-service pull path takes the value as one directory (containerd #12808)
+        certs_dir = Path(plan.certs_dir.split(":")[0])
+        notes.append(f"{path}: config_path {plan.certs_dir} names several directories: hosts.toml go "
+                     f"in the first, {certs_dir}; containerd 2.x's transfer-service pulls take the whole "
+                     "value as one directory and would not find them (containerd #12808): "
+                     "set config_path to one directory")
     if not certs_dir.is_absolute():
         raise ClientFileError(f"{path}: config_path {plan.certs_dir!r} is not an absolute path; "
                               "left untouched: fix it and run again")
@@ -262,6 +326,8 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
             # an unreadable daemon.json stops the undo before anything is changed
             path = Path(state["docker"]["path"])
             parse_daemon_json(files.read(path), path)
+        for entry in state.get("merged", []):
+            report.add(client_merged.undo(entry))
         for entry in state.get("hosts", []):
             report.add(client_hosts.undo_file(entry))
         if state.get("containerd"):

@@ -384,8 +384,8 @@ def test_disabled_mirror_points_no_client_at_it(settings, paths):
 def test_cli_clients_and_clients_undo(settings, paths, tmp_path):
     config = tmp_path / ".config"
     write_config(config, olddefconfig=True, DOCKER_MIRROR_PORT=15000, DOCKER_MIRROR_PATH=settings.path)
-    options = ["--daemon-json", str(paths.daemon_json), "--docker-pid", str(paths.docker_pid),
-               "--containerd-config", str(paths.containerd_config), "--certs-dir", str(paths.certs_dir)]
+    # --root: every client's file under tmp_path (the paths fixture's layout), none in this host's /etc
+    options = ["--root", str(tmp_path)]
     applied = run_mirror("clients", *options, config=config)
     assert "added registry-mirrors http://127.0.0.1:15000" in applied.stdout
     assert (paths.certs_dir / "docker.io/hosts.toml").is_file()

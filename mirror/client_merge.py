@@ -1,0 +1,167 @@
+"""Our entries merged into a client file the user may own (buildkitd.toml, registries.yaml).
+
+Never rewritten whole: our text is added (appended, or inserted right under
+an existing top-level key), the result is parsed again and must equal the
+user's document plus our entries and nothing else, and the pieces added are
+returned so undo can take exactly them out. A registry the user configured
+already is left to the user (said in the notes). Pure: text in, text out.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import tomllib
+from dataclasses import dataclass, field
+
+import yaml
+
+from . import render
+from .errors import ClientFileError
+
+
+@dataclass(frozen=True)
+class Merge:
+    text: str                                   # the file to write (== the input: nothing to add)
+    inserted: list[str] = field(default_factory=list)   # the pieces added, each to be found once by undo
+    notes: list[str] = field(default_factory=list)
+
+
+def _toml(text: str, path) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ClientFileError(f"{path}: not valid TOML: {err}; left untouched: fix it and run again") from None
+
+
+def _yaml(text: str, path) -> dict:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ClientFileError(f"{path}: not valid YAML{where}; left untouched: fix it and run again") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ClientFileError(f"{path}: holds a YAML {type(doc).__name__}, not a mapping; left untouched")
+    return doc
+
+
+def _table(doc: dict, key: str, path, kind="table") -> dict:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ClientFileError(f"{path}: {key} is {value!r}, not a {kind}; left untouched: fix it and run again")
+    return value
+
+
+def remove(text: str, inserted: list[str]) -> str | None:
+    """`text` without every piece of `inserted`, or None when one is not there exactly once."""
+    for piece in inserted:
+        if text.count(piece) != 1:
+            return None
+        text = text.replace(piece, "", 1)
+    return text
+
+
+# ---------------------------------------------------------------- BuildKit
+
+def buildkit(text: str | None, hosts, ca: dict[str, str], path) -> Merge:
+    """buildkitd.toml: `[registry."<registry>"] mirrors = ["HOST:PORT"]` (bare hosts, not URLs),
+    and for each mirror `[registry."HOST:PORT"]` with `http = true` or `ca = [...]`."""
+    doc = _toml(text or "", path)
+    registries = _table(doc, "registry", path)
+    notes = []
+    ours = []
+    for host in hosts:
+        if host.registry in registries:
+            notes.append(f"{path}: has its own [registry.\"{host.registry}\"]: left as it is "
+                         f"(add mirrors = [\"{host.address}\"] there by hand)")
+        else:
+            ours.append(host)
+    mirrors = [h for h in ours if h.address not in registries]
+    if not ours:
+        return Merge(text or "", [], notes)
+    piece = render.render("buildkitd-registry.toml.j2", hosts=ours, mirrors=mirrors, ca=ca)
+    if text is None:
+        piece = "# Written by docker-mirror: there was no buildkitd.toml here.\n" + piece.lstrip("\n")
+    elif text and not text.endswith("\n"):
+        piece = "\n" + piece
+    new = (text or "") + piece
+    expected = {**doc, "registry": {**registries, **_toml(piece, path)["registry"]}}
+    if _toml(new, path) != expected:
+        raise ClientFileError(f"{path}: our [registry] tables could not be added without changing "
+                              "anything else (an unusual layout); left untouched: add them by hand")
+    return Merge(new, [piece], notes)
+
+
+# ---------------------------------------------------------------- k3s / RKE2
+
+def _section_line(text: str, key: str) -> re.Match | None:
+    found = list(re.finditer(rf"^{re.escape(key)}[ \t]*:[ \t]*(#.*)?$\n?", text, re.M))
+    return found[0] if len(found) == 1 else None
+
+
+def _child_indent(text: str, after: int) -> int:
+    for line in text[after:].splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            indent = len(line) - len(line.lstrip(" "))
+            return indent if indent else 2
+    return 2
+
+
+def k3s(text: str | None, hosts, ca: dict[str, str], credential, path) -> Merge:
+    """registries.yaml: `mirrors: <registry>: endpoint: [mirror URL]` and, with a client user
+    or a CA, `configs: "HOST:PORT": {auth: {username, password}, tls: {ca_file}}`."""
+    doc = _yaml(text or "", path)
+    mirrors_now = _table(doc, "mirrors", path, "mapping")
+    configs_now = _table(doc, "configs", path, "mapping")
+    notes = []
+    ours = []
+    for host in hosts:
+        if host.registry in mirrors_now:
+            notes.append(f"{path}: has its own mirrors for {host.registry}: left as they are "
+                         f"(add endpoint {host.mirror_url} there by hand)")
+        else:
+            ours.append(host)
+    wants_config = credential is not None or bool(ca)
+    configs = [h for h in ours if wants_config and h.address not in configs_now
+               and (credential is not None or h.address in ca)]
+    if not ours:
+        return Merge(text or "", [], notes)
+    context = dict(hosts=ours, configs=configs, ca=ca, credential=credential)
+    if not (text or "").strip():
+        whole = render.render("k3s-registries.yaml.j2", part="file", **context)
+        new = (text or "") + whole
+        inserted = [whole]
+    else:
+        new, inserted = text, []
+        for key, entries in (("mirrors", ours), ("configs", configs)):
+            if not entries:
+                continue
+            block = render.render("k3s-registries.yaml.j2", part=key, **context)
+            if key not in doc:
+                piece = ("" if new.endswith("\n") else "\n") + f"{key}:\n" + textwrap.indent(block, "  ")
+                new += piece
+            else:
+                header = _section_line(new, key)
+                if header is None:
+                    raise ClientFileError(f"{path}: its {key}: is written in a form this tool does not edit "
+                                          f"(flow style, or not at the top level); left untouched: "
+                                          f"add our entries by hand")
+                if not header.group(0).endswith("\n"):
+                    raise ClientFileError(f"{path}: ends in '{key}:' without a newline; left untouched")
+                piece = textwrap.indent(block, " " * _child_indent(new, header.end()))
+                new = new[:header.end()] + piece + new[header.end():]
+            inserted.append(piece)
+    expected = dict(doc)
+    parsed_ours = _yaml(render.render("k3s-registries.yaml.j2", part="file", **context), path)
+    for key in ("mirrors", "configs"):
+        if parsed_ours.get(key):
+            expected[key] = {**(doc.get(key) or {}), **parsed_ours[key]}
+    if _yaml(new, path) != expected:
+        raise ClientFileError(f"{path}: our entries could not be added without changing anything else "
+                              "(an unusual layout); left untouched: add them by hand")
+    return Merge(new, inserted, notes)
