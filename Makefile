@@ -72,7 +72,7 @@ docker-mirror-k8s: $(EXTRA_VARS) ## Write Kubernetes manifests for the mirror in
 
 .PHONY: docker-mirror-clients docker-mirror-clients-undo docker-mirror-distribute
 
-docker-mirror-clients: $(EXTRA_VARS) ## Point this host's Docker and containerd at the mirror
+docker-mirror-clients: $(EXTRA_VARS) ## Point this host's clients (Docker, containerd, Podman, Buildah, Skopeo, CRI-O, BuildKit, k3s) at the mirror
 	@$(MIRROR) clients
 
 docker-mirror-clients-undo: ## Take back what docker-mirror-clients added

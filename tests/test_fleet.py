@@ -1,13 +1,19 @@
-"""`make docker-mirror-distribute`: ansible/docker-mirror-clients.yml on localhost.
+"""`make docker-mirror-distribute`: ansible/docker-mirror-clients.yml on localhost,
+with ansible/docker-mirror-clients-more.yml which it imports (Podman/Buildah/Skopeo/
+CRI-O's registries.conf drop-in, Docker 29's containerd store).
 
 One playbook, run twice with a local connection (Ansible runs are slow: one
 test holds both runs): first through `make docker-mirror-distribute`, then
 with the ansible-playbook command the playbook documents. The Docker part works on the host's real
 /etc/docker/daemon.json and dockerd (put back afterwards), so a real
-`docker pull` shows the mirror in use; containerd's files go to a tmp dir,
-where `ctr --hosts-dir` reads them.
+`docker pull` shows the mirror in use; every other client file goes to a tmp
+dir (-e containerd_certs_dir, containers_dir, docker_hosts_dir...: this host's
+/etc/containers, /etc/docker/certs.d and /etc/containerd are never written), where
+`ctr --hosts-dir` reads them, and each is compared with what `make docker-mirror-clients`
+writes under a --root of its own.
 """
 
+import json
 import os
 import re
 import shlex
@@ -22,7 +28,11 @@ import pytest
 
 from mirror.config.kconfig import ROOT
 from mirror import client_text
+from mirror.client_table import DROP_IN
+from mirror.config import settings as settings_mod
+from mirror.host.client_files import ClientPaths
 from mirror.model import client_config
+from mirror.services import clients
 from support.configs import run_mirror, write_config
 from support.pullthrough import (DEBIAN_CONTAINERD_CONFIG, ProxyRegistry, ctr, ctr_remove_namespace,
                                  real_daemon_json)
@@ -65,6 +75,16 @@ def run_playbook(tmp: Path, extra_vars: Path, via_make: bool, **variables) -> di
     return {k: int(v) if v.isdigit() else v for k, v in recap.groupdict().items()}
 
 
+def tree(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def product_files(config: Path, root: Path) -> dict:
+    """What `make docker-mirror-clients --root ROOT` writes under ROOT (no dockerd reloaded)."""
+    clients.apply(settings_mod.load(config), ClientPaths.under(root), reload=False)
+    return tree(root)
+
+
 @pytest.fixture
 def fleet(tmp_path):
     """Upstreams with images and a pull-through mirror process for docker.io and ghcr.io."""
@@ -100,9 +120,11 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
     hub_url, ghcr_url = hub["proxy"].url, ghcr["proxy"].url  # http://127.0.0.1:PORT
     minio = f"minio/minio:{hub['tag']}"
 
+    # podman and dockerd are on this host's PATH: the imported play configures both clients
+    where = dict(containerd_config=containerd_config, containerd_certs_dir=certs,
+                 containers_dir=etc / "containers", docker_hosts_dir=etc / "docker-certs.d")
     with real_daemon_json() as daemon_json:
-        first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=True,
-                             containerd_config=containerd_config, containerd_certs_dir=certs)
+        first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=True, **where)
         assert first["failed"] == 0 and first["changed"] >= 4, first
 
         # Docker: the mirror first in the real daemon.json, and the real dockerd uses it
@@ -114,9 +136,14 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
         config = tomllib.loads(containerd_config.read_text())
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == str(certs)
         assert config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
+        # the clients of the imported play: the same bytes as make docker-mirror-clients
+        made = product_files(tmp_path / ".config", tmp_path / "product")
+        assert tree(etc / "containers") == {f"registries.conf.d/{DROP_IN}":
+                                            made[f"etc/containers/registries.conf.d/{DROP_IN}"]}
+        assert tree(etc / "docker-certs.d") == {f"{registry}/hosts.toml": made[f"etc/docker/certs.d/{registry}/hosts.toml"]
+                                                for registry in ("docker.io", "ghcr.io")}
 
-        second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False,
-                              containerd_config=containerd_config, containerd_certs_dir=certs)
+        second = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False, **where)
         assert second["failed"] == 0 and second["changed"] == 0, second
 
         try:
@@ -141,10 +168,10 @@ def test_playbook_points_docker_and_containerd_at_the_mirror_once(fleet, tmp_pat
 
 
 def test_playbook_hands_out_the_generated_ca_and_the_client_credential(tmp_path):
-    """Generated TLS and a client user: the CA where dockerd and containerd read it, the
-    Authorization header in a 0600 hosts.toml, the same bytes as docker-mirror-clients;
+    """Generated TLS and a client user: the CA where dockerd, containerd, Docker's containerd
+    store and containers/image read it, the Authorization header in 0600 hosts.toml files:
+    byte for byte what `make docker-mirror-clients --root` writes under the same root;
     nothing of it on the real host (every path points into the test's own tree)."""
-    from mirror.config import settings as settings_mod
     from mirror.host import credential, tls
 
     users = tmp_path / "htpasswd"
@@ -157,22 +184,49 @@ def test_playbook_hands_out_the_generated_ca_and_the_client_credential(tmp_path)
     tls.ensure(loaded)
     ca = Path(loaded.tls_ca).read_bytes()
     run_mirror("extra-vars", "--out", str(tmp_path / "extra_vars.yaml"), config=config)
-    etc = tmp_path / "etc"
-    where = dict(docker_daemon_json=etc / "docker/daemon.json", docker_pid_file=tmp_path / "no-dockerd.pid",
-                 containerd_config=etc / "containerd/config.toml", containerd_certs_dir=etc / "containerd/certs.d",
-                 docker_certs_dir=etc / "docker/certs.d")
+    root = tmp_path / "root"
+    paths = ClientPaths.under(root)
+    # The product first, under the root the playbook then writes into: the files name
+    # paths (the CA of each hosts.toml), so the same root makes the same bytes.
+    made = product_files(config, root)
+    shutil.rmtree(root)
+    where = dict(docker_daemon_json=paths.daemon_json, docker_pid_file=tmp_path / "no-dockerd.pid",
+                 containerd_config=paths.containerd_config, containerd_certs_dir=paths.certs_dir,
+                 docker_certs_dir=paths.docker_certs_dir, docker_hosts_dir=paths.docker_hosts_dir,
+                 containers_dir=paths.containers_dir)
 
     first = run_playbook(tmp_path, tmp_path / "extra_vars.yaml", via_make=False, **where)
     assert first["failed"] == 0, first
+    etc = root / "etc"
+    header = client_config.basic_authorization(("alice", "wonder land"))
     for registry, port in (("docker.io", 15300), ("ghcr.io", 15301)):
         assert (etc / "docker/certs.d" / f"127.0.0.1:{port}" / "ca.crt").read_bytes() == ca
+        assert (etc / "containers/certs.d" / f"127.0.0.1:{port}" / "ca.crt").read_bytes() == ca
         own_ca = etc / "containerd/certs.d" / registry / "docker-mirror-ca.crt"
         assert own_ca.read_bytes() == ca
         hosts = etc / "containerd/certs.d" / registry / "hosts.toml"
         assert hosts.read_text() == client_text.hosts_toml(
-            registry, f"https://127.0.0.1:{port}", ca=str(own_ca),
-            authorization=client_config.basic_authorization(("alice", "wonder land")))
-        assert hosts.stat().st_mode & 0o777 == 0o600
+            registry, f"https://127.0.0.1:{port}", ca=str(own_ca), authorization=header)
+        store = etc / "docker/certs.d" / registry / "hosts.toml"     # Docker 29's containerd store
+        assert tomllib.loads(store.read_text())["host"][f"https://127.0.0.1:{port}"]["header"]["Authorization"] == header
+        for path in (hosts, store):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    drop_in = tomllib.loads((etc / "containers/registries.conf.d" / DROP_IN).read_text())
+    assert [r["mirror"] for r in drop_in["registry"]] == [[{"location": "127.0.0.1:15300"}],
+                                                          [{"location": "127.0.0.1:15301"}]]
+    # Every client file the product writes, the playbook writes with the same bytes, and nothing
+    # else (daemon.json and a new containerd config.toml: the same document, in the playbook's
+    # own layout and comment).
+    wrote = tree(root)
+    assert set(wrote) == set(made), sorted(set(wrote) ^ set(made))
+    same_document = {"etc/docker/daemon.json": json.loads, "etc/containerd/config.toml": lambda b: tomllib.loads(b.decode())}
+    for name, data in made.items():
+        parse = same_document.get(name)
+        if parse:
+            assert parse(wrote[name]) == parse(data), name
+        else:
+            assert wrote[name] == data, name
+    assert len(made) == 2 + 2 * 5 + 1, sorted(made)   # daemon.json, config.toml; per mirror 5 files; the drop-in
     assert "wonder land" not in (tmp_path / "extra_vars.yaml").read_text() or \
         (tmp_path / "extra_vars.yaml").stat().st_mode & 0o777 == 0o600
 

@@ -62,8 +62,11 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(tmp_path, case,
     kinds = by_kind(out)
     names = k8s.names(loaded)
     assert set(kinds["Deployment"]) == set(kinds["Service"]) == set(names.values())
-    assert {f"{n}-config" for n in names.values()} < set(kinds["ConfigMap"])
-    assert len(kinds["Secret"]) == 1 and len(kinds["DaemonSet"]) == 1
+    # each registry's config, and the nodes' files: containerd's hosts.toml (a Secret instead with
+    # a client user, none here) and CRI-O's registries.conf drop-in, copied by one DaemonSet
+    assert set(kinds["ConfigMap"]) == {f"{n}-config" for n in names.values()} | {
+        "docker-mirror-containerd-hosts", "docker-mirror-registries-conf"}
+    assert len(kinds["Secret"]) == 1 and set(kinds["DaemonSet"]) == {"docker-mirror-containerd-hosts"}
     filesystem = loaded.storage.backend == "filesystem"
     assert set(kinds.get("PersistentVolumeClaim", {})) == ({f"{n}-storage" for n in names.values()}
                                                            if filesystem else set())

@@ -37,7 +37,8 @@ OPTIONS = (
     ("--namespace", f"the namespace (default: {manifests.Options.namespace})"),
     ("--storage-class", "the cache volume's StorageClass (filesystem backend; default: the cluster's)"),
     ("--warm-image", f"the refresh's image, with skopeo and sh (default: {manifests.Options.warm_image})"),
-    ("--hosts-image", f"the image that copies hosts.toml, with sh and cp (default: {manifests.Options.hosts_image})"),
+    ("--hosts-image", "the image that copies the nodes' hosts.toml and registries.conf drop-in, with sh, cp "
+     f"and mkdir (default: {manifests.Options.hosts_image})"),
     ("--pause-image", f"the DaemonSet's idle container (default: {manifests.Options.pause_image})"),
     ("--registry-image", "the registries' image, one the cluster can pull (default: "
      "DOCKER_MIRROR_REGISTRY_IMAGE; with the engine built here, which is local to this host, registry:2)"),
@@ -93,8 +94,9 @@ def render(settings: Settings, config: dotconfig.DotConfig, out: str | Path | No
     targets, list_errors = wanted_images(settings) if schedule is not None else ([], [])
     ca_bundle = settings.storage.ca_bundle
     storage_ca = _read(ca_bundle, "DOCKER_MIRROR_STORAGE_CA_BUNDLE", config) if ca_bundle else ""
+    node_ca = _node_ca(settings, config)
     files = manifests.manifests(settings, options, _secrets(settings, config, out), warm_targets=targets,
-                          schedule=schedule, storage_ca=storage_ca)
+                          schedule=schedule, storage_ca=storage_ca, node_ca=node_ca)
     _refuse_foreign(out, files)
     written = []
     try:
@@ -120,9 +122,10 @@ def _check_names(settings: Settings, config: dotconfig.DotConfig, options: manif
                        "and '-', starting and ending with a letter or digit (a Kubernetes namespace)")
     symbol = "DOCKER_MIRROR_CONTAINER_PREFIX"
     prefix = settings.container_prefix
-    # The longest names made from the prefix: PREFIX-containerd-hosts and PREFIX-KEY-storage.
-    longest = max([f"{prefix}-containerd-hosts", *(f"{n}-storage" for n in manifests.names(settings).values())],
-                  key=len)
+    # The longest names made from the prefix: PREFIX-containerd-hosts, PREFIX-registries-conf
+    # and PREFIX-KEY-storage.
+    longest = max([f"{prefix}-containerd-hosts", manifests.containers_config_map(settings),
+                   *(f"{n}-storage" for n in manifests.names(settings).values())], key=len)
     for name in (prefix, longest):
         problem = manifests.name_problem(name)
         if problem:
@@ -193,6 +196,14 @@ def _secrets(settings: Settings, config: dotconfig.DotConfig, out: Path) -> mani
         tls_key = _read(settings.tls_key, for_symbol or "DOCKER_MIRROR_TLS_KEY", config)
     return manifests.ClusterSecrets(http_secret, htpasswd, WARM_USER if htpasswd else "", warm_password,
                               tls_cert, tls_key)
+
+
+def _node_ca(settings: Settings, config: dotconfig.DotConfig) -> str:
+    """The CA the nodes' runtimes are given to verify the mirrors' certificate ("" without TLS or a CA)."""
+    if not (settings.tls_certificate and settings.tls_ca):
+        return ""
+    symbol = "DOCKER_MIRROR_TLS_GENERATE" if settings.tls_generate else "DOCKER_MIRROR_TLS_CA_CERTIFICATE"
+    return _read(settings.tls_ca, symbol, config)
 
 
 def _read(path: str, symbol: str, config: dotconfig.DotConfig) -> str:

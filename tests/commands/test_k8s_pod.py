@@ -9,6 +9,11 @@ collection CronJob's container sweeps the claim the serving pod uses. Only the
 addresses change: the Service's cluster name becomes the test's loopback
 port (REGISTRY_HTTP_ADDR, one more of distribution's overrides, and the
 references' host).
+
+The DaemonSet's init container runs too, on an image of this host's sh, cp,
+mkdir and chmod (busybox cannot be pulled here), with its ConfigMap volumes in
+the kubelet's layout and a directory standing for each node's /etc at its
+mount path: the script runs as written, no path in it replaced.
 """
 
 import base64
@@ -25,11 +30,13 @@ import pytest
 import requests
 import yaml
 
+from mirror.client_table import DROP_IN
+from mirror.engine import tool_images
 from mirror.host.credential import _bcrypt
 from mirror.net.registry_api import RegistryAPI
 from mirror.model.manifests import blobs_of
 from support.configs import image_list, run_mirror, write_config
-from support.k8s_manifests import by_kind
+from support.k8s_manifests import by_kind, kubelet_volume
 from support.seaweed import SeaweedS3
 from support.upstream import free_port, push_image
 
@@ -37,6 +44,9 @@ BUCKET = "k8s-cache"
 ROOT = "/k8s-test"
 ACCESS_KEY = "k8stest"
 SECRET_KEY = "k8s-s3-secret-never-in-a-configmap"
+# What the init container's command needs of busybox, from this host (the entrypoint is the command's).
+NODE_SHELL = tool_images.Tool("node-shell", "dash coreutils", ("/bin/sh", "/bin/cp", "/bin/mkdir", "/bin/chmod"),
+                              "unused", ())
 
 
 @pytest.fixture
@@ -216,3 +226,54 @@ def test_the_collection_job_sweeps_the_claim_beside_the_serving_registry(tmp_pat
             chunks = []
             api.fetch_blob("library/alpine", blob_digest, sink=chunks.append)
             assert b"".join(chunks) == data
+
+
+def test_the_daemonsets_init_container_writes_each_runtimes_files_on_its_node(tmp_path, docker_client):
+    """A containerd node gets hosts.toml and no CRI-O file; a CRI-O node the registries.conf
+    drop-in and no /etc/containerd; a node with neither, nothing."""
+    config = write_config(tmp_path / ".config", DOCKER_MIRROR_GHCR=True)
+    out = tmp_path / "k8s"
+    run_mirror("k8s", "--out", str(out), config=config)
+    kinds = by_kind(out)
+    pod = kinds["DaemonSet"]["docker-mirror-containerd-hosts"]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    image = tool_images.ensure(docker_client, NODE_SHELL)
+    sources = {}
+    for mount in init["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            sources[mount["name"]] = source = tmp_path / f"volume-{mount['name']}"
+            kubelet_volume(source, volume["configMap"]["items"], kinds["ConfigMap"][volume["configMap"]["name"]]["data"])
+        else:
+            assert volume["hostPath"] == {"path": "/etc", "type": "Directory"}
+
+    def node(name, *dirs):
+        etc = tmp_path / name / "etc"
+        etc.mkdir(parents=True)
+        for directory in dirs:
+            (etc / directory).mkdir()
+        binds = {str(sources.get(m["name"], etc)): {"bind": m["mountPath"], "mode": "ro" if m.get("readOnly") else "rw"}
+                 for m in init["volumeMounts"]}
+        for _ in range(2):   # the pod's next start: the same files
+            container = docker_client.containers.run(image.ref, entrypoint=init["command"], volumes=binds,
+                                                     network_mode="none", detach=True,
+                                                     name=f"dmtest-k8s-init-{uuid.uuid4().hex[:8]}")
+            try:
+                result = container.wait(timeout=60)
+                assert result["StatusCode"] == 0, container.logs().decode(errors="replace")
+            finally:
+                container.remove(force=True)
+        return sorted(p.relative_to(etc).as_posix() for p in etc.rglob("*") if p.is_file())
+
+    hosts = kinds["ConfigMap"]["docker-mirror-containerd-hosts"]["data"]
+    drop_in = kinds["ConfigMap"]["docker-mirror-registries-conf"]["data"]["registries.conf"]
+    assert node("containerd-node", "containerd") == ["containerd/certs.d/docker.io/hosts.toml",
+                                                     "containerd/certs.d/ghcr.io/hosts.toml"]
+    for registry, key in (("docker.io", "dockerhub.toml"), ("ghcr.io", "ghcr.toml")):
+        copied = tmp_path / "containerd-node/etc/containerd/certs.d" / registry / "hosts.toml"
+        assert copied.read_text() == hosts[key] and not copied.is_symlink()
+    assert node("crio-node", "containers", "crio") == [f"containers/registries.conf.d/{DROP_IN}"]
+    assert (tmp_path / "crio-node/etc/containers/registries.conf.d" / DROP_IN).read_text() == drop_in
+    assert not (tmp_path / "crio-node/etc/containerd").exists()
+    assert node("bare-node") == [] and [p.name for p in (tmp_path / "bare-node/etc").iterdir()] == []

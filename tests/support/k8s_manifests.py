@@ -86,3 +86,18 @@ def by_kind_of_text(text):
         if doc:
             found.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
     return found
+
+
+def kubelet_volume(hosts, items, data, mode=None):
+    """The layout the kubelet gives a ConfigMap or Secret volume with items: the files in a
+    timestamped directory, behind a ..data link and one link per top-level entry."""
+    timestamped = hosts / "..2026_11_24_06_00_00.000000001"
+    for item in items:
+        file = timestamped / item["path"]
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(data[item["key"]])
+        if mode is not None:
+            file.chmod(mode)
+    (hosts / "..data").symlink_to(timestamped.name)
+    for top in {item["path"].split("/")[0] for item in items}:
+        (hosts / top).symlink_to(f"..data/{top}")
