@@ -3,6 +3,8 @@ HAProxy, a healthy replica serves it, and the image completes (3 replicas on Sea
 upstream behind a slow shared link so that the kill lands mid-body; real processes on loopback)."""
 
 import hashlib
+import re
+import subprocess
 import threading
 import time
 
@@ -28,6 +30,14 @@ def seaweed(tmp_path):
     with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
         store.make_bucket(BUCKET)
         yield store
+
+
+def socket_owner(address: tuple[str, int]) -> int | None:
+    """The pid of the process that holds the TCP socket bound to `address` (ss, iproute2)."""
+    listed = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{address[1]} )"],
+                            capture_output=True, text=True, timeout=10).stdout
+    found = re.search(r"pid=(\d+)", listed)
+    return int(found.group(1)) if found else None
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -61,14 +71,16 @@ def test_a_replica_killed_mid_blob_is_survived_by_a_retry(tmp_path, docker_clien
             results = {}
             runner = threading.Thread(target=lambda: results.update(run=engine.run(wanted)))
             runner.start()
+            replicas = {docker_client.containers.get(name).attrs["State"]["Pid"]: name
+                        for name in replica_names(m.prefix, "dockerhub", 3)}
 
             def streaming_replica():
-                # The big blob's body is on the way (a megabyte through), and one replica holds
-                # the warm's session: that one streams it.
-                if link.counts().blob_body_bytes < MB:
+                # The replica whose upstream fetch of the big blob is a megabyte in: its
+                # connection to the link is told by the process on the other end.
+                found = link.answering(big_digest)
+                if found is None or found[0].body_bytes < MB:
                     return None
-                busy = [name for name, s in haproxy_servers(stats_port).items() if int(s["scur"]) > 0]
-                return busy[0] if len(busy) == 1 else None
+                return replicas.get(socket_owner(found[1]))
 
             victim = wait_for(streaming_replica, 20, "the big blob to stream through one replica")
             assert victim in replica_names(m.prefix, "dockerhub", 3)

@@ -199,6 +199,18 @@ class SharedLink:
     def release(self) -> None:
         self._released.set()
 
+    def answering(self, text: str) -> tuple[Request, tuple[str, int]] | None:
+        """The request now being answered whose path contains `text`, and the address its
+        client dials from (to tell which process asked), or None."""
+        with self.lock:
+            for conn in self._connections:
+                if conn.current is not None and text in conn.current.path:
+                    try:
+                        return conn.current, conn.client.getpeername()
+                    except OSError:   # closed meanwhile
+                        return None
+        return None
+
     def cut(self) -> None:
         """Drop every open connection (new ones are still accepted)."""
         with self.lock:
