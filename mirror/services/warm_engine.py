@@ -54,6 +54,7 @@ SMALL_BLOB = 1 << 20    # a blob this small costs a request's latency more than 
 STARTING = 2            # requests to the mirror waiting for their answer at once (blob_queue says why)
 BLOB_ATTEMPTS = 3       # tries of a blob whose transfer broke off (a replica gone, a connection reset)
 RETRY_PAUSE = 0.5       # seconds before the second try, twice that before the third
+EXPLAIN_MAX = 64 << 20  # bytes of a failed blob fetched again from the upstream to tell why it failed
 
 
 @dataclass
@@ -208,7 +209,7 @@ class Engine:
             except WarmError as err:
                 # Such an engine stops storing, without a word to its client, for an upstream
                 # that went and for content that fails its digest alike.
-                raise self.why_broken(upstream, repository, digest, err) from None
+                raise self.why_broken(upstream, repository, digest, size, err) from None
             return size
 
     def _fetch_into_bucket(self, upstream: Upstream, repository: str, digest: str, size: int) -> int:
@@ -243,14 +244,14 @@ class Engine:
     def _cache_blob(self, upstream: Upstream, repository: str, digest: str, size: int, started) -> int:
         """The queue's work for one blob: `started()` once its download began."""
         if self.fetch_once:
-            return self._retried(upstream, repository, digest,
+            return self._retried(upstream, repository, digest, size,
                                  lambda: self.read_through.cache(upstream, repository, digest, size, started))
         # The careful way waits for storage, not for an answer: nothing to stagger.
         started()
-        return self._retried(upstream, repository, digest,
+        return self._retried(upstream, repository, digest, size,
                              lambda: self._fetch_through(upstream, repository, digest, size))
 
-    def _retried(self, upstream: Upstream, repository: str, digest: str, transfer):
+    def _retried(self, upstream: Upstream, repository: str, digest: str, size: int, transfer):
         """`transfer()`, tried again when the body broke off, BLOB_ATTEMPTS times in all; then
         why it broke. A fetch-once engine goes on fetching when its client hangs up: the next
         try joins that fetch, and through HAProxy it reaches a replica that is up."""
@@ -259,16 +260,21 @@ class Engine:
                 return transfer()
             except TransferBroken as err:
                 if attempt == BLOB_ATTEMPTS:
-                    raise self.why_broken(upstream, repository, digest, err) from None
+                    raise self.why_broken(upstream, repository, digest, size, err) from None
                 self.log(f"{err}: trying again (attempt {attempt + 1} of {BLOB_ATTEMPTS})")
                 time.sleep(RETRY_PAUSE * attempt)
 
-    def why_broken(self, upstream: Upstream, repository: str, digest: str, failure: MirrorError) -> MirrorError:
+    def why_broken(self, upstream: Upstream, repository: str, digest: str, size: int,
+                   failure: MirrorError) -> MirrorError:
         """Why a blob was not cached (its transfer broke, its store stopped): the upstream went, or
         it sends content that fails the digest. An upstream that still answers is asked for the
-        blob itself, its sha256 checked here: one download more, and only after a failure."""
+        blob itself, its sha256 checked here: one download more, and only after a failure, and
+        only for a blob of EXPLAIN_MAX bytes at most (a big one's bytes cost more than the answer)."""
         if not upstream_answers(upstream.remote_url):
             return RegistryAPIError(f"{failure} (upstream {upstream.display_url} unreachable)")
+        if size > EXPLAIN_MAX:
+            return RegistryAPIError(f"{failure}; the upstream answers (not fetched again to tell why: "
+                                    f"{human_size(size)}; the mirror's log says)")
         try:
             self.upstreams[upstream.key].fetch_blob(repository, digest)
         except DigestMismatch:
@@ -376,7 +382,7 @@ class Engine:
                 spool.seek(0)
                 spool.truncate()
                 return upstream.fetch_blob(repository, digest, sink=spool.write)
-            size = self._retried(target.upstream, repository, digest, download)
+            size = self._retried(target.upstream, repository, digest, descriptor.get("size", 0), download)
             spool.seek(0)
             mirror.upload_blob(repository, digest, spool)
         result.fetched_bytes += size
