@@ -53,8 +53,22 @@ def _table(doc: dict, key: str, path, kind="table") -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ClientFileError(f"{path}: {key} is {value!r}, not a {kind}; left untouched: fix it and run again")
+        # the type only: a user's file may hold credentials, never echoed
+        raise ClientFileError(f"{path}: {key} is a {type(value).__name__}, not a {kind}; "
+                              "left untouched: fix it and run again")
     return value
+
+
+def _split_ours(hosts, theirs: dict, said) -> tuple[list, list[str]]:
+    """The hosts whose registry the file does not configure yet (ours to add), and a note for
+    each one it does (left to the user: `said(host)`)."""
+    ours, notes = [], []
+    for host in hosts:
+        if host.registry in theirs:
+            notes.append(said(host))
+        else:
+            ours.append(host)
+    return ours, notes
 
 
 def remove(text: str, inserted: list[str]) -> str | None:
@@ -73,14 +87,9 @@ def buildkit(text: str | None, hosts, ca: dict[str, str], path) -> Merge:
     and for each mirror `[registry."HOST:PORT"]` with `http = true` or `ca = [...]`."""
     doc = _toml(text or "", path)
     registries = _table(doc, "registry", path)
-    notes = []
-    ours = []
-    for host in hosts:
-        if host.registry in registries:
-            notes.append(f"{path}: has its own [registry.\"{host.registry}\"]: left as it is "
-                         f"(add mirrors = [\"{host.address}\"] there by hand)")
-        else:
-            ours.append(host)
+    ours, notes = _split_ours(hosts, registries, lambda h: (
+        f"{path}: has its own [registry.\"{h.registry}\"]: left as it is "
+        f"(add mirrors = [\"{h.address}\"] there by hand)"))
     mirrors = [h for h in ours if h.address not in registries]
     if not ours:
         return Merge(text or "", [], notes)
@@ -118,14 +127,9 @@ def k3s(text: str | None, hosts, ca: dict[str, str], credential, path) -> Merge:
     doc = _yaml(text or "", path)
     mirrors_now = _table(doc, "mirrors", path, "mapping")
     configs_now = _table(doc, "configs", path, "mapping")
-    notes = []
-    ours = []
-    for host in hosts:
-        if host.registry in mirrors_now:
-            notes.append(f"{path}: has its own mirrors for {host.registry}: left as they are "
-                         f"(add endpoint {host.mirror_url} there by hand)")
-        else:
-            ours.append(host)
+    ours, notes = _split_ours(hosts, mirrors_now, lambda h: (
+        f"{path}: has its own mirrors for {h.registry}: left as they are "
+        f"(add endpoint {h.mirror_url} there by hand)"))
     wants_config = credential is not None or bool(ca)
     configs = [h for h in ours if wants_config and h.address not in configs_now
                and (credential is not None or h.address in ca)]

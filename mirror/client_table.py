@@ -9,20 +9,21 @@ client is one more entry (and its template).
 
 dockerd's daemon.json and containerd's config.toml are planned by
 services.clients itself (a JSON merge, and a checked edit of one key); their
-entries here carry what the report and docs say about them. Pure: reads
-templates only; services.clients reads and writes the files.
+entries here carry what the report and docs say about them. Pure: renders
+templates, touches no host file. What the host has (programs on PATH,
+directories, the files a check reads) is looked at by services.client_probe
+and handed in as a HostView; the CA's bytes are read by services.client_hosts
+(a FileWant says `ca_copy`); services.clients reads and writes the files.
 """
 
 from __future__ import annotations
 
-import shutil
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from . import client_merge, render
-from .errors import ClientFileError
 from .model.client_config import Wanted
 
 DROP_IN = "50-docker-mirror.conf"   # registries.conf.d/: read in order, a later prefix replaces ours
@@ -42,6 +43,29 @@ class FileWant:
     data: bytes | None = None
     merge: Callable[[str | None], client_merge.Merge] | None = None
     secret: bool = False          # holds a password or Authorization header: 0600
+    ca_copy: bool = False         # holds the mirror's CA (its bytes are read where the file is written)
+
+
+# What a check read: a file's bytes, or the error reading it (a file absent is left out).
+Seen = Mapping[Path, "bytes | OSError"]
+
+
+@dataclass(frozen=True)
+class HostView:
+    """What the survey needs from the host, looked at by services.client_probe."""
+
+    programs: frozenset[str] = frozenset()      # found on the search path
+    directories: frozenset[Path] = frozenset()  # that exist
+    seen: Seen = field(default_factory=dict)    # the files of every Client.inspects
+
+
+@dataclass(frozen=True)
+class LookFor:
+    """What to look at on the host for the survey (services.client_probe does it)."""
+
+    programs: tuple[str, ...]
+    directories: tuple[Path, ...]
+    files: tuple[tuple[Path, str], ...]         # (directory, glob pattern) of the files to read
 
 
 @dataclass(frozen=True)
@@ -55,8 +79,9 @@ class Client:
     strategy: str = ""                         # how the product writes them
     credentials: str = ""                      # where the client user goes, or why it cannot
     files: Callable[[Wanted, "object"], list[FileWant]] | None = None
-    blocked: Callable[["object"], str | None] | None = None   # why it cannot be configured here
-    notes: Callable[[Wanted, "object"], list[str]] | None = None   # what else on the host bears on it
+    inspects: tuple[tuple[str, str], ...] = ()  # (ClientPaths attribute, glob): what blocked/notes read
+    blocked: Callable[["object", Seen], str | None] | None = None   # why it cannot be configured here
+    notes: Callable[[Wanted, "object", Seen], list[str]] | None = None   # what else on the host bears on it
 
 
 @dataclass(frozen=True)
@@ -87,13 +112,19 @@ def _docker_store_files(want: Wanted, paths) -> list[FileWant]:
     return out
 
 
-def registries_conf_v1(paths) -> str | None:
+def _text(raw: "bytes | OSError") -> str:
+    if isinstance(raw, OSError):
+        raise raw
+    return raw.decode("utf-8")
+
+
+def registries_conf_v1(paths, seen: Seen) -> str | None:
     """containers/image refuses to mix registries.conf formats: a v1 main file blocks a v2 drop-in."""
     main = paths.containers_dir / "registries.conf"
-    try:
-        doc = tomllib.loads(main.read_text("utf-8"))
-    except FileNotFoundError:
+    if main not in seen:
         return None
+    try:
+        doc = tomllib.loads(_text(seen[main]))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         return f"{main} cannot be read ({err}): containers/image would fail on it too"
     if "registries" in doc:
@@ -102,19 +133,18 @@ def registries_conf_v1(paths) -> str | None:
     return None
 
 
-def containers_overlaps(want: Wanted, paths) -> list[str]:
+def containers_overlaps(want: Wanted, paths, seen: Seen) -> list[str]:
     """[[registry]] tables of other files for our prefixes: drop-ins are read in name order
     after registries.conf, and the last table for a prefix is the one used."""
     ours = {h.registry for h in want.hosts}
     main = paths.containers_dir / "registries.conf"
-    drop_ins = sorted((paths.containers_dir / "registries.conf.d").glob("*.conf"))
+    conf_d = paths.containers_dir / "registries.conf.d"
+    drop_ins = sorted(p for p in seen if p.parent == conf_d and p.name != DROP_IN)
     notes = []
     for file in [main, *drop_ins]:
-        if file.name == DROP_IN and file.parent.name == "registries.conf.d":
-            continue
         try:
-            tables = tomllib.loads(file.read_text("utf-8")).get("registry", [])
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            tables = tomllib.loads(_text(seen[file])).get("registry", [])
+        except (KeyError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             continue
         for table in tables if isinstance(tables, list) else []:
             prefix = table.get("prefix") or table.get("location") if isinstance(table, dict) else None
@@ -134,20 +164,11 @@ def _containers_files(want: Wanted, paths) -> list[FileWant]:
     out = [FileWant(paths.containers_dir / "registries.conf.d" / DROP_IN, "the mirrors, a v2 drop-in",
                     data=containers_drop_in(want.hosts).encode("utf-8"))]
     if want.ca_file:
-        ca = Path(want.ca_file)
         for host in want.hosts:
             if host.tls:   # containers/image reads certs.d/HOST:PORT/*.crt for that host only
                 out.append(FileWant(paths.containers_dir / "certs.d" / host.address / "ca.crt",
-                                    f"the CA of {host.mirror_url}", data=_read_bytes(ca)))
+                                    f"the CA of {host.mirror_url}", ca_copy=True))
     return out
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise ClientFileError(f"{path}: the mirror's CA cannot be read ({err.strerror}); nothing was changed") \
-            from None
 
 
 def _buildkit_files(want: Wanted, paths) -> list[FileWant]:
@@ -193,7 +214,8 @@ CLIENTS: tuple[Client, ...] = (
            credentials="left to the user: containers/image reads auth.json per user "
                        "($XDG_RUNTIME_DIR/containers/auth.json, root's /run/containers/0/auth.json, "
                        "gone at reboot): 'podman login HOST:PORT'",
-           files=_containers_files, blocked=registries_conf_v1, notes=containers_overlaps),
+           files=_containers_files, blocked=registries_conf_v1, notes=containers_overlaps,
+           inspects=(("containers_dir", "registries.conf"), ("containers_dir", "registries.conf.d/*.conf"))),
     Client("buildkit", "BuildKit (buildkitd outside dockerd)", binaries=("buildkitd",),
            config_dirs=("buildkit_config",),
            reads="/etc/buildkit/buildkitd.toml ([registry.\"<registry>\"] mirrors, http, ca)",
@@ -221,21 +243,36 @@ def _config_dir(paths, attr: str) -> Path:
     return path.parent if attr in _FILES else path   # a config file: its directory says it is installed
 
 
-def survey(paths) -> list[Found]:
-    """Which clients this host has, and whether each can be configured. A client whose
-    files `paths` leaves out (None) is not looked at."""
+def _looked_at(paths, client: Client) -> bool:
+    return all(getattr(paths, attr) is not None for attr in client.config_dirs)
+
+
+def look_for(paths) -> LookFor:
+    """The programs, directories and files the survey of `paths` needs to know about."""
+    clients = [c for c in CLIENTS if _looked_at(paths, c)]
+    return LookFor(
+        programs=tuple(dict.fromkeys(b for c in clients for b in c.binaries)),
+        directories=tuple(dict.fromkeys(_config_dir(paths, a) for c in clients for a in c.config_dirs)),
+        files=tuple((getattr(paths, attr), pattern) for c in clients for attr, pattern in c.inspects
+                    if getattr(paths, attr) is not None))
+
+
+def survey(paths, view: HostView) -> list[Found]:
+    """Which clients this host has (`view`, services.client_probe.look), and whether each can
+    be configured. A client whose files `paths` leaves out (None) is not looked at."""
     out = []
     for client in CLIENTS:
-        if any(getattr(paths, attr) is None for attr in client.config_dirs):
+        if not _looked_at(paths, client):
             continue
-        program = next((b for b in client.binaries if shutil.which(b, path=paths.search_path)), None)
-        directory = next((d for attr in client.config_dirs if (d := _config_dir(paths, attr)).is_dir()), None)
+        program = next((b for b in client.binaries if b in view.programs), None)
+        directory = next((d for attr in client.config_dirs if (d := _config_dir(paths, attr)) in view.directories),
+                         None)
         if not (client.always or program or directory):
             looked = [f"{'/'.join(client.binaries)} on PATH"] if client.binaries else []
             looked += [str(_config_dir(paths, a)) for a in client.config_dirs]
             out.append(Found(client, "absent", "no " + " and no ".join(looked)))
             continue
-        reason = client.blocked(paths) if client.blocked else None
+        reason = client.blocked(paths, view.seen) if client.blocked else None
         if reason:
             out.append(Found(client, "blocked", reason))
             continue

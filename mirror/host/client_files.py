@@ -2,7 +2,7 @@
 and the record of what docker-mirror-clients changed in them.
 
 Every read and write fails as ClientFileError naming the file; writes keep
-the owner's mode. The record (<DOCKER_MIRROR_PATH>/config/clients-state.json)
+the owner's mode (a file given a secret is made 0600 before it holds it). The record (<DOCKER_MIRROR_PATH>/config/clients-state.json)
 holds the original bytes of every file changed, base64, so that undo can put
 back exactly what was there.
 """
@@ -17,6 +17,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ClientFileError
 from . import files
@@ -102,7 +103,14 @@ def _read_only_fs(path: Path) -> bool:
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
-def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write(path: Path, data: bytes, mode: int = 0o644, *, secret: bool = False) -> None:
+    """`data` into `path` (temp file and rename); an existing file keeps its owner's mode.
+
+    `secret` (a password or an Authorization header): the file is 0600 when it was
+    readable by group or others, and a new one is 0600. The temp file gets that mode
+    before any byte is written, so the secret is never readable by others, even for
+    the moment between the rename and a later chmod.
+    """
     # A symlinked daemon.json (a configuration kept elsewhere, under version control)
     # stays a link: the file it points at is replaced, never the link by a file.
     if path.is_symlink():
@@ -110,6 +118,10 @@ def write(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         if path.exists():
             mode = path.stat().st_mode & 0o7777  # keep the owner's choice of mode
+        elif secret:
+            mode = 0o600
+        if secret and mode & 0o077:
+            mode = 0o600
         files.atomic_write(path, data, mode=mode)
     except OSError as err:
         raise ClientFileError(f"cannot write {path}: {err.strerror}") from None
@@ -134,6 +146,51 @@ def drop_backups(entry: dict | None) -> list[str]:
             unlink(Path(kept))
             dropped.append(kept)
     return dropped
+
+
+@dataclass(frozen=True)
+class Strip:
+    """How our part comes out of a recorded file someone changed since it was written."""
+
+    take_out: Callable[[str], str | None]   # the text without our part; None: our part was changed too
+    what: str                               # "our entries", for the report
+    by_hand: str                            # what the user does when it cannot come out
+
+
+def undo_recorded(entry: dict, strip: Strip | None = None, then: Callable[[], str] | None = None) -> str:
+    """Take back one file a record names ({"path", "original", "written", "mode"?,
+    "backups"?}, bytes base64) and say what was done.
+
+    Unchanged since written: the original comes back byte for byte (and its mode), or
+    the file goes when there was none. Changed since: `strip` takes out only our part
+    (the previous version kept as a backup), or, without one, the file is kept.
+    `then`: what makes the program read the file again, said once it changed.
+    """
+    path = Path(entry["path"])
+    current = read(path)
+    original = unb64(entry["original"])
+    after = (lambda line: f"{line}: {then()}") if then else (lambda line: line)
+    if current == original:
+        return f"{path}: as it was before docker-mirror-clients"
+    if current is None:
+        return f"{path}: already gone"
+    if current == unb64(entry["written"]):
+        if original is None:
+            unlink(path)
+            return after(f"{path}: removed (docker-mirror-clients had created it)")
+        write(path, original)
+        if entry.get("mode") is not None:
+            path.chmod(entry["mode"])   # a password had made it 0600
+        dropped = drop_backups(entry)   # the copy apply kept holds exactly what is back
+        return after(f"{path}: previous version put back" + (f" ({', '.join(dropped)} removed)" if dropped else ""))
+    if strip is None:
+        return f"{path}: kept, it was changed after docker-mirror-clients wrote it"
+    stripped = strip.take_out(current.decode("utf-8", "replace"))
+    if stripped is None:
+        return f"{path}: kept as it is, {strip.what} not found intact: {strip.by_hand}"
+    saved = backup(path)
+    write(path, stripped.encode("utf-8"))
+    return f"{path}: {strip.what} taken out, the rest kept (previous version kept as {saved})"
 
 
 def unlink(path: Path) -> None:

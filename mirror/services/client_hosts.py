@@ -71,7 +71,8 @@ def check_client_credential(settings) -> None:
 def plan(prev_records: list[dict], certs_dir: Path, want: Wanted, paths: ClientPaths,
          ca: bytes | None, extra=()) -> HostsPlan:
     """hosts.toml for every mirrored registry, the CA files (generated TLS), and the whole
-    files of the other clients found (`extra`: mirror.client_table.FileWant with data)."""
+    files of the other clients found (`extra`: mirror.client_table.FileWant with data, or a
+    copy of the CA)."""
     wanted: list[tuple[Path, bytes, str, bool]] = []
     for host in want.hosts:
         ca_path = certs_dir / host.registry / CONTAINERD_CA if ca is not None else None
@@ -84,7 +85,8 @@ def plan(prev_records: list[dict], certs_dir: Path, want: Wanted, paths: ClientP
     if ca is not None:
         for address in want.ca_addresses:
             wanted.append((paths.docker_certs_dir / address / "ca.crt", ca, f"the CA of https://{address}", False))
-    wanted.extend((f.path, f.data, f.what, f.secret) for f in extra)
+    # the CA copies of the table's clients (FileWant.ca_copy) hold the CA read here
+    wanted.extend((f.path, ca if f.ca_copy else f.data, f.what, f.secret) for f in extra)
 
     prev = {entry["path"]: entry for entry in prev_records}
     records, writes, notes = [], [], []
@@ -106,12 +108,6 @@ def plan(prev_records: list[dict], certs_dir: Path, want: Wanted, paths: ClientP
     return HostsPlan(records, writes, notes, stale)
 
 
-def write(item: HostsWrite) -> None:
-    files.write(item.path, item.data, mode=0o600 if item.secret else 0o644)
-    if item.secret and item.path.stat().st_mode & 0o077:
-        item.path.chmod(0o600)   # an existing file keeps its mode in files.write: not this one
-
-
 def record_backup(hosts: HostsPlan, path: Path, saved: Path | None) -> None:
     for entry in hosts.records:
         if saved and entry["path"] == str(path):
@@ -119,20 +115,8 @@ def record_backup(hosts: HostsPlan, path: Path, saved: Path | None) -> None:
 
 
 def undo_file(entry: dict) -> str:
-    path = Path(entry["path"])
-    current = files.read(path)
-    original = unb64(entry["original"])
-    if current is None:
-        return f"{path}: already gone"
-    if current != unb64(entry["written"]):
-        return f"{path}: kept, it was changed after docker-mirror-clients wrote it"
-    if original is None:
-        files.unlink(path)
-        return f"{path}: removed"
-    files.write(path, original)
-    # the copy apply kept holds exactly what is back: no .bak-* left in /etc
-    dropped = files.drop_backups(entry)
-    return f"{path}: previous version put back" + (f" ({', '.join(dropped)} removed)" if dropped else "")
+    """A file of ours: the bytes it replaced back, or gone; kept when changed since."""
+    return files.undo_recorded(entry)
 
 
 def restart_hint(config_path: Path, proc_root: Path = Path("/proc")) -> str:

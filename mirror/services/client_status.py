@@ -8,7 +8,6 @@ its mirror, a drop-in or CA is byte for byte ours, our entries are in a merged f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import ClientFileError
@@ -16,7 +15,8 @@ from ..host import client_files as files
 from ..host.client_files import ClientPaths
 from ..host.layout import Layout
 from .. import client_table
-from ..model.client_config import REGISTRY_MIRRORS, wanted
+from ..model.client_config import REGISTRY_MIRRORS, parse_daemon_json, wanted
+from . import client_hosts, client_probe
 from ..model.settings import Settings
 
 
@@ -28,13 +28,13 @@ def rows(settings: Settings, paths: ClientPaths | None = None) -> list[dict]:
     except ClientFileError:
         state = {}
     out = []
-    for found in client_table.survey(paths):
+    for found in client_table.survey(paths, client_probe.look(paths)):
         row = {"client": found.client.name, "key": found.client.key, "found": found.state != "absent",
                "pointed": None, "why": found.why}
         if found.state == "configure":
             try:
                 missing = _missing(found.client, want, paths, state)
-            except (ClientFileError, OSError, ValueError) as err:
+            except (ClientFileError, OSError) as err:
                 missing = [str(err)]
             row["pointed"] = not missing
             row["why"] = "; ".join(missing) if missing else found.why
@@ -45,8 +45,9 @@ def rows(settings: Settings, paths: ClientPaths | None = None) -> list[dict]:
 def _missing(client, want, paths: ClientPaths, state: dict) -> list[str]:
     """What the client's files lack (empty: pointed at the mirror)."""
     if client.key == "docker":
-        raw = files.read(paths.daemon_json)
-        listed = {m.rstrip("/") for m in (json.loads(raw or b"{}") or {}).get(REGISTRY_MIRRORS, [])}
+        # the checks dockerd's own parse makes (an object, lists of strings): a ClientFileError
+        listed = {m.rstrip("/") for m in parse_daemon_json(files.read(paths.daemon_json), paths.daemon_json)
+                  .get(REGISTRY_MIRRORS, [])}
         return [f"{paths.daemon_json} lacks registry-mirrors {m}" for m in want.mirrors if m.rstrip("/") not in listed]
     if client.key == "containerd":
         certs_dir = Path((state.get("containerd") or {}).get("certs_dir") or paths.certs_dir)
@@ -57,7 +58,7 @@ def _missing(client, want, paths: ClientPaths, state: dict) -> list[str]:
     for want_file in client.files(want, paths):
         current = files.read(want_file.path)
         if want_file.merge is None:
-            if current != want_file.data:
+            if current != (client_hosts.read_ca(want) if want_file.ca_copy else want_file.data):
                 missing.append(f"{want_file.path} does not hold {want_file.what}")
             continue
         entry = merged.get(str(want_file.path))

@@ -21,7 +21,7 @@ from ..host import client_files as files
 from ..host.client_files import ClientPaths, b64, unb64
 from ..host.layout import Layout
 from ..host.proc import dockerd_flags_conflict, dockerd_pid
-from . import client_hosts, client_merged
+from . import client_hosts, client_probe, client_user_files
 from .. import client_table
 from ..client_text import parse_toml, plan_containerd_config, remove_inserted
 from ..model.client_config import (INSECURE_REGISTRIES, REGISTRY_MIRRORS, Wanted, dump_daemon_json,
@@ -85,12 +85,13 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
         docker_plan = _plan_docker(state.get("docker"), paths, want)
         containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
         client_hosts.check_client_credential(settings)
-        survey = client_table.survey(paths)
-        owned, merged_wants, failed = _client_files(survey, want, paths)
+        view = client_probe.look(paths)
+        survey = client_table.survey(paths, view)
+        owned, merged_wants = _client_files(survey, want, paths)
         hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want),
                                        extra=owned)
-        merged_plan = client_merged.plan(state.get("merged", []), merged_wants)
-        failed.update(merged_plan.failed)
+        merged_plan = client_user_files.plan(state.get("merged", []), merged_wants)
+        failed = merged_plan.failed   # clients whose file cannot be edited safely, and why
 
         writes = [p for p, _ in docker_plan.writes] + [p for p, _ in containerd_plan.writes] + \
             [w.path for w in hosts_plan.writes] + [w[0] for w in merged_plan.writes]
@@ -128,7 +129,7 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
                 report.add(f"{write.path}: someone else's file, kept as {saved}")
                 client_hosts.record_backup(hosts_plan, write.path, saved)   # undo drops it
                 files.save_state(report.state_path, new_state)
-            client_hosts.write(write)
+            files.write(write.path, write.data, secret=write.secret)
             report.add(f"{write.path}: written ({write.mirror})")
         for path, data, backup, secret in merged_plan.writes:
             if backup:
@@ -136,15 +137,15 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
                 report.add(f"{path}: previous version kept as {saved}")
                 client_hosts.record_backup(merged_plan, path, saved)   # undo drops it
                 files.save_state(report.state_path, new_state)
-            client_merged.write(path, data, secret)
+            files.write(path, data, secret=secret)
             report.add(f"{path}: our entries merged in")
         for entry in hosts_plan.stale:
             report.add(client_hosts.undo_file(entry))
         for entry in merged_plan.stale:
-            report.add(client_merged.undo(entry))
+            report.add(client_user_files.undo(entry))
         for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes + merged_plan.notes:
             report.add(line)
-        for line in _client_notes(survey, want, paths) + client_lines(survey, failed):
+        for line in _client_notes(survey, want, paths, view) + client_lines(survey, failed):
             report.add(line)
 
         if reload:
@@ -154,23 +155,19 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
 
 
 def _client_files(survey, want: Wanted, paths: ClientPaths):
-    """The files of every client found: whole files of ours, files to merge into, and the
-    clients that cannot be configured (why)."""
-    owned, merged, failed = [], [], {}
+    """The files of every client found: whole files of ours, and files to merge into."""
+    owned, merged = [], []
     for found in survey:
         if found.state != "configure" or found.client.files is None:
             continue
-        try:
-            for want_file in found.client.files(want, paths):
-                (merged.append((found.client.key, want_file)) if want_file.merge else owned.append(want_file))
-        except ClientFileError as err:
-            failed[found.client.key] = str(err)
-    return owned, merged, failed
+        for want_file in found.client.files(want, paths):
+            (merged.append((found.client.key, want_file)) if want_file.merge else owned.append(want_file))
+    return owned, merged
 
 
-def _client_notes(survey, want: Wanted, paths: ClientPaths) -> list[str]:
+def _client_notes(survey, want: Wanted, paths: ClientPaths, view: client_table.HostView) -> list[str]:
     return [note for found in survey if found.state == "configure" and found.client.notes
-            for note in found.client.notes(want, paths)]
+            for note in found.client.notes(want, paths, view.seen)]
 
 
 def client_lines(survey, failed: dict[str, str]) -> list[str]:
@@ -327,7 +324,7 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
             path = Path(state["docker"]["path"])
             parse_daemon_json(files.read(path), path)
         for entry in state.get("merged", []):
-            report.add(client_merged.undo(entry))
+            report.add(client_user_files.undo(entry))
         for entry in state.get("hosts", []):
             report.add(client_hosts.undo_file(entry))
         if state.get("containerd"):
@@ -352,28 +349,16 @@ def undo(settings: Settings, *, reload: bool = True, connect=None,
 
 
 def _undo_containerd_config(entry: dict) -> str:
-    path = Path(entry["path"])
-    current = files.read(path)
-    original = unb64(entry["original"])
-    if current == original:
-        return f"{path}: as it was before docker-mirror-clients"
-    if current == unb64(entry["written"]):
-        if original is None:
-            files.unlink(path)
-            return f"{path}: removed (docker-mirror-clients had created it): {client_hosts.restart_hint(path)}"
-        files.write(path, original)
-        return f"{path}: previous version put back: {client_hosts.restart_hint(path)}"
-    if current is None or original is None:
-        return f"{path}: kept as it is (changed since docker-mirror-clients wrote it)"
-    # Someone changed the file since: take out only our snippet, if it is intact.
-    stripped = remove_inserted(current.decode("utf-8", "replace"), entry.get("inserted") or "")
-    if stripped is None:
-        return (f"{path}: kept as it is, our config_path setting was changed since: "
-                f"take out config_path = {entry['certs_dir']} by hand if it should go")
-    parse_toml(stripped, path)  # never write a config containerd cannot read
-    saved = files.backup(path)
-    files.write(path, stripped.encode("utf-8"))
-    return f"{path}: our config_path setting taken out (previous version kept as {saved})"
+    """Our config_path setting out of containerd's config; a file we created and someone
+    changed since is kept whole."""
+    def take_out(text: str) -> str | None:
+        stripped = remove_inserted(text, entry.get("inserted") or "")
+        if stripped is not None:
+            parse_toml(stripped, entry["path"])  # never write a config containerd cannot read
+        return stripped
+    strip = None if entry["original"] is None else files.Strip(
+        take_out, "our config_path setting", f"take out config_path = {entry['certs_dir']} by hand if it should go")
+    return files.undo_recorded(entry, strip, then=lambda: client_hosts.restart_hint(Path(entry["path"])))
 
 
 def _undo_daemon_json(entry: dict, reload: bool, connect, timeout: float) -> list[str]:

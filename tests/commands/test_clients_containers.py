@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 
 from mirror.config import settings as settings_mod
-from mirror.host import credential, tls
 from mirror.host.client_files import ClientPaths
 from mirror.services import clients
 from support.configs import write_config
-from support.logged_proxy import LoggedProxy
-from support.upstream import UpstreamRegistry, free_ports, push_image
+from support.logged_proxy import CLIENT_USER, LoggedProxy, tls_htpasswd_mirror
+from support.upstream import UpstreamRegistry, push_image
 
 pytestmark = pytest.mark.engine
 
@@ -152,37 +151,23 @@ def tls_world(tmp_path_factory):
     credentials in an auth file made by a real `podman login` (the product does not write
     auth.json: it is per user)."""
     root = tmp_path_factory.mktemp("containers-tls")
-    users = root / "htpasswd"
-    users.write_text(f"alice:{credential._bcrypt('wonder land')}\n")
     tag = uuid.uuid4().hex[:8]
     with UpstreamRegistry(root / "up") as upstream:
         digest = push_image(upstream.url, "library/busybox", tag)
-        hub_port, port = free_ports(2)
-        config = write_config(root / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(root / "mirror"),
-                              DOCKER_MIRROR_PORT=hub_port, DOCKER_MIRROR_TLS=True,
-                              DOCKER_MIRROR_CUSTOM=True, DOCKER_MIRROR_CUSTOM_REGISTRY=upstream.host,
-                              DOCKER_MIRROR_CUSTOM_PORT=port, DOCKER_MIRROR_CUSTOM_REMOTE_URL=upstream.url,
-                              DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
-                              DOCKER_MIRROR_CLIENT_USERNAME="alice", DOCKER_MIRROR_CLIENT_PASSWORD="wonder land")
-        settings = settings_mod.load(config)
-        tls.ensure(settings)
-        tls_dir = Path(settings.path) / "tls"
-        mirror = LoggedProxy(root / "m", upstream.url, port=port, cert=str(tls_dir / "server.crt"),
-                             key=str(tls_dir / "server.key"), ca=settings.tls_ca, htpasswd=str(users),
-                             user=("alice", "wonder land")).start()
-        try:
+        with tls_htpasswd_mirror(root, upstream, lambda port: dict(
+                DOCKER_MIRROR_CUSTOM=True, DOCKER_MIRROR_CUSTOM_REGISTRY=upstream.host,
+                DOCKER_MIRROR_CUSTOM_PORT=port, DOCKER_MIRROR_CUSTOM_REMOTE_URL=upstream.url)) as (settings, mirror):
             paths = ClientPaths.under(root / "host", search_path="/usr/bin:/usr/sbin")
             report = clients.apply(settings, paths, reload=False)
             cert_dir = paths.containers_dir / "certs.d" / mirror.host
             auth = root / "auth.json"
+            user, password = CLIENT_USER
             subprocess.run(["podman", "login", "--authfile", str(auth), "--cert-dir", str(cert_dir),
-                            "--username", "alice", "--password-stdin", mirror.host],
-                           input="wonder land", capture_output=True, text=True, check=True, timeout=60)
+                            "--username", user, "--password-stdin", mirror.host],
+                           input=password, capture_output=True, text=True, check=True, timeout=60)
             yield dict(root=root, tag=tag, digest=digest, mirror=mirror, settings=settings, paths=paths,
                        report=report, drop_in=paths.containers_dir / "registries.conf.d/50-docker-mirror.conf",
                        cert_dir=cert_dir, auth=auth, ref=f"{upstream.host}/library/busybox:{tag}")
-        finally:
-            mirror.stop()
 
 
 @pytest.mark.parametrize("tool", TOOLS)

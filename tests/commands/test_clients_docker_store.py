@@ -14,11 +14,10 @@ import uuid
 import pytest
 
 from mirror.config import settings as settings_mod
-from mirror.host import credential, tls
 from mirror.host.client_files import ClientPaths
 from mirror.services import clients
 from support.configs import write_config
-from support.logged_proxy import LoggedProxy
+from support.logged_proxy import tls_htpasswd_mirror
 from support.pullthrough import ProxyRegistry, ctr, ctr_remove_namespace
 from support.upstream import UpstreamRegistry, free_ports, push_image
 
@@ -86,28 +85,15 @@ def test_undo_removes_the_hosts_files(store_world):
 
 
 def test_ctr_pulls_over_tls_with_the_ca_and_the_header_the_hosts_toml_names(tmp_path, namespace):
-    users = tmp_path / "htpasswd"
-    users.write_text(f"alice:{credential._bcrypt('wonder land')}\n")
     tag = f"store-tls-{uuid.uuid4().hex[:8]}"
     with UpstreamRegistry(tmp_path / "up") as upstream:
         digest = push_image(upstream.url, "coreos/etcd", tag)
-        hub_port, port = free_ports(2)
-        config = write_config(tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
-                              DOCKER_MIRROR_PORT=hub_port, DOCKER_MIRROR_QUAY=True, DOCKER_MIRROR_QUAY_PORT=port,
-                              DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_HTPASSWD=True,
-                              DOCKER_MIRROR_HTPASSWD_PATH=str(users), DOCKER_MIRROR_CLIENT_USERNAME="alice",
-                              DOCKER_MIRROR_CLIENT_PASSWORD="wonder land")
-        settings = settings_mod.load(config)
-        tls.ensure(settings)
-        tls_dir = Path(settings.path) / "tls"
-        mirror = LoggedProxy(tmp_path / "m", upstream.url, port=port, cert=str(tls_dir / "server.crt"),
-                             key=str(tls_dir / "server.key"), ca=settings.tls_ca, htpasswd=str(users),
-                             user=("alice", "wonder land")).start()
-        try:
+        with tls_htpasswd_mirror(tmp_path, upstream, lambda port: dict(
+                DOCKER_MIRROR_QUAY=True, DOCKER_MIRROR_QUAY_PORT=port)) as (settings, mirror):
             paths = ClientPaths.under(tmp_path / "host", search_path="/usr/bin:/usr/sbin")
             clients.apply(settings, paths, reload=False)
             hosts = paths.docker_hosts_dir / "quay.io/hosts.toml"
-            host = tomllib.loads(hosts.read_text())["host"][f"https://127.0.0.1:{port}"]
+            host = tomllib.loads(hosts.read_text())["host"][mirror.url]
             assert Path(host["ca"]).read_bytes() == Path(settings.tls_ca).read_bytes()
             assert hosts.stat().st_mode & 0o777 == 0o600
             ref = f"quay.io/coreos/etcd:{tag}"
@@ -119,5 +105,3 @@ def test_ctr_pulls_over_tls_with_the_ca_and_the_header_the_hosts_toml_names(tmp_
             listing = ctr(namespace, "image", "ls").stdout.splitlines()[1:]
             assert {line.split()[0]: line.split()[2] for line in listing}[ref] == digest
             clients.undo(settings, reload=False)
-        finally:
-            mirror.stop()

@@ -11,6 +11,7 @@ Shapes, from the clients' docs:
   scheme]; configs."host:port".auth.{username,password}, configs."host:port".tls.ca_file.
 """
 
+import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mirror import errors
 from mirror.config import settings as settings_mod
 from mirror.host import credential, tls
 from mirror.host.client_files import ClientPaths
 from mirror import client_merge, client_table
+from mirror.model import client_config
 from mirror.model.client_config import HostMirror
-from mirror.services import client_status, clients
+from mirror.services import client_probe, client_status, clients
 from support.configs import run_mirror, write_config
 from support.pullthrough import DEBIAN_CONTAINERD_CONFIG
 
@@ -65,7 +68,7 @@ def tls_settings(root):
 
 
 def states(paths):
-    return {f.client.key: f.state for f in client_table.survey(paths)}
+    return {f.client.key: f.state for f in client_table.survey(paths, client_probe.look(paths))}
 
 
 # ---------------------------------------------------------------- found, absent, blocked
@@ -83,7 +86,7 @@ def test_a_client_is_found_by_its_program_or_its_directory(paths, root):
 def test_paths_that_leave_a_client_out_do_not_look_at_it(tmp_path):
     # callers naming only daemon.json and containerd's files (as before the table) touch nothing else
     only = ClientPaths(daemon_json=tmp_path / "daemon.json", certs_dir=tmp_path / "certs.d")
-    assert {f.client.key for f in client_table.survey(only)} == {"docker", "containerd"}
+    assert {f.client.key for f in client_table.survey(only, client_probe.look(only))} == {"docker", "containerd"}
 
 
 def test_a_v1_registries_conf_blocks_the_drop_in_with_the_reason(settings, paths):
@@ -319,3 +322,83 @@ def test_a_drop_in_of_the_users_for_the_same_prefix_is_named_with_who_wins(setti
         in report
     clients.undo(settings, reload=False)
     assert sorted(p.name for p in conf_d.iterdir()) == ["10-corp.conf", "99-late.conf"]
+
+
+# ---------------------------------------------------------------- secrets, shapes, purity
+
+def test_a_password_merged_into_a_users_0644_file_is_never_readable_by_others(tls_settings, paths, root,
+                                                                             monkeypatch):
+    """The k3s registries.yaml (a password) and a hosts.toml of someone else's (an
+    Authorization header), both 0644 before: each temp file holding the secret is 0600 when
+    its bytes are synced, i.e. before the rename makes it the file, not chmod-ed after."""
+    paths.k3s_registries.parent.mkdir(parents=True)
+    paths.k3s_registries.write_text(USER_REGISTRIES_YAML)
+    paths.k3s_registries.chmod(0o644)
+    theirs = paths.certs_dir / "docker.io/hosts.toml"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text('server = "https://registry-1.docker.io"\n')
+    theirs.chmod(0o644)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        real_fsync(fd)
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        synced.append((name, os.fstat(fd).st_mode & 0o777, Path(name).read_bytes()))
+    monkeypatch.setattr(os, "fsync", fsync)
+    clients.apply(tls_settings, paths, reload=False)
+    monkeypatch.undo()
+    holding = [(name, mode) for name, mode, data in synced if b"password:" in data or b"Authorization" in data]
+    assert {Path(name).parent for name, _ in holding} >= {paths.k3s_registries.parent, theirs.parent}
+    assert [(name, mode) for name, mode in holding if mode != 0o600] == []
+    assert all(Path(name).name.startswith(".") for name, _ in holding)      # the temp files, before the rename
+    assert paths.k3s_registries.stat().st_mode & 0o777 == 0o600
+    assert theirs.stat().st_mode & 0o777 == 0o600
+    clients.undo(tls_settings, reload=False)
+    assert paths.k3s_registries.read_text() == USER_REGISTRIES_YAML
+    assert paths.k3s_registries.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_users_file_of_the_wrong_shape_is_named_by_type_never_by_content(settings, paths):
+    paths.k3s_registries.parent.mkdir(parents=True)
+    paths.k3s_registries.write_text("mirrors: hunter2-token\n")
+    report = "\n".join(clients.apply(settings, paths, reload=False).lines)
+    line = next(x for x in report.splitlines() if x.startswith("client k3s"))
+    assert "NOT configured" in line and "mirrors is a str, not a mapping" in line
+    assert "hunter2" not in report
+    with pytest.raises(errors.ClientFileError) as raised:
+        client_merge.buildkit('registry = "s3cret"\n', [], {}, "buildkitd.toml")
+    assert "s3cret" not in str(raised.value) and "registry is a str, not a table" in str(raised.value)
+    clients.undo(settings, reload=False)
+
+
+@pytest.mark.parametrize("text, why", [(b"[]", "not an object"), (b'"x"', "not an object"),
+                                       (b'{"registry-mirrors": "http://m"}', "not a list of strings")])
+def test_status_on_a_daemon_json_of_the_wrong_shape_says_why(settings, paths, text, why):
+    paths.daemon_json.parent.mkdir(parents=True)
+    paths.daemon_json.write_bytes(text)
+    row = next(r for r in client_status.rows(settings, paths) if r["key"] == "docker")
+    assert row["pointed"] is False and why in row["why"] and str(paths.daemon_json) in row["why"]
+
+
+def test_the_table_judges_what_it_is_shown_without_looking_at_the_host(tmp_path):
+    """survey is pure: a HostView (what services.client_probe saw) decides, not the disk."""
+    paths = ClientPaths.under(tmp_path / "nowhere", search_path=str(tmp_path / "nobin"))
+    main = paths.containers_dir / "registries.conf"
+    late = paths.containers_dir / "registries.conf.d/99-late.conf"
+
+    def survey(**view):
+        return {f.client.key: f for f in client_table.survey(paths, client_table.HostView(**view))}
+    found = survey(programs=frozenset({"podman"}), directories=frozenset({paths.k3s_registries.parent}))
+    assert found["containers"].state == "configure" and found["containers"].why == "podman on PATH"
+    assert found["k3s"].why == f"{paths.k3s_registries.parent} exists" and found["buildkit"].state == "absent"
+    v1 = survey(programs=frozenset({"podman"}), seen={main: b'[registries.search]\nregistries = ["docker.io"]\n'})
+    assert v1["containers"].state == "blocked" and "v1 format" in v1["containers"].why
+    denied = survey(programs=frozenset({"podman"}), seen={main: PermissionError(13, "Permission denied")})
+    assert "cannot be read" in denied["containers"].why
+    want = client_config.wanted(settings_mod.load(write_config(
+        tmp_path / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(tmp_path / "m"), DOCKER_MIRROR_PORT=15320)))
+    notes = client_table.containers_overlaps(want, paths, {late: b'[[registry]]\nlocation = "docker.io"\n'})
+    assert notes == [f"{late}: has its own [[registry]] for docker.io, which is read after ours and wins: "
+                     "the mirror is not used for it"]
+    assert not (tmp_path / "nowhere").exists()

@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 
+from mirror.config import settings as settings_mod
+from mirror.host import credential, tls
+from support.configs import write_config
 from support.pullthrough import ProxyRegistry
+from support.upstream import free_ports
+
+CLIENT_USER = ("alice", "wonder land")   # the htpasswd user clients are given
 
 
 class LoggedProxy(ProxyRegistry):
@@ -52,3 +60,29 @@ class LoggedProxy(ProxyRegistry):
         """Access-log lines of requests for `path` (a /v2/... path)."""
         return [line for line in self.log_path.read_text(errors="replace").splitlines()
                 if f"GET {path}" in line or f"HEAD {path}" in line]
+
+
+@contextmanager
+def tls_htpasswd_mirror(root: Path, upstream, mirrored):
+    """One mirror of `upstream` over TLS (the CA and server certificate the product
+    generates) behind htpasswd, whose user CLIENT_USER is the client user of the settings:
+    yields (settings, the running LoggedProxy). `mirrored(port)`: the .config symbols naming
+    the upstream's registry on that port (e.g. DOCKER_MIRROR_QUAY=True, ..._QUAY_PORT=port)."""
+    user, password = CLIENT_USER
+    users = root / "htpasswd"
+    users.write_text(f"{user}:{credential._bcrypt(password)}\n")
+    hub_port, port = free_ports(2)
+    config = write_config(root / ".config", olddefconfig=True, DOCKER_MIRROR_PATH=str(root / "mirror"),
+                          DOCKER_MIRROR_PORT=hub_port, DOCKER_MIRROR_TLS=True, **mirrored(port),
+                          DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users),
+                          DOCKER_MIRROR_CLIENT_USERNAME=user, DOCKER_MIRROR_CLIENT_PASSWORD=password)
+    settings = settings_mod.load(config)
+    tls.ensure(settings)
+    tls_dir = Path(settings.path) / "tls"
+    mirror = LoggedProxy(root / "m", upstream.url, port=port, cert=str(tls_dir / "server.crt"),
+                         key=str(tls_dir / "server.key"), ca=settings.tls_ca, htpasswd=str(users),
+                         user=CLIENT_USER).start()
+    try:
+        yield settings, mirror
+    finally:
+        mirror.stop()

@@ -1,6 +1,7 @@
 """Client files the user may own and docker-mirror-clients edits (buildkitd.toml, registries.yaml).
 
-Planned from mirror.client_table (FileWant.merge) and mirror.client_merge.
+Planned from mirror.client_table (FileWant.merge) and mirror.client_merge (the
+merging itself, pure text); this module reads the files and plans the writes.
 Each is recorded with its original bytes, the bytes written and the pieces
 added: undo puts the original back when nobody changed the file since, and
 otherwise takes out exactly our pieces (the user's later edits stay). A
@@ -82,32 +83,7 @@ def _plan_one(out: MergedPlan, key: str, want, before: dict | None) -> None:
                         "backups": (before or {}).get("backups", [])})
 
 
-def write(path: Path, data: bytes, secret: bool) -> None:
-    files.write(path, data, mode=0o600 if secret else 0o644)
-    if secret and path.stat().st_mode & 0o077:
-        path.chmod(0o600)    # a password was added to the user's file: not readable by others
-
-
 def undo(entry: dict) -> str:
-    path = Path(entry["path"])
-    current = files.read(path)
-    original = unb64(entry["original"])
-    if current is None:
-        return f"{path}: already gone"
-    if current == original:
-        return f"{path}: as it was before docker-mirror-clients"
-    if current == unb64(entry["written"]):
-        if original is None:
-            files.unlink(path)
-            return f"{path}: removed"
-        files.write(path, original)
-        if entry.get("mode") is not None:
-            path.chmod(entry["mode"])
-        dropped = files.drop_backups(entry)
-        return f"{path}: previous version put back" + (f" ({', '.join(dropped)} removed)" if dropped else "")
-    stripped = client_merge.remove(current.decode("utf-8", "replace"), entry["inserted"])
-    if stripped is None:
-        return f"{path}: kept as it is: our entries were changed since; take them out by hand"
-    saved = files.backup(path)
-    files.write(path, stripped.encode("utf-8"))
-    return f"{path}: our entries taken out, the rest kept (previous version kept as {saved})"
+    """The original back when nobody changed the file since; else exactly our pieces out."""
+    return files.undo_recorded(entry, files.Strip(
+        lambda text: client_merge.remove(text, entry["inserted"]), "our entries", "take them out by hand"))
