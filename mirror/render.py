@@ -17,6 +17,7 @@ from .model.settings import Settings, Upstream
 from .model import images
 from .model.modes import MODES, OFFLINE, PULL_THROUGH
 from .model.replicas import REPLICA_HOST
+from .model.retention import UPLOAD_AGE_HOURS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -220,7 +221,7 @@ def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode:
         "registry-config.yml.j2",
         settings=settings, upstream=upstream, storage=settings.storage,
         proxy=mode == PULL_THROUGH, readonly=mode == OFFLINE, mode=mode,
-        proxy_ttl=PROXY_TTL if major == 3 else None,
+        proxy_ttl=PROXY_TTL if major == 3 else None, upload_age_hours=UPLOAD_AGE_HOURS,
         # host networking: the container listens on the host's address itself
         addr=upstream.endpoint.listen,
         debug_addr=upstream.endpoint.debug_listen,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..model.digests import is_digest
 from ..model.images import ImageRef
-from ..model.manifests import Manifest
+from ..model.manifests import MAX_MANIFEST, Manifest
 from .files import atomic_write
 
 V2 = Path("docker", "registry", "v2")
@@ -292,7 +292,7 @@ def tag_history(storage_dir, repository: str, tag: str) -> list[str]:
     return sorted(found)
 
 
-def read_manifest(storage_dir, digest: str, limit: int = 4 << 20) -> bytes | None:
+def read_manifest(storage_dir, digest: str, limit: int = MAX_MANIFEST) -> bytes | None:
     """The stored bytes of a manifest blob (at most `limit`: manifests are small), or None."""
     try:
         with open(StorageTree(storage_dir).blob_data(digest), "rb") as f:

@@ -51,6 +51,7 @@ def _read(path: Path) -> dict:
 class Usage:
     cursor_ns: int = 0
     used: dict[str, float] = field(default_factory=dict)
+    ahead_ns: list[int] = field(default_factory=list)   # stamps counted above the cursor (model.log_cursor)
 
     def note(self, key: str, when: float) -> bool:
         """Record a use at `when` (the latest use wins); True when that changed the record."""
@@ -68,13 +69,16 @@ def read_usage(mirror_root, upstream_key: str) -> Usage:
     data = _read(usage_path(mirror_root, upstream_key))
     used = data.get("used") if isinstance(data.get("used"), dict) else {}
     cursor = data.get("cursor_ns")
+    ahead = data.get("ahead_ns") if isinstance(data.get("ahead_ns"), list) else []
     return Usage(cursor if isinstance(cursor, int) else 0,
-                 {k: float(v) for k, v in used.items() if isinstance(v, (int, float))})
+                 {k: float(v) for k, v in used.items() if isinstance(v, (int, float))},
+                 [s for s in ahead if isinstance(s, int)])
 
 
 def write_usage(mirror_root, upstream_key: str, usage: Usage) -> None:
     atomic_write(usage_path(mirror_root, upstream_key),
-                 json.dumps({"cursor_ns": usage.cursor_ns, "used": usage.used}, indent=1, sort_keys=True))
+                 json.dumps({"cursor_ns": usage.cursor_ns, "used": usage.used,
+                             "ahead_ns": usage.ahead_ns}, indent=1, sort_keys=True))
 
 
 def pins_path(mirror_root) -> Path:

@@ -25,6 +25,7 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[:2]
 OCI_INDEX = INDEX_TYPES[0]
+MAX_MANIFEST = 4 << 20     # distribution's own limit on a manifest it accepts
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,11 @@ class ShiftedClock(Clock):
 SYSTEM_CLOCK = Clock()
 
 
+# An upload untouched this long is abandoned: distribution's own purger on a filesystem
+# (registry-config.yml.j2 uploadpurging.age) and the collection on object stores.
+UPLOAD_AGE_HOURS = 168
+
+
 @dataclass(frozen=True)
 class Policy:
     """The cache's retention policy (Kconfig "Cache lifecycle")."""

@@ -17,17 +17,20 @@ cache's lifecycle reads and removes (the same calls as the filesystem's
 mirror.services.cache_store.FileStore): repositories, their manifests and
 tags, blob sizes, the removal of a manifest's links, and the store's usage.
 
-A listing is a snapshot (one paginated LIST of `repositories/` and one of
-`blobs/`), taken on first use and dropped by every removal; one GET per tag
-link read. Object stores have no directories: a "directory" goes by deleting
-every key under it. A digest from a key is validated before it is used.
+A listing is a snapshot (one paginated LIST of `repositories/`, and one of
+`blobs/` only when blobs are asked about: a tag's digest needs no blob
+listing), taken on first use and kept true by our own removals; one GET per
+tag link, once per snapshot. `forget()` drops it. Object stores have no
+directories: a "directory" goes by deleting every key under it. A digest from
+a key is validated before it is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..model.digests import is_digest
+from ..model.manifests import MAX_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,17 @@ class ObjectStore:
     _snapshot: "_Snapshot | None" = None
 
     def _tree(self) -> "_Snapshot":
+        """The repositories' links (one LIST of repositories/)."""
         if self._snapshot is None:
-            self._snapshot = _Snapshot.of(self.prefix, self.list(f"{self.prefix}/repositories/"),
-                                          self.list(f"{self.prefix}/blobs/"))
+            self._snapshot = _Snapshot.of(self.prefix, self.list(f"{self.prefix}/repositories/"))
         return self._snapshot
+
+    def _blobs(self) -> dict[str, int]:
+        """digest -> size of its data (one LIST of blobs/, with the snapshot)."""
+        tree = self._tree()
+        if tree.blobs is None:
+            tree.add_blobs(self.prefix, self.list(f"{self.prefix}/blobs/"))
+        return tree.blobs
 
     def forget(self) -> None:
         """Read the store again at the next call (after something else changed it)."""
@@ -95,25 +105,28 @@ class ObjectStore:
 
     def revisions(self, repository: str) -> list[str]:
         """The manifests (and indexes) the repository links whose blob is there."""
-        tree = self._tree()
-        repo = tree.repos.get(repository)
-        return sorted(d for d in (repo.revisions if repo else {}) if d in tree.blobs)
+        repo = self._tree().repos.get(repository)
+        blobs = self._blobs()
+        return sorted(d for d in (repo.revisions if repo else {}) if d in blobs)
 
     def tags(self, repository: str) -> dict[str, str]:
         """{tag: digest} of the repository's tags whose current link reads as a digest."""
-        repo = self._tree().repos.get(repository)
-        found = {}
-        for tag, key in sorted((repo.tags if repo else {}).items()):
-            text = (self.read(key, 200) or b"").decode("ascii", "replace").strip()
-            if is_digest(text):
-                found[tag] = text
-        return found
+        tree = self._tree()
+        if repository not in tree.tag_digests:
+            repo = tree.repos.get(repository)
+            found = {}
+            for tag, key in sorted((repo.tags if repo else {}).items()):
+                text = (self.read(key, 200) or b"").decode("ascii", "replace").strip()
+                if is_digest(text):
+                    found[tag] = text
+            tree.tag_digests[repository] = found
+        return dict(tree.tag_digests[repository])
 
-    def read_manifest(self, digest: str, limit: int = 4 << 20) -> bytes | None:
+    def read_manifest(self, digest: str, limit: int = MAX_MANIFEST) -> bytes | None:
         return self.read(self.data_key(digest), limit) if is_digest(digest) else None
 
     def blob_size(self, digest: str) -> int:
-        return self._tree().blobs.get(digest, 0)
+        return self._blobs().get(digest, 0)
 
     def cached_since(self, repository: str, digest: str) -> float | None:
         """When the repository's link to the manifest was written (it was cached then)."""
@@ -124,8 +137,8 @@ class ObjectStore:
     def usage(self) -> int:
         """Bytes the store holds for this registry: every object under the prefix (the blobs
         are nearly all of it; links and uploads count too)."""
-        tree = self._tree()
-        return tree.bytes
+        self._blobs()
+        return self._tree().bytes
 
     # ------------------------------------------------------------ the lifecycle's removals
     # Only with every registry on this storage stopped (or read-only).
@@ -169,14 +182,14 @@ class ObjectStore:
         """After garbage-collect: drop layer links to blobs that are gone, and the links of
         repositories left without a manifest; returns how many layer links went."""
         self.forget()
-        tree = self._tree()
+        tree, blobs = self._tree(), self._blobs()
         doomed, dropped = [], 0
         for name, repo in tree.repos.items():
-            if not any(d in tree.blobs for d in repo.revisions):
+            if not any(d in blobs for d in repo.revisions):
                 doomed += [o.key for o in repo.objects if "/_uploads/" not in o.key]
                 continue
             for digest, key in repo.layers.items():
-                if digest not in tree.blobs:
+                if digest not in blobs:
                     doomed.append(key)
                     dropped += 1
         self._delete(doomed)
@@ -205,12 +218,13 @@ class _Repository:
 @dataclass
 class _Snapshot:
     repos: dict            # name -> _Repository
-    blobs: dict            # digest -> size of its data
     objects: list          # every object under repositories/
-    bytes: int             # every object's size, blobs included
+    bytes: int             # every object's size, blobs included once they are listed
+    blobs: dict | None = None   # digest -> size of its data (None: blobs/ not listed yet)
+    tag_digests: dict = field(default_factory=dict)   # repository -> {tag: digest} read
 
     @classmethod
-    def of(cls, prefix: str, repository_objects: list[StoredObject], blob_objects: list[StoredObject]):
+    def of(cls, prefix: str, repository_objects: list[StoredObject]):
         repos: dict[str, _Repository] = {}
         top = f"{prefix}/repositories/"
         for obj in repository_objects:
@@ -234,14 +248,16 @@ class _Snapshot:
                 digest = f"{rest[1]}:{rest[2]}"
                 if is_digest(digest):
                     repo.layers[digest] = obj.key
-        blobs = {}
+        repos = {name: repo for name, repo in repos.items() if repo.revisions or repo.tags or repo.layers}
+        return cls(repos, repository_objects, sum(o.size for o in repository_objects))
+
+    def add_blobs(self, prefix: str, blob_objects: list[StoredObject]) -> None:
+        self.blobs = {}
         for obj in blob_objects:
             parts = obj.key[len(f"{prefix}/blobs/"):].split("/")
             if len(parts) == 4 and parts[3] == "data" and is_digest(f"{parts[0]}:{parts[2]}"):
-                blobs[f"{parts[0]}:{parts[2]}"] = obj.size
-        repos = {name: repo for name, repo in repos.items() if repo.revisions or repo.tags or repo.layers}
-        return cls(repos, blobs, repository_objects,
-                   sum(o.size for o in repository_objects) + sum(o.size for o in blob_objects))
+                self.blobs[f"{parts[0]}:{parts[2]}"] = obj.size
+        self.bytes += sum(o.size for o in blob_objects)
 
     def drop(self, keys: set[str]) -> None:
         """Forget these objects (deleted from under repositories/)."""
@@ -253,3 +269,5 @@ class _Snapshot:
             repo.tags = {t: k for t, k in repo.tags.items() if k not in keys}
             repo.layers = {d: k for d, k in repo.layers.items() if k not in keys}
         self.repos = {n: r for n, r in self.repos.items() if r.revisions or r.tags or r.layers}
+        self.tag_digests = {name: {t: d for t, d in found.items() if t in self.repos[name].tags}
+                            for name, found in self.tag_digests.items() if name in self.repos}

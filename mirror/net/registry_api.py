@@ -25,14 +25,13 @@ import requests
 from ..errors import DigestMismatch, RegistryAPIError, TransferBroken
 from ..model import digests
 from ..model.endpoint import Endpoint
-from ..model.manifests import MANIFEST_TYPES, Manifest
+from ..model.manifests import MANIFEST_TYPES, MAX_MANIFEST, Manifest
 from . import bounded
 from .bounded import Watched, display, error_text, read_capped
 
 CHUNK = bounded.CHUNK
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 UPSTREAM_TIMEOUT = 1.5     # seconds for an upstream to answer /v2/
-MAX_MANIFEST = 4 << 20     # distribution's own limit on a manifest it accepts
 MAX_TOKEN = 1 << 20
 # Every request of the product's own (warm, refresh, archive, restore) says so: the cache's
 # lifecycle reads last use from the mirrors' access logs and counts only clients' pulls

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from ..errors import StoreError
 from ..host import storage
 from ..host.layout import Layout
+from ..model import retention
 from ..model.settings import Settings, Upstream
+from ..net.azure_blob import Container
+from ..net.s3 import Bucket
 
 # The status's probe: one attempt, a short timeout (status must answer quickly).
 PROBE_TIMEOUT = 5.0
-# An upload untouched this long is abandoned (distribution's purger: 168h).
-UPLOAD_AGE = 7 * 86400.0
+UPLOAD_AGE = retention.UPLOAD_AGE_HOURS * 3600.0   # seconds
 
 
 class FileStore:
@@ -82,10 +84,8 @@ def open_store(settings: Settings, upstream: Upstream, timeout: float = 10.0, at
     """The storage of `upstream`'s mirror (every replica of it shares one)."""
     backend = settings.storage.backend
     if backend == "s3":
-        from ..net.s3 import Bucket
         return Bucket(settings.storage, upstream.key, timeout, attempts)
     if backend == "azure":
-        from ..net.azure_blob import Container
         return Container(settings.storage, upstream.key, timeout, attempts)
     return FileStore(Layout.of(settings).storage_dir(upstream))
 

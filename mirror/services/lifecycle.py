@@ -35,15 +35,13 @@ from ..model.settings import Settings
 from ..engine import containers, request_logs
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError, StoreError
-from ..host import layout as host_layout
 from ..host import diskspace, locks, ports, usage
-from ..host.layout import Layout
-from ..model import digests, retention
-from ..model.manifests import blobs_of
-from ..model.retention import SYSTEM_CLOCK, CachedImage, Clock, Plan
-from ..model import log_cursor
-from ..model.manifests import stored_problem
+from ..host import layout as host_layout
 from ..host import storage as storage_tree
+from ..host.layout import Layout
+from ..model import digests, log_cursor, retention
+from ..model.manifests import blobs_of, stored_problem
+from ..model.retention import SYSTEM_CLOCK, CachedImage, Clock, Plan
 from ..net.probes import wait_until_answering
 from ..render import human_size
 from . import cache_store
@@ -99,14 +97,18 @@ def _warn(message: str) -> None:
     print(message, file=sys.stderr)   # stdout may be status's JSON
 
 
-def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn) -> dict[str, int]:
+def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn, stores: dict | None = None
+           ) -> dict[str, int]:
     """Record the pulls each mirror's log holds since the last call; {upstream key: pulls new}.
 
     Idempotent: a cursor per upstream (the last log time read) counts each
     line once, across calls, restarts and re-created containers. A tag
     pulled counts for the digest it points at when read. A cursor ahead of
     the clock (a fast clock set back) is said, and the whole log read again
-    (model.log_cursor); a pull stamped ahead of the clock counts as now.
+    (model.log_cursor); a pull stamped ahead of the clock counts as now, once.
+
+    `stores`: {upstream key: its store}, all opened here when None; a store missing from it is
+    not read (one that does not answer): a tag pulled is then noted as the tag only.
     """
     root = Layout.of(settings).root
     if client is None or not root.is_dir():   # status must not create a purged directory
@@ -115,15 +117,16 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn) -
     with usage.locked(root):
         for upstream in settings.upstreams:
             record = usage.read_usage(root, upstream.key)
+            what = f"{upstream.registry} request log"
             now_ns = clock.real_ns()
-            begun = log_cursor.start(record.cursor_ns, now_ns, f"{upstream.registry} request log")
-            if begun.warning:
-                log(begun.warning)
+            reading = log_cursor.Reading.begin(record.cursor_ns, record.ahead_ns, now_ns, what)
             # Every replica's log, merged in time order (one container without replicas).
-            text = request_logs.request_log(client, settings, upstream, begun.since_ns // 10**9)
+            text = request_logs.request_log(client, settings, upstream, reading.begun.since_ns // 10**9)
             if text is None:
+                if reading.begun.warning:
+                    log(reading.begun.warning)
                 continue
-            saved, record.cursor_ns, ahead = record.cursor_ns, begun.cursor_ns, 0
+            saved = (record.cursor_ns, list(record.ahead_ns))
             # Last uses recorded while the clock was fast: now, so they keep N days from now, not
             # N days plus however fast the clock was.
             now = clock.now()
@@ -134,24 +137,23 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn) -
             if future:
                 log(f"warning: {len(future)} last use(s) of the {upstream.registry} mirror were ahead of "
                     "the clock (the host clock was fast): counted as now")
-            store = cache_store.open_store(settings, upstream)   # opened only: nothing read yet
+            store = cache_store.open_store(settings, upstream) if stores is None else stores.get(upstream.key)
             tag_links: dict[str, dict[str, str]] = {}
             new = 0
             for line in text.decode(errors="replace").splitlines():
                 pulled = parse_pull(line)
-                if pulled is None or not log_cursor.is_new(pulled[0], begun):
+                if pulled is None or not reading.take(pulled[0]):
                     continue
                 stamp, repository, reference = pulled
-                record.cursor_ns = log_cursor.advance(record.cursor_ns, stamp, now_ns)
-                if stamp > now_ns + log_cursor.SLACK_NS:
-                    ahead += 1
                 when = clock.at(min(stamp, now_ns) / 1e9)
                 new += 1
                 if digests.is_digest(reference):
                     record.note(f"{repository}@{reference}", when)
                     continue
                 record.note(f"{repository}:{reference}", when)
-                if repository not in tag_links:
+                if repository not in tag_links and store is None:
+                    tag_links[repository] = {}
+                elif repository not in tag_links:
                     try:
                         tag_links[repository] = store.tags(repository)
                     except StoreError:   # an object store away: the tag's use is noted all the same
@@ -159,10 +161,10 @@ def ingest(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, log=_warn) -
                 links = tag_links[repository]
                 if reference in links:
                     record.note(f"{repository}@{links[reference]}", when)
-            if ahead:
-                log(f"warning: {ahead} pull(s) in the {upstream.registry} request log are stamped ahead "
-                    "of the clock (the host clock was fast): they count as pulled now")
-            if new or future or record.cursor_ns != saved:
+            for warning in reading.warnings(what):
+                log(warning)
+            record.cursor_ns, record.ahead_ns = reading.cursor_ns, reading.ahead()
+            if new or future or (record.cursor_ns, record.ahead_ns) != saved:
                 try:
                     usage.write_usage(root, upstream.key, record)
                 except OSError as err:
@@ -267,67 +269,92 @@ class Survey:
 
 
 def survey(settings: Settings, clock: Clock = SYSTEM_CLOCK, stores: dict | None = None,
-           log=_warn) -> Survey:
+           log=_warn, upstreams=None) -> Survey:
     """Every image the mirrors' storage holds, the size of every blob they name, and the
     entries that are damaged (skipped: one bad entry never stops the rest).
 
-    `stores`: {upstream key: its store (mirror.services.cache_store)}, opened here when absent."""
-    layout, pinned, retired_at = Layout.of(settings), _pinned(settings), _retired(settings, clock)
+    `stores`: {upstream key: its store (mirror.services.cache_store)}, opened here when absent;
+    `upstreams`: those to survey (all when None). A StoreError when a store stops answering."""
     found = Survey()
-    images, sizes, now, clock_wrong = found.images, found.sizes, clock.now(), 0
-    for upstream in settings.upstreams:
+    context = _Context(_pinned(settings), _retired(settings, clock), clock, clock.now())
+    for upstream in settings.upstreams if upstreams is None else upstreams:
         store = (stores or {}).get(upstream.key) or cache_store.open_store(settings, upstream)
-        local = isinstance(store, cache_store.FileStore)
-        used = usage.read_usage(layout.root, upstream.key).used
-        for repository in store.repositories():
-            links = storage_tree.damaged_links(store.storage_dir, repository) if local else []
-            found.damaged += [Damaged(upstream.key, repository, link.kind, link.name, link.reason, link)
-                              for link in links]
-            bad = {link.name for link in links if link.kind == "revision"}
-            parsed = {}
-            for digest in store.revisions(repository):
-                if digest in bad:
-                    continue
-                body = store.read_manifest(digest)
-                problem = stored_problem(body)
-                if problem:
-                    found.damaged.append(Damaged(upstream.key, repository, "manifest", digest, problem))
-                    continue
-                parsed[digest] = json.loads(body)
-            children = {c["digest"] for m in parsed.values() for c in m.get("manifests", [])}
-            tags = store.tags(repository)
-            moved = _left_behind_by_tags(store, repository, tags, parsed, settings.lifecycle.keep_previous) \
-                if local else {}
-            for digest in parsed:
-                own_tags = tuple(sorted(t for t, d in tags.items() if d == digest))
-                if digest in children and not own_tags:
-                    continue  # a platform manifest: part of its index's image
-                manifests = [digest, *(c["digest"] for c in parsed[digest].get("manifests", [])
-                                       if c["digest"] in parsed)]
-                blobs = set(manifests)
-                for manifest in manifests:
-                    blobs |= {b["digest"] for b in blobs_of(parsed[manifest])}
-                blobs = {b for b in blobs if digests.is_digest(b)}
-                for blob in blobs:
-                    if (upstream.key, blob) not in sizes:
-                        sizes[upstream.key, blob] = store.blob_size(blob)
-                last = max([used.get(f"{repository}@{m}", 0.0) for m in manifests]
-                           + [used.get(f"{repository}:{t}", 0.0) for t in own_tags])
-                if not last:  # never seen pulled by a client: count from when it was cached
-                    cached = store.cached_since(repository, digest)
-                    last = now if cached is None else clock.at(cached)
-                retired = retired_at.get((upstream.key, repository, digest))
-                if retired is None and not own_tags and digest in moved:
-                    retired = clock.at(moved[digest])
-                last, retired, wrong = retention.sane_times(last, retired, now)
-                clock_wrong += bool(wrong)
-                images.append(CachedImage(upstream.key, repository, digest, own_tags, tuple(manifests),
-                                          frozenset(blobs), last, (upstream.key, repository, digest) in pinned,
-                                          retired))
-    if clock_wrong:
-        log(f"warning: {clock_wrong} image(s) have a last use or a retirement ahead of the clock (the "
-            "host clock was fast and was set back): counted as used now, none dropped for it")
+        _survey_store(settings, upstream, store, context, found)
+    if context.clock_wrong:
+        log(f"warning: {context.clock_wrong} image(s) have a last use or a retirement ahead of the clock "
+            "(the host clock was fast and was set back): counted as used now, none dropped for it")
     return found
+
+
+@dataclass
+class _Context:
+    """What every store's survey reads alike: pins, retirements, the time now."""
+    pinned: set
+    retired_at: dict
+    clock: Clock
+    now: float
+    clock_wrong: int = 0
+
+
+def _survey_store(settings: Settings, upstream, store, context: _Context, found: Survey) -> None:
+    local = isinstance(store, cache_store.FileStore)
+    used = usage.read_usage(Layout.of(settings).root, upstream.key).used
+    for repository in store.repositories():
+        links = storage_tree.damaged_links(store.storage_dir, repository) if local else []
+        found.damaged += [Damaged(upstream.key, repository, link.kind, link.name, link.reason, link)
+                          for link in links]
+        bad = {link.name for link in links if link.kind == "revision"}
+        parsed = _manifests(upstream, store, repository, bad, found)
+        children = {c["digest"] for m in parsed.values() for c in m.get("manifests", [])}
+        tags = store.tags(repository)
+        moved = _left_behind_by_tags(store, repository, tags, parsed, settings.lifecycle.keep_previous) \
+            if local else {}
+        for digest in parsed:
+            own_tags = tuple(sorted(t for t, d in tags.items() if d == digest))
+            if digest in children and not own_tags:
+                continue  # a platform manifest: part of its index's image
+            found.images.append(_image(upstream.key, store, repository, digest, own_tags, parsed, used,
+                                       moved, context, found.sizes))
+
+
+def _manifests(upstream, store, repository: str, bad: set[str], found: Survey) -> dict[str, dict]:
+    """digest -> the parsed manifest, of the repository's revisions that read whole."""
+    parsed = {}
+    for digest in store.revisions(repository):
+        if digest in bad:
+            continue
+        body = store.read_manifest(digest)
+        problem = stored_problem(body)
+        if problem:
+            found.damaged.append(Damaged(upstream.key, repository, "manifest", digest, problem))
+            continue
+        parsed[digest] = json.loads(body)
+    return parsed
+
+
+def _image(key: str, store, repository: str, digest: str, own_tags: tuple, parsed: dict, used: dict,
+           moved: dict, context: _Context, sizes: dict) -> CachedImage:
+    """One image: its manifests, its blobs (sizes noted), its last use and retirement."""
+    manifests = [digest, *(c["digest"] for c in parsed[digest].get("manifests", []) if c["digest"] in parsed)]
+    blobs = set(manifests)
+    for manifest in manifests:
+        blobs |= {b["digest"] for b in blobs_of(parsed[manifest])}
+    blobs = {b for b in blobs if digests.is_digest(b)}
+    for blob in blobs:
+        if (key, blob) not in sizes:
+            sizes[key, blob] = store.blob_size(blob)
+    last = max([used.get(f"{repository}@{m}", 0.0) for m in manifests]
+               + [used.get(f"{repository}:{t}", 0.0) for t in own_tags])
+    if not last:  # never seen pulled by a client: count from when it was cached
+        cached = store.cached_since(repository, digest)
+        last = context.now if cached is None else context.clock.at(cached)
+    retired = context.retired_at.get((key, repository, digest))
+    if retired is None and not own_tags and digest in moved:
+        retired = context.clock.at(moved[digest])
+    last, retired, wrong = retention.sane_times(last, retired, context.now)
+    context.clock_wrong += bool(wrong)
+    return CachedImage(key, repository, digest, own_tags, tuple(manifests), frozenset(blobs), last,
+                       (key, repository, digest) in context.pinned, retired)
 
 
 def _left_behind_by_tags(store, repository: str, tags: dict[str, str], parsed: dict, keep: int
@@ -381,26 +408,13 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
     Once per storage, on every backend: on s3 and azure the links go from the
     bucket or container and garbage-collect runs against the same store, every
     replica stopped meanwhile (mirror.services.cache_store)."""
-    ingest(settings, client, clock, log=log)
     stores = {u.key: cache_store.open_store(settings, u) for u in settings.upstreams}
+    ingest(settings, client, clock, log=log, stores=stores)
     found = survey(settings, clock, stores, log=log)
     images, sizes = found.images, found.sizes
     plan = retention.plan(images, sizes, settings.lifecycle, clock.now(), must_free)
     done = Collection(plan, dry_run, damaged=found.damaged)
-    registries = {u.key: u.registry for u in settings.upstreams}
-    for eviction in plan.evictions:
-        log(f"{'would drop' if dry_run else 'dropping'} {registries[eviction.image.upstream]}/"
-            f"{eviction.image.name}: {eviction.reason}; frees {human_size(eviction.freed)}")
-    log(f"garbage collection{' (dry run)' if dry_run else ''}: {len(plan.evictions)} of {len(images)} "
-        f"image(s) to drop, {human_size(plan.freed)} to free; cache {human_size(plan.bytes_before)} -> "
-        f"{human_size(plan.bytes_after)}" + (f" (limit {human_size(settings.lifecycle.max_bytes)})"
-                                            if settings.lifecycle.max_bytes else ""))
-    if plan.over_limit:
-        log("warning: the pinned images alone are over DOCKER_MIRROR_CACHE_MAX_SIZE_GB; nothing "
-            "more may be dropped")
-    for damaged in found.damaged:
-        log(f"damaged: {registries[damaged.upstream]}/{damaged.describe()}; "
-            f"{'would be removed' if dry_run else 'removing it'}")
+    _report(settings, done, len(images), log)
     if not dry_run and cache_store.is_object_store(settings):
         # The registries' own upload purger is off on object stores (registry-config.yml.j2);
         # uploads untouched for a week are abandoned, and go with the registries serving.
@@ -417,73 +431,130 @@ def collect(settings: Settings, client, *, dry_run: bool = False, clock: Clock =
     for upstream in settings.upstreams:
         mine = [i for i in dropped if i.upstream == upstream.key]
         broken = [d for d in found.damaged if d.upstream == upstream.key]
-        if not mine and not broken:
-            continue
-        store = stores[upstream.key]
-        kept = {(i.repository, m) for i in images if i.upstream == upstream.key and i not in dropped
-                for m in i.manifests}
-        spec = containers.maintenance_plan(settings, layout, image, upstream, ports.free_loopback_endpoint(),
-                                           host_layout.http_secret(layout))
-        state = containers.mirror_container(client, settings, upstream).state
-        running = state == "running"
-        done.disk_before[upstream.key] = store.usage()
-        started = time.monotonic()
-        try:
-            # Stopped whatever its state, and with no container the setup lock held: neither a
-            # restart policy nor the keeper may start a registry on this storage mid-sweep.
-            with containers.stopped(client, settings, upstream) if state not in ("absent", "unknown") \
-                    else locks.held(layout.setup_lock):
-                for cached in mine:
-                    for manifest in cached.manifests:
-                        if (cached.repository, manifest) not in kept:
-                            store.remove_manifest(cached.repository, manifest)
-                # Before garbage-collect, which stops at the first manifest it cannot read.
-                for damaged in broken:
-                    if not _still_damaged(store, damaged):
-                        continue   # read mid-write while the registry served: whole now
-                    if damaged.link is not None:
-                        storage_tree.remove_damaged(store.storage_dir, damaged.link)
-                    else:
-                        store.remove_manifest(damaged.repository, damaged.name)
-                # First, as it may be what fills the disk: the registry cannot be writing now.
-                # On object stores the registries' own purger is off (registry-config.yml.j2).
-                store.purge_uploads()
-                containers.run_once(client, image, spec, ["garbage-collect", image.config_path],
-                                    network=cache_store.is_object_store(settings),
-                                    limits=settings.resources.collect)
-                store.tidy()
-        finally:
-            if running:
-                wait_until_answering(upstream.endpoint, containers.START_TIMEOUT)
-        done.unavailable[upstream.key] = time.monotonic() - started
-        store.forget()
-        done.disk_after[upstream.key] = store.usage()
-        log(f"{upstream.registry}: collected in {done.unavailable[upstream.key]:.2f} s (the mirror did "
-            f"not serve meanwhile); disk {human_size(done.disk_before[upstream.key])} -> "
-            f"{human_size(done.disk_after[upstream.key])}")
+        if mine or broken:
+            kept = {(i.repository, m) for i in images if i.upstream == upstream.key and i not in dropped
+                    for m in i.manifests}
+            _collect_one(settings, client, layout, image, upstream, stores[upstream.key], mine, broken,
+                         kept, done, log)
     # Totals for the metrics (docker_mirror_collections_total, ...): a counter never goes back.
     usage.note_collection(layout.root, len(plan.evictions),
                           sum(done.disk_before[k] - done.disk_after[k] for k in done.disk_after), clock.now())
     return done
 
 
+def _report(settings: Settings, done: Collection, surveyed: int, log) -> None:
+    """Say what the collection drops (or would), and why."""
+    plan, dry_run = done.plan, done.dry_run
+    registries = {u.key: u.registry for u in settings.upstreams}
+    for eviction in plan.evictions:
+        log(f"{'would drop' if dry_run else 'dropping'} {registries[eviction.image.upstream]}/"
+            f"{eviction.image.name}: {eviction.reason}; frees {human_size(eviction.freed)}")
+    log(f"garbage collection{' (dry run)' if dry_run else ''}: {len(plan.evictions)} of {surveyed} "
+        f"image(s) to drop, {human_size(plan.freed)} to free; cache {human_size(plan.bytes_before)} -> "
+        f"{human_size(plan.bytes_after)}" + (f" (limit {human_size(settings.lifecycle.max_bytes)})"
+                                            if settings.lifecycle.max_bytes else ""))
+    if plan.over_limit:
+        log("warning: the pinned images alone are over DOCKER_MIRROR_CACHE_MAX_SIZE_GB; nothing "
+            "more may be dropped")
+    for damaged in done.damaged:
+        log(f"damaged: {registries[damaged.upstream]}/{damaged.describe()}; "
+            f"{'would be removed' if dry_run else 'removing it'}")
+
+
+def _collect_one(settings: Settings, client, layout: Layout, image, upstream, store, mine: list,
+                 broken: list, kept: set, done: Collection, log) -> None:
+    """One storage: its mirror stopped, the dropped manifests' and damaged entries' links go,
+    then garbage-collect; `kept`: (repository, manifest) still named by a kept image."""
+    spec = containers.maintenance_plan(settings, layout, image, upstream, ports.free_loopback_endpoint(),
+                                       host_layout.http_secret(layout))
+    state = containers.mirror_container(client, settings, upstream).state
+    running = state == "running"
+    done.disk_before[upstream.key] = store.usage()
+    started = time.monotonic()
+    try:
+        # Stopped whatever its state, and with no container the setup lock held: neither a
+        # restart policy nor the keeper may start a registry on this storage mid-sweep.
+        with containers.stopped(client, settings, upstream) if state not in ("absent", "unknown") \
+                else locks.held(layout.setup_lock):
+            store.forget()   # a tag may have moved since the survey: its links are read afresh
+            for cached in mine:
+                for manifest in cached.manifests:
+                    if (cached.repository, manifest) not in kept:
+                        store.remove_manifest(cached.repository, manifest)
+            _remove_damaged(store, broken)
+            # First, as it may be what fills the disk: the registry cannot be writing now.
+            # On object stores the registries' own purger is off (registry-config.yml.j2).
+            store.purge_uploads()
+            containers.run_once(client, image, spec, ["garbage-collect", image.config_path],
+                                network=cache_store.is_object_store(settings),
+                                limits=settings.resources.collect)
+            store.tidy()
+    finally:
+        if running:
+            wait_until_answering(upstream.endpoint, containers.START_TIMEOUT)
+    done.unavailable[upstream.key] = time.monotonic() - started
+    store.forget()
+    done.disk_after[upstream.key] = store.usage()
+    log(f"{upstream.registry}: collected in {done.unavailable[upstream.key]:.2f} s (the mirror did "
+        f"not serve meanwhile); disk {human_size(done.disk_before[upstream.key])} -> "
+        f"{human_size(done.disk_after[upstream.key])}")
+
+
+def _remove_damaged(store, broken: list) -> None:
+    """Before garbage-collect, which stops at the first manifest it cannot read."""
+    for damaged in broken:
+        if not _still_damaged(store, damaged):
+            continue   # read mid-write while the registry served: whole now
+        if damaged.link is not None:
+            storage_tree.remove_damaged(store.storage_dir, damaged.link)
+        else:
+            store.remove_manifest(damaged.repository, damaged.name)
+
+
 def image_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> dict[str, list[dict]]:
     """Per upstream key, each cached image: size, pinned, last pulled, when the policy drops it.
 
-    A StoreError when an object store does not answer (status says so and goes on)."""
-    return survey_rows(settings, client, clock)[0]
+    A StoreError when an object store does not answer."""
+    found = survey_rows(settings, client, clock)
+    if found.failed:
+        raise StoreError(next(iter(found.failed.values())))
+    return found.rows
 
 
-def survey_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK
-                ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
-    """image_rows(), and per upstream key the damaged entries of its store (JSON-ready)."""
-    ingest(settings, client, clock)
-    found = survey(settings, clock)
-    images, sizes = found.images, found.sizes
+@dataclass
+class StatusSurvey:
+    """What status shows of the stores, per upstream key (JSON-ready)."""
+    rows: dict[str, list[dict]]       # image_rows()
+    damaged: dict[str, list[dict]]    # its store's damaged entries
+    failed: dict[str, str]            # its store stopped answering mid-survey: why
+
+
+def survey_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK, stores: dict | None = None,
+                upstreams=None) -> StatusSurvey:
+    """image_rows(), the damaged entries, and the stores that failed, of `upstreams` (all when
+    None): each store is surveyed on its own, so one that fails hides none of the others'
+    images (the policy's plan then counts the others only)."""
+    upstreams = settings.upstreams if upstreams is None else upstreams
+    stores = {u.key: cache_store.open_store(settings, u) for u in upstreams} if stores is None else stores
+    ingest(settings, client, clock, stores=stores)
+    found, failed = Survey(), {}
+    for upstream in upstreams:
+        try:
+            one = survey(settings, clock, stores, upstreams=[upstream])
+        except StoreError as err:
+            failed[upstream.key] = str(err)
+            continue
+        found.images += one.images
+        found.sizes.update(one.sizes)
+        found.damaged += one.damaged
     damaged: dict[str, list[dict]] = {u.key: [] for u in settings.upstreams}
     for entry in found.damaged:
         damaged[entry.upstream].append(entry.to_json())
-    policy = settings.lifecycle
+    return StatusSurvey(_rows(settings, found, clock), damaged, failed)
+
+
+def _rows(settings: Settings, found: Survey, clock: Clock) -> dict[str, list[dict]]:
+    images, sizes, policy = found.images, found.sizes, settings.lifecycle
     now_plan = {e.image: e.reason for e in retention.plan(images, sizes, policy, clock.now()).evictions}
     rows: dict[str, list[dict]] = {u.key: [] for u in settings.upstreams}
     for image in sorted(images, key=lambda i: (i.repository, i.tags, i.digest)):
@@ -494,4 +565,4 @@ def survey_rows(settings: Settings, client, clock: Clock = SYSTEM_CLOCK
             "drops": "at the next collection" if image in now_plan else _iso(retention.drop_time(image, policy)),
             "drop_reason": now_plan.get(image),
         })
-    return rows, damaged
+    return rows

@@ -151,10 +151,12 @@ def registry_families(upstream: Upstream, timeout: float = SCRAPE_TIMEOUT) -> li
 
 
 class Probes:
-    """Upstream reachability and Docker Hub headroom, asked at most every `ttl` seconds."""
+    """Upstream reachability and Docker Hub headroom, asked at most every `ttl` seconds; and
+    what the stores hold (`stores`, read at most as often: status.StoresCache)."""
 
     def __init__(self, settings: Settings, ttl: float):
         self.settings, self.ttl = settings, ttl
+        self.stores = status.StoresCache(ttl)
         self.when = 0.0
         self.reachable: dict[str, bool] = {}
         self.headroom: model.Headroom | None = None
@@ -186,7 +188,7 @@ class MirrorCollector:
     def collect(self):
         settings, probes = self.settings, self.probes.refresh()
         client = self.client_factory()
-        doc = status.gather(settings, client, headroom=False)
+        doc = status.gather(settings, client, headroom=False, stores=probes.stores)
         up = GaugeMetricFamily("docker_mirror_up", "1 when the mirror answers /v2/", labels=["upstream"])
         mode = GaugeMetricFamily("docker_mirror_mode", "1 for the mode the mirror runs in "
                                  "(pull-through, offline, registry)", labels=["upstream", "mode"])

@@ -104,14 +104,14 @@ class Service:
 
     def page(self) -> str:
         client = _client()
-        doc = status.gather(self.settings, client, headroom=False)
+        doc = status.gather(self.settings, client, headroom=False, stores=self.probes.stores)
         self.probes.refresh()
         headroom = self.probes.headroom.text if self.probes.headroom else "no Docker Hub mirror"
         context = page_context(self.settings, doc, observe.read_history(self.settings), headroom)
         return render.render("status-page.html.j2", **context)
 
     def status_json(self) -> str:
-        doc = status.gather(self.settings, _client(), headroom=False)
+        doc = status.gather(self.settings, _client(), headroom=False, stores=self.probes.stores)
         found = self.probes.refresh().headroom    # asked at most once per sample interval
         doc["dockerhub_headroom"] = found.to_json() if found else None
         return json.dumps(doc, indent=2)

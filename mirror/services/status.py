@@ -10,7 +10,8 @@ the http secret, credentials inside a URL) ever enters it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from .. import render
@@ -38,9 +39,10 @@ def _container(client, settings: Settings, upstream: Upstream) -> dict:
     return {"name": found.name, "state": found.state, "mode": found.mode}
 
 
-def _object_store(settings: Settings, upstream: Upstream, found: cache_store.Probe | None
-                  ) -> tuple[dict | None, list, int]:
-    """An object store's answer to a blob read, what it holds (tags, bytes); None on a filesystem."""
+def _object_store(store, found: cache_store.Probe | None) -> tuple[dict | None, list, int]:
+    """An object store's answer to a blob read, what it holds (tags, bytes); None on a filesystem.
+
+    `store`: the one the survey read (its listing is reused: no second LIST, no tag read twice)."""
     if found is None:
         return None, [], 0
     doc = {"answering": found.answering, "seconds": round(found.seconds, 3), "error": found.error,
@@ -48,21 +50,64 @@ def _object_store(settings: Settings, upstream: Upstream, found: cache_store.Pro
     tags = []
     if found.answering:
         try:
-            store = cache_store.open_store(settings, upstream)
-            tags = sorted(storage.CachedTag(r, tag, digest) for r in store.repositories()
-                          for tag, digest in store.tags(r).items() if digest in store.revisions(r))
+            for repository in store.repositories():
+                revisions = set(store.revisions(repository))
+                tags += [storage.CachedTag(repository, tag, digest)
+                         for tag, digest in store.tags(repository).items() if digest in revisions]
+            tags.sort()
             doc["bytes"] = store.usage()
         except StoreError as err:
             doc.update(answering=False, error=str(err))
+            tags = []
     return doc, tags, doc["bytes"] or 0
 
 
+@dataclass(frozen=True)
+class Stores:
+    """What status reads of the mirrors' storage, per upstream key."""
+    probes: dict          # cache_store.Probe, or None on a filesystem
+    survey: lifecycle.StatusSurvey
+    objects: dict         # _object_store()'s (doc, tags, bytes)
+
+
+def read_stores(settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> Stores:
+    """Each upstream's store read once: one store object per upstream serves the probe's
+    verdict, the lifecycle's survey and the object store's listing alike.
+
+    An object store that cannot serve a blob read is not read further (each read would wait
+    out its timeouts), nor is one that fails mid-survey: its upstream's "store" says why, and
+    every other upstream's images are listed all the same."""
+    probes = {u.key: cache_store.probe(settings, u) for u in settings.upstreams}
+    answering = [u for u in settings.upstreams if probes[u.key] is None or probes[u.key].answering]
+    stores = {u.key: cache_store.open_store(settings, u) for u in answering}
+    survey = lifecycle.survey_rows(settings, client, clock, stores=stores, upstreams=answering)
+    for key, error in survey.failed.items():
+        if probes[key] is not None:
+            probes[key] = replace(probes[key], answering=False, error=error)
+    objects = {u.key: _object_store(stores.get(u.key), probes[u.key]) for u in settings.upstreams}
+    return Stores(probes, survey, objects)
+
+
+class StoresCache:
+    """read_stores(), kept `ttl` seconds: the metrics service's scrapes and page views would
+    otherwise each read every store (a LIST and a GET per tag on s3 and azure)."""
+
+    def __init__(self, ttl: float):
+        self.ttl, self.when, self.found = ttl, 0.0, None
+
+    def get(self, settings: Settings, client, clock: Clock = SYSTEM_CLOCK) -> Stores:
+        if self.found is None or time.monotonic() - self.when >= self.ttl:
+            self.found = read_stores(settings, client, clock)
+            self.when = time.monotonic()
+        return self.found
+
+
 def _upstream(settings: Settings, layout: Layout, upstream: Upstream, client, images: list[dict],
-              probe: cache_store.Probe | None) -> dict:
+              found: tuple[dict | None, list, int]) -> dict:
     local = settings.storage.backend == "filesystem"
     storage_dir = layout.storage_dir(upstream) if local else None
     tags = storage.cached_tags(storage_dir) if local else []
-    store, store_tags, store_bytes = _object_store(settings, upstream, probe)
+    store, store_tags, store_bytes = found
     if store is not None:
         tags = store_tags
     return {
@@ -139,28 +184,23 @@ def _with_damage(doc: dict, damaged: list[dict]) -> dict:
 
 
 def gather(settings: Settings, client, *, now: float | datetime | None = None,
-           clock: Clock = SYSTEM_CLOCK, headroom: bool = True) -> dict:
+           clock: Clock = SYSTEM_CLOCK, headroom: bool = True, stores: StoresCache | None = None) -> dict:
     """The status document; `client` is a docker client, or None when the engine is unreachable.
 
-    `headroom`: ask Docker Hub for the pulls left (the metrics service asks on its own schedule)."""
+    `headroom`: ask Docker Hub for the pulls left (the metrics service asks on its own schedule);
+    `stores`: the metrics service's cache of what the stores hold (read afresh when None)."""
     if isinstance(now, datetime):
         now = now.timestamp()
     layout = Layout.of(settings)
-    # An object store that cannot serve a blob read is not read further (each read would wait
-    # out its timeouts): its upstream's "store" says why.
-    probes = {u.key: cache_store.probe(settings, u) for u in settings.upstreams}
-    rows, damaged = {}, {}
-    if all(found is None or found.answering for found in probes.values()):
-        try:
-            rows, damaged = lifecycle.survey_rows(settings, client, clock)
-        except StoreError:
-            pass   # it stopped answering since: the next status says so
+    found = read_stores(settings, client, clock) if stores is None else stores.get(settings, client, clock)
+    rows, damaged = found.survey.rows, found.survey.damaged
     return {
         "config": settings.config_path,
         "path": settings.path,
         "enabled": settings.enabled,
         "storage_backend": settings.storage.backend,
-        "upstreams": [_with_damage(_upstream(settings, layout, u, client, rows.get(u.key, []), probes[u.key]),
+        "upstreams": [_with_damage(_upstream(settings, layout, u, client, rows.get(u.key, []),
+                                             found.objects[u.key]),
                                    damaged.get(u.key, [])) for u in settings.upstreams],
         "lifecycle": {"keep_unused_days": settings.lifecycle.keep_unused_days,
                       "max_bytes": settings.lifecycle.max_bytes,

@@ -90,3 +90,28 @@ def test_the_products_own_pulls_are_no_use():
     assert parse_pull(LINE.format(agent="docker-mirror/1")) is None          # warm, refresh, archive
     assert parse_pull(LINE.format(agent="docker/24 UpstreamClient(docker-mirror/1)")) is None
     assert parse_pull(LINE.format(agent='x \\"docker-mirror/1\\" y')) is not None   # quoted, not ours
+
+
+def read_saved(saved, now_ns, stamps):
+    """One read through log_cursor.Reading: (stamps counted, what to save, warnings)."""
+    reading = log_cursor.Reading.begin(saved[0], saved[1], now_ns, "request log")
+    seen = [s for s in stamps if s >= reading.begun.since_ns and reading.take(s)]
+    return seen, (reading.cursor_ns, reading.ahead()), reading.warnings("request log")
+
+
+def test_a_pull_stamped_in_the_future_counts_once_and_warns_once():
+    # A pull logged while the clock ran a day fast, then a pull the corrected clock stamped.
+    fast, later = NOW + DAY * S, NOW - 60 * S
+    seen, saved, warnings = read_saved((NOW - 3600 * S, []), NOW, [fast, later])
+    assert seen == [fast, later] and len(warnings) == 1 and "stamped ahead" in warnings[0]
+    assert saved[0] <= NOW                                  # the cursor is never saved ahead of the clock
+    # Every read after (status, scrape, keeper), the log still holding both lines: nothing counts
+    # again, so the image is not "used now" forever, and nothing is said again.
+    for minutes in (1, 2, 60):
+        seen, saved, warnings = read_saved(saved, NOW + minutes * 60 * S, [fast, later])
+        assert seen == [] and warnings == []
+    # A pull after them is still counted, and once the clock passes the fast stamp it is forgotten.
+    seen, saved, _ = read_saved(saved, NOW + 2 * 3600 * S, [fast, later, NOW + 3600 * S])
+    assert seen == [NOW + 3600 * S]
+    seen, saved, _ = read_saved(saved, fast + 20 * S, [fast, later, NOW + 3600 * S, fast + 10 * S])
+    assert seen == [fast + 10 * S] and saved == (fast + 10 * S, [])

@@ -11,14 +11,20 @@ answers and of one that does not.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from dataclasses import replace
 
 import pytest
+import yaml
 
+from mirror import render
 from mirror.config import settings
+from mirror.model.modes import PULL_THROUGH
 from mirror.model.settings import Storage
 from mirror.net import s3
-from mirror.services import cache_store
+from mirror.services import cache_store, status
 from support.configs import write_config
 from support.seaweed import SeaweedS3
 from support.upstream import free_port
@@ -119,3 +125,131 @@ def test_the_status_probe_reads_a_blob_and_names_a_store_that_does_not_answer(st
     found = cache_store.probe(silent, silent.upstream("dockerhub"))
     assert not found.answering and time.monotonic() - started < 10
     assert f"s3 bucket {BUCKET} at {dead}" in found.error and SECRET_KEY not in found.error
+
+
+# ---------------------------------------------------------------- status reads each store once
+
+def put_image(writer, bucket: s3.Bucket, repository: str, tag: str, seed: str) -> str:
+    """A one-layer image as a registry caches it: manifest, config and layer blobs, links, a tag."""
+    config, layer = (b'{"seed": "%s"}' % seed.encode(), seed.encode() * 500)
+    cfg_digest, layer_digest = (f"sha256:{hashlib.sha256(b).hexdigest()}" for b in (config, layer))
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cfg_digest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                       "digest": layer_digest, "size": len(layer)}]}).encode()
+    digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+    repo = f"{bucket.prefix}/repositories/{repository}"
+    objects = {bucket.data_key(d): body for d, body in ((digest, manifest), (cfg_digest, config),
+                                                        (layer_digest, layer))}
+    objects[f"{repo}/_manifests/revisions/sha256/{digest[7:]}/link"] = digest.encode()
+    objects[f"{repo}/_manifests/tags/{tag}/current/link"] = digest.encode()
+    objects[f"{repo}/_manifests/tags/{tag}/index/sha256/{digest[7:]}/link"] = digest.encode()
+    for blob in (cfg_digest, layer_digest):
+        objects[bucket.link_key(repository, blob)] = blob.encode()
+    for key, body in objects.items():
+        writer.put_object(Bucket=BUCKET, Key=key, Body=body)
+    return digest
+
+
+class Counted(s3.Bucket):
+    """A real bucket that counts what it asks the store (LISTs by prefix, GETs)."""
+    opened: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lists, self.reads = [], []
+        Counted.opened.append(self)
+
+    def list(self, prefix, limit=None):
+        self.lists.append((prefix[len(self.prefix):], limit))
+        return super().list(prefix, limit)
+
+    def read(self, key, limit):
+        self.reads.append(key[len(self.prefix):])
+        return super().read(key, limit)
+
+
+def two_upstreams(tmp_path, endpoint: str, root: str):
+    return settings.load(write_config(
+        tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror"), DOCKER_MIRROR_GHCR=True,
+        DOCKER_MIRROR_STORAGE_FILESYSTEM=False, DOCKER_MIRROR_STORAGE_S3=True,
+        DOCKER_MIRROR_S3_ENDPOINT=endpoint, DOCKER_MIRROR_S3_BUCKET=BUCKET,
+        DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY, DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY,
+        DOCKER_MIRROR_S3_ROOT_DIRECTORY=root))
+
+
+def test_a_status_and_the_scrapes_after_it_read_each_store_once(store, tmp_path, monkeypatch):
+    cfg = two_upstreams(tmp_path, store.endpoint, "/once")
+    writer = s3.client(cfg.storage)
+    for key in ("dockerhub", "ghcr"):
+        bucket = s3.Bucket(cfg.storage, key)
+        put_image(writer, bucket, "team/app", "1", key)
+        put_image(writer, bucket, "team/app", "2", key + "-two")
+    Counted.opened = []
+    monkeypatch.setattr(cache_store, "Bucket", Counted)
+    stores = status.StoresCache(ttl=60)
+    doc = status.gather(cfg, None, headroom=False, stores=stores)
+    for up in doc["upstreams"]:
+        assert [c["tag"] for c in up["cached"]] == ["1", "2"] and len(up["images"]) == 2, up
+    # Per upstream: the probe's one-blob LIST and read; then one LIST of repositories/, one of
+    # blobs/, each tag link and each manifest read once (the status's listing reuses the survey's).
+    for key in ("dockerhub", "ghcr"):
+        mine = [b for b in Counted.opened if f"/{key}/" in b.prefix + "/"]
+        lists = sorted((entry for b in mine for entry in b.lists), key=str)
+        assert lists == [("/blobs/", 1), ("/blobs/", None), ("/repositories/", None)], lists
+        reads = [r for b in mine[1:] for r in b.reads]
+        assert sorted(r for r in reads if "/tags/" in r) == [
+            "/repositories/team/app/_manifests/tags/1/current/link",
+            "/repositories/team/app/_manifests/tags/2/current/link"], reads
+        assert len([r for r in reads if r.startswith("/blobs/")]) == 2, reads   # the two manifests
+    # The metrics service's scrapes and page views within its interval ask the store nothing.
+    asked = sum(len(b.lists) + len(b.reads) for b in Counted.opened)
+    for _ in range(3):
+        assert status.gather(cfg, None, headroom=False, stores=stores)["upstreams"] == doc["upstreams"]
+    assert sum(len(b.lists) + len(b.reads) for b in Counted.opened) == asked
+    # A tag pulled (the request log's reader) lists repositories/ only, never every blob; a
+    # collection removing manifests one after another reads each tag link once.
+    bucket = Counted(cfg.storage, "ghcr")
+    digest = bucket.tags("team/app")["1"]
+    assert bucket.lists == [("/repositories/", None)]
+    bucket.remove_manifest("team/app", digest)
+    bucket.remove_manifest("team/app", bucket.tags("team/app")["2"])
+    assert len([r for r in bucket.reads if "/tags/" in r]) == 2 and bucket.tags("team/app") == {}
+
+
+def test_one_store_failing_hides_no_other_upstreams_images(store, tmp_path, monkeypatch):
+    cfg = two_upstreams(tmp_path, store.endpoint, "/halfdead")
+    writer = s3.client(cfg.storage)
+    pushed = {key: put_image(writer, s3.Bucket(cfg.storage, key), "team/app", "1", key)
+              for key in ("dockerhub", "ghcr")}
+    dead = replace(cfg.storage, s3_endpoint=f"http://127.0.0.1:{free_port()}")
+
+    def ghcr_dies_after_the_probe(storage, key, timeout=10.0, attempts=3):
+        # The probe (one attempt) finds ghcr's store answering; it is gone by the survey.
+        return s3.Bucket(dead if key == "ghcr" and attempts > 1 else storage, key, timeout, attempts=1)
+
+    monkeypatch.setattr(cache_store, "Bucket", ghcr_dies_after_the_probe)
+    doc = status.gather(cfg, None, headroom=False)
+    hub, ghcr = doc["upstreams"]
+    assert [i["digest"] for i in hub["images"]] == [pushed["dockerhub"]]
+    assert [c["tag"] for c in hub["cached"]] == ["1"] and hub["store"]["answering"]
+    assert ghcr["store"]["answering"] is False and "127.0.0.1" in ghcr["store"]["error"]
+    assert ghcr["images"] == [] and SECRET_KEY not in json.dumps(doc)
+    assert status.exit_code(doc) == 1
+    assert "ghcr" in status.format_text(doc)
+    # A store that does not answer the probe at all: likewise, and it is not read further.
+    monkeypatch.setattr(cache_store, "Bucket", lambda storage, key, timeout=10.0, attempts=3: s3.Bucket(
+        dead if key == "ghcr" else storage, key, timeout, attempts=1))
+    doc = status.gather(cfg, None, headroom=False)
+    assert [i["digest"] for i in doc["upstreams"][0]["images"]] == [pushed["dockerhub"]]
+    assert doc["upstreams"][1]["store"]["answering"] is False and status.exit_code(doc) == 1
+
+
+def test_the_collection_ages_uploads_as_the_registrys_own_purger_does(tmp_path):
+    # Two places say "abandoned": the registry's purger (filesystem) and the collection (object
+    # stores, where that purger is off); they must agree.
+    cfg = s3_settings(tmp_path, "http://127.0.0.1:9")
+    text = render.registry_config(cfg, cfg.upstream("dockerhub"), major=2, mode=PULL_THROUGH, http_secret="s")
+    age = yaml.safe_load(text)["storage"]["maintenance"]["uploadpurging"]["age"]
+    assert age.endswith("h") and int(age[:-1]) * 3600 == cache_store.UPLOAD_AGE
