@@ -119,6 +119,18 @@ def test_a_change_of_port_or_replicas_shows_in_the_manifests(tmp_path, capsys):
             != after["Deployment"]["docker-mirror-dockerhub"]["spec"]["template"]["metadata"]["annotations"][annotation])
 
 
+def test_the_registry_pods_have_the_memory_limits_of_the_hosts_containers(tmp_path, capsys):
+    config = write_config(tmp_path / ".config", DOCKER_MIRROR_REGISTRY_MEMORY_MB=300, DOCKER_MIRROR_GC_MEMORY_MB=200)
+    assert run(config, tmp_path / "out") == 0, capsys.readouterr().err
+    kinds = by_kind(tmp_path / "out")
+    registry = container(kinds["Deployment"]["docker-mirror-dockerhub"])
+    assert registry["resources"]["limits"]["memory"] == "300Mi"
+    collect = [job for name, job in kinds["CronJob"].items() if "gc" in name or "collect" in name]
+    assert collect, sorted(kinds["CronJob"])
+    spec = collect[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert spec["containers"][0]["resources"]["limits"]["memory"] == "200Mi"
+
+
 def test_secrets_are_only_in_the_secret_file(tmp_path, htpasswd_file, capsys):
     config = write_config(tmp_path / ".config", **S3, **CREDENTIALS, DOCKER_MIRROR_HTPASSWD=True,
                           DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd_file))
