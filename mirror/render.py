@@ -134,6 +134,13 @@ def systemd_exec(value: str) -> str:
     return _quote_word(value.replace("%", "%%"))
 
 
+def systemd_path(value: str) -> str:
+    """One path of a list setting (RequiresMountsFor=): systemd splits it into words
+    (quotes and backslash escapes, as an ExecStart= word) and expands %-specifiers,
+    but expands no `$`."""
+    return _quote_word(_unit_safe(str(value)).replace("%", "%%"))
+
+
 def systemd_args(words) -> str:
     """More words for an ExecStart= line, each a systemd_arg, each after a space."""
     return "".join(f" {systemd_arg(word)}" for word in words)
@@ -200,6 +207,7 @@ def environment() -> jinja2.Environment:
     env.filters["systemd_arg"] = systemd_arg
     env.filters["systemd_exec"] = systemd_exec
     env.filters["systemd_args"] = systemd_args
+    env.filters["systemd_path"] = systemd_path
     env.filters["exports_path"] = exports_path
     env.filters["docker_mirror_image"] = docker_mirror_image
     return env

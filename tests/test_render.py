@@ -515,6 +515,10 @@ def test_keeper_service(units):
     assert exec_words(unit_value(keeper, "Service", "ExecStart")) == [
         context["python"], "-m", "mirror", "--config", context["config_path"], "keeper"]
     assert unit_value(keeper, "Install", "WantedBy") == "multi-user.target"
+    # A late local mount (nofail, LUKS, USB, automount) of the mirror directory: systemd mounts
+    # it before the keeper starts, which would find the directory gone and stop for good.
+    # One word, quoted (a space), % escaped; systemd-analyze verify checks it (test above).
+    assert unit_value(keeper, "Unit", "RequiresMountsFor") == '"/srv/docker mirror/100%%"'
 
 
 def test_without_the_keeper_the_unit_runs_the_boot_path_once(tmp_path):

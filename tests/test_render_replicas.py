@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 import yaml
 
 from mirror import render
@@ -20,6 +21,7 @@ from mirror.engine.registry_image import RegistryImage
 from mirror.host.layout import Layout
 from mirror.model.modes import PULL_THROUGH
 from support.configs import write_config
+from support.replicas import free_port_block
 from support.upstream import free_port
 
 S3 = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
@@ -52,9 +54,11 @@ def test_haproxy_cfg_is_valid_and_balances_over_every_replica(tmp_path):
     assert "rstatus ^(200|401)$" in text
     assert "mode tcp" in text and "check-ssl" not in text
     assert f"bind 127.0.0.1:{s.replicas.stats_port}" in text
-    # With every replica out, the backends' last resort is a registry API 503 (no check on it).
-    assert text.count(f"server unavailable 127.0.0.1:{s.replicas.stats_port} backup no-check") == 2
-    assert "http-request return status 503" in text and "unless { path_beg /stats }" in text
+    # With every replica out, the backends' last resort is a registry API 503 (no check on it),
+    # from a listener of its own on no port (test_every_replica_down_... below runs it).
+    last_resort = f"abns@docker-mirror-unavailable-{s.replicas.stats_port}"
+    assert text.count(f"server unavailable {last_resort} backup no-check") == 2
+    assert f"bind {last_resort}" in text and "http-request return status 503" in text
     directives = [line.split()[0] for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert not {"user", "group", "chroot"} & set(directives)   # nothing to drop to in the image
 
@@ -69,6 +73,42 @@ def test_haproxy_cfg_with_tls_checks_over_tls(tmp_path):
     assert "backup" not in text   # a plain-HTTP 503 would be no answer to a TLS client
     checked = haproxy_check(tmp_path, text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_replica_down_the_mirror_port_answers_503_never_the_statistics(tmp_path):
+    """A real HAProxy from the rendered config, no replica up: the mirror's public port gives a
+    registry API 503 for any path, /stats too; the statistics stay on their loopback port."""
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_PORT=free_port(),
+             DOCKER_MIRROR_REPLICA_PORT_BASE=free_port_block())
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(render.haproxy_config(s, servers(s)))
+    proc = subprocess.Popen([shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    mirror = f"http://127.0.0.1:{s.upstreams[0].endpoint.port}"
+    stats = f"http://127.0.0.1:{s.replicas.stats_port}/stats"
+    try:
+        deadline = time.monotonic() + 15
+        while True:   # until HAProxy listens and has marked both replicas down
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if requests.get(f"{mirror}/v2/", timeout=2).status_code == 503:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "HAProxy never answered 503 on the mirror's port"
+            time.sleep(0.1)
+        for where in ("/stats", "/stats;csv", "/v2/library/busybox/manifests/1.36"):
+            answer = requests.get(mirror + where, timeout=5)
+            assert answer.status_code == 503, (where, answer.text[:200])
+            assert answer.json()["errors"][0]["code"] == "UNAVAILABLE", where
+            assert answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+            assert "Statistics Report" not in answer.text
+        page = requests.get(stats, timeout=5)
+        assert page.status_code == 200 and "Statistics Report" in page.text
+        assert "UNAVAILABLE" in requests.get(mirror + "/", timeout=5).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_haproxy_rejects_a_broken_config(tmp_path):

@@ -1,6 +1,8 @@
 """A setting changed is a setting applied: change options, run `make docker-mirror`'s path,
 and the running parts (mirror containers, the status page, the keeper) behave per the new
-values, on the real engine, one mirror reused across the cases (in file order).
+values, on the real engine, one mirror reused across the cases. Each case first makes sure
+of what it relies on (World.ensure, World.ensure_users), so that any order, or a case alone,
+works; in file order that changes nothing and costs no setup.
 
 Which options each case proves is the ENGINE table of tests/config/test_setting_followed.py,
 which also shows, for every option of the Kconfig tree, that changing it changes what its
@@ -23,6 +25,7 @@ import pytest
 import requests
 from cryptography import x509
 
+from mirror.config import dotconfig
 from mirror.engine.containers import LABEL_CONFIG, LABEL_MODE
 from mirror.host import locks
 from mirror.model.modes import PLAIN
@@ -38,6 +41,9 @@ from config.test_setting_followed import ENGINE
 pytestmark = [pytest.mark.engine, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 PAGE_PATHS = ("/", "/metrics", "/status.json")
+UPSTREAM_KEYS = ("GHCR", "QUAY", "K8S", "CUSTOM")
+SINGLE_UPSTREAM = {f"DOCKER_MIRROR_{key}": False for key in UPSTREAM_KEYS}
+ON = dict(ENABLE_DOCKER_MIRROR=True, INSTALL_DOCKER_MIRROR=True)
 
 
 def users_file(path: Path, password: str) -> str:
@@ -68,16 +74,45 @@ class World:
         self.page_port = free_port()
         self.m = Mirror(tmp / "m", hub.url, DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_OBSERVE_PORT=self.page_port)
         self.users = tmp / "htpasswd"
-        self.auth = None
+        self.password = None   # alice's, as `users` holds it now
         self.scheme = "http"
 
     @property
     def s(self):
         return self.m.settings
 
+    @property
+    def auth(self):
+        return ("alice", self.password) if self.m.overrides.get("DOCKER_MIRROR_HTPASSWD") else None
+
+    def write_users(self, password: str) -> str:
+        self.password = password
+        return users_file(self.users, password)
+
     def configure(self, **values):
         self.m.configure(**values)
         self.scheme = "https" if self.s.tls_certificate else "http"
+
+    def ensure(self, **values):
+        """What a case relies on (and the mirror switched on): set up when .config changes."""
+        found = dotconfig.load(self.m.config).entries   # a read, not kconfiglib's 0.2 s write
+        if all((found[k].value if k in found else False) == v for k, v in {**ON, **values}.items()):
+            return
+        before, stamp = self.m.config.read_bytes(), self.m.config.stat()
+        self.configure(**ON, **values)
+        if self.m.config.read_bytes() == before:
+            # the same text: as if untouched (no running part is older than what it read)
+            os.utime(self.m.config, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        else:
+            self.setup()
+
+    def ensure_users(self, password: str, **values):
+        """ensure(**values), with htpasswd on and alice's password `password`."""
+        if self.auth == ("alice", password):
+            return self.ensure(**values)
+        self.configure(**ON, DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=self.write_users(password),
+                       **values)
+        self.setup()
 
     def setup(self) -> list[str]:
         """`make docker-mirror`'s own path (services.install.docker_mirror), in this process."""
@@ -158,8 +193,10 @@ def world(tmp_path_factory, docker_client, registry_image):
 
 def test_htpasswd_on_closes_the_mirror_and_the_running_page(world):
     w = world
+    w.ensure(DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_HTPASSWD=False)
+    wait_for("the open status page", lambda: code(w.page_url("/metrics")) == 200)
     assert w.page_pid()
-    w.configure(DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=users_file(w.users, "pw1"))
+    w.configure(DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=w.write_users("pw1"))
     w.setup()
     assert code(w.mirror_url()) == 401
     assert code(w.mirror_url(), ("alice", "pw1")) == 200
@@ -173,7 +210,8 @@ def test_htpasswd_on_closes_the_mirror_and_the_running_page(world):
 def test_a_password_changed_in_the_file_is_applied(world):
     """The issue's finding: alice:pw1 -> pw2 printed "(unchanged)" and pw1 kept working."""
     w = world
-    users_file(w.users, "pw2")                    # .config unchanged: only the file's bytes
+    w.ensure_users("pw1", DOCKER_MIRROR_OBSERVE=True)
+    w.write_users("pw2")                          # .config unchanged: only the file's bytes
     done = w.m.setup().stdout                     # the CLI, as make runs it
     assert "(recreated)" in done and "(unchanged)" not in done, done
     w.lines = done.splitlines()
@@ -187,11 +225,11 @@ def test_a_password_changed_in_the_file_is_applied(world):
     again = w.setup()                             # nothing changed since: nothing restarted
     assert not [line for line in again if "created" in line or "restarted" in line], again
     assert w.page_pid() == page
-    w.auth = ("alice", "pw2")
 
 
 def test_addresses_move_the_mirror_and_the_page(world):
     w = world
+    w.ensure(DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_TLS=False, **SINGLE_UPSTREAM)
     old_mirror, old_page = w.mirror_url(), w.page_url("/metrics")
     old_names = {c.name for c in w.containers()}
     port, page_port = free_ports(2)
@@ -218,8 +256,9 @@ def certificate_pair(directory: Path, name: str):
 
 def test_a_given_certificate_replaced_in_place_is_served(world):
     w = world
+    w.ensure(DOCKER_MIRROR_OBSERVE=True)
     given = w.tmp / "given"
-    given.mkdir()
+    given.mkdir(exist_ok=True)
     cert, key = certificate_pair(given, "first")
     w.configure(DOCKER_MIRROR_TLS=True, DOCKER_MIRROR_TLS_GIVEN=True, DOCKER_MIRROR_TLS_GENERATE=False,
                 DOCKER_MIRROR_TLS_CERTIFICATE=str(cert), DOCKER_MIRROR_TLS_KEY=str(key))
@@ -247,7 +286,8 @@ def san_addresses(certificate) -> set[str]:
 
 def test_a_generated_certificate_follows_the_client_address(world):
     w = world
-    w.configure(DOCKER_MIRROR_TLS_GIVEN=False, DOCKER_MIRROR_TLS_GENERATE=True, DOCKER_MIRROR_TLS_CERTIFICATE="",
+    w.configure(**ON, DOCKER_MIRROR_TLS=True,
+                DOCKER_MIRROR_TLS_GIVEN=False, DOCKER_MIRROR_TLS_GENERATE=True, DOCKER_MIRROR_TLS_CERTIFICATE="",
                 DOCKER_MIRROR_TLS_KEY="", DOCKER_MIRROR_CLIENT_ADDRESS="127.0.0.5")
     w.setup()
     assert "127.0.0.5" in san_addresses(w.served_certificate(w.mirror_url()))
@@ -268,6 +308,7 @@ def upload(w) -> int | None:
 
 def test_pull_through_off_makes_a_plain_registry(world):
     w = world
+    w.ensure(DOCKER_MIRROR_PULL_THROUGH_CACHE=True)
     assert upload(w) == 405                       # a proxy refuses pushes
     w.configure(DOCKER_MIRROR_PULL_THROUGH_CACHE=False)
     w.setup()
@@ -276,9 +317,6 @@ def test_pull_through_off_makes_a_plain_registry(world):
     w.configure(DOCKER_MIRROR_PULL_THROUGH_CACHE=True)
     w.setup()
     assert upload(w) == 405
-
-
-UPSTREAM_KEYS = ("GHCR", "QUAY", "K8S", "CUSTOM")
 
 
 def manifest(w, upstream, repo, tag) -> int | None:
@@ -292,6 +330,7 @@ def manifest(w, upstream, repo, tag) -> int | None:
 
 def test_upstreams_switched_on_and_repointed(world):
     w = world
+    w.ensure(DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=w.hub.url, **SINGLE_UPSTREAM)
     push_image(w.hub2.url, "applied/only-on-hub2", "1")
     assert manifest(w, None, "applied/only-on-hub2", "1") == 404
     ports = free_ports(4)
@@ -316,7 +355,7 @@ def test_upstreams_switched_on_and_repointed(world):
 
 def test_the_keeper_is_restarted_with_new_inputs_and_stopped_when_off(world):
     w = world
-    w.configure(DOCKER_MIRROR_KEEPER=True, DOCKER_MIRROR_RECHECK_INTERVAL=300)
+    w.configure(**ON, DOCKER_MIRROR_KEEPER=True, DOCKER_MIRROR_RECHECK_INTERVAL=300)
     w.setup()
     first = w.keeper_pid()
     w.configure(DOCKER_MIRROR_RECHECK_INTERVAL=301)
@@ -331,9 +370,11 @@ def test_the_keeper_is_restarted_with_new_inputs_and_stopped_when_off(world):
 
 def test_the_page_follows_its_own_options_and_stops_when_off(world):
     w = world
+    w.ensure(DOCKER_MIRROR_OBSERVE=True)
     page = w.page_pid()
+    assert page
     textfiles = w.tmp / "textfile"
-    textfiles.mkdir()
+    textfiles.mkdir(exist_ok=True)
     w.configure(DOCKER_MIRROR_OBSERVE_INTERVAL=2, DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR=str(textfiles))
     w.setup()
     assert w.page_pid() != page
@@ -346,6 +387,9 @@ def test_the_page_follows_its_own_options_and_stops_when_off(world):
 
 def test_a_moved_directory_and_storage_are_mounted(world):
     w = world
+    # (the page off: a page running in the old directory keeps its port after the move; the
+    # page's own moves are test_addresses_move_the_mirror_and_the_page's)
+    w.ensure_users(w.password or "pw2", DOCKER_MIRROR_OBSERVE=False, **SINGLE_UPSTREAM)
     storage = w.tmp / "storage"
     w.configure(DOCKER_MIRROR_PATH=str(w.tmp / "moved"), DOCKER_MIRROR_STORAGE_PATH=str(storage))
     w.setup()
@@ -359,12 +403,14 @@ def test_a_moved_directory_and_storage_are_mounted(world):
 
 def test_switched_off_takes_everything_down(world):
     w = world
-    w.configure(DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_KEEPER=True)
+    w.configure(**ON, DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_KEEPER=True)
     w.setup()
     w.configure(INSTALL_DOCKER_MIRROR=False)
     w.setup()
     assert w.containers() == [] and w.page_pid() is None and w.keeper_pid() is None
-    w.configure(INSTALL_DOCKER_MIRROR=True, DOCKER_MIRROR_KEEPER=False)
+    # (the page off first: switched off with ENABLE_DOCKER_MIRROR, .config no longer says
+    # where the mirror is, and a running page would be left running)
+    w.configure(INSTALL_DOCKER_MIRROR=True, DOCKER_MIRROR_KEEPER=False, DOCKER_MIRROR_OBSERVE=False)
     w.setup()
     assert len(w.containers()) == 1
     w.configure(ENABLE_DOCKER_MIRROR=False)

@@ -86,7 +86,9 @@ def holder(path: Path) -> int | None:
 
 def stop_holder(path: Path, what: str, timeout: float) -> int | None:
     """SIGTERM the process holding the lock on `path` (a background keeper or service) and
-    wait until it lets go; its pid, or None when nobody held it."""
+    wait until it lets go; its pid, or None when nobody held it. Raises HostToolError
+    naming the pid when it still holds the lock after `timeout` seconds: a second one
+    started beside it would run on with the old (a keeper, its old settings)."""
     pid = holder(path)
     if not pid:
         if pid == 0:
@@ -100,6 +102,11 @@ def stop_holder(path: Path, what: str, timeout: float) -> int | None:
         raise HostToolError(f"cannot stop {what} (pid {pid}): it is another user's; "
                             "run the command as that user or as root") from None
     deadline = time.monotonic() + timeout
-    while holder(path) is not None and time.monotonic() < deadline:
+    while (still := holder(path)) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
+    if still is not None:
+        # No "nothing was changed" here: the caller may have changed things before.
+        raise HostToolError(f"{what} (pid {still or pid}) still holds {path} {timeout:g} s after "
+                            f"SIGTERM: stop it by hand (kill -9 {still or pid}), then run the "
+                            "command again")
     return pid

@@ -86,8 +86,12 @@ def keep_serving_proxies(settings: Settings, client, modes: dict[str, str]) -> d
     return kept
 
 
+_UNRESOLVED = object()
+
+
 def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = False,
-                  guard: Callable[[], None] | None = None) -> Report:
+                  guard: Callable[[], None] | None = None,
+                  owner: ownership.Shared | None | object = _UNRESOLVED) -> Report:
     """Make the mirror containers match the settings and each upstream's state.
 
     `keep_serving` (the keeper, the refresh): a pull-through mirror that still
@@ -96,8 +100,10 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
     refused before anything is touched (services.ownership).
     `guard` (the keeper): raises when what it keeps is gone, before anything is made
     and again right before the containers are touched.
+    `owner`: ownership.resolve()'s answer when the caller asked it already (docker_mirror).
     """
-    owner = ownership.resolve(settings, client, log=log)
+    if owner is _UNRESOLVED:
+        owner = ownership.resolve(settings, client, log=log)
     if owner is not None:
         return Report(actions={u.key: "shared" for u in settings.upstreams}, shared=owner.owner,
                       modes={u.key: containers.mirror_container(client, settings, u).mode or "unknown"
@@ -248,11 +254,12 @@ def docker_mirror(settings: Settings, client, *, boot: bool = False, log=print, 
             "INSTALL_DOCKER_MIRROR): " + ("took down what was set up; the cache stays where it was"
                                           if removed else "nothing is set up here"))
         return Report()
-    if not boot and systemd.systemd_is_pid1() \
-            and ownership.resolve(settings, client, log=lambda _: None) is None:
+    # Asked once: it lists the engine's containers and may load another .config.
+    owner = ownership.resolve(settings, client, log=log)
+    if not boot and systemd.systemd_is_pid1() and owner is None:
         # Another mirror's unit under one of this one's names: refused before anything is touched.
         systemd.check_owner(unit_names(settings), render.unit_marker(settings))
-    report = start_mirrors(settings, client, log=log)
+    report = start_mirrors(settings, client, log=log, owner=owner)
     if report.shared:
         log(f"the mirror of prefix {settings.container_prefix} was set up by {report.shared} with the "
             "same settings: this checkout uses it as it is (nothing changed; that checkout's keeper, "

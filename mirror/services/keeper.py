@@ -20,7 +20,12 @@ one it started with: a directory made anew at that path is another) or the
 checkout it runs from is gone (deleted without `make docker-mirror-remove`),
 it stops, and never re-creates a container (that would bind-mount
 directories that are no longer there): it asks before each check and again
-inside it, right before containers are touched.
+inside it, right before containers are touched. "Gone" (or switched off) is
+believed only when it is still so a moment later (CONFIRM_AFTER): every save
+of kconfiglib's moves .config to .config.old and then writes it anew, and a
+keeper that stopped in that window would stay stopped (exit 0: systemd's
+Restart=on-failure leaves it). A mirror directory on a late mount is
+systemd's to wait for (RequiresMountsFor= in the unit).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from . import inputs, install
 ENGINE_POLL = 1.0        # seconds between attempts to reach a restarting engine
 MIN_SPACING = 5.0        # seconds at least between two checks: a container that dies at
                          # once after each re-creation must not turn the keeper into a loop
+CONFIRM_AFTER = 1.0      # seconds: a reason to stop is asked again after this (see above)
+SWITCHED_OFF = "the mirror is switched off in .config: the keeper stops"
 
 
 def check(settings: Settings, client, log=print, root: Path | None = None,
@@ -52,7 +59,7 @@ def check(settings: Settings, client, log=print, root: Path | None = None,
     lines: list[str] = []
 
     def guard() -> None:
-        missing = gone(settings, root, kept) if root is not None else None
+        missing = confirmed_gone(settings, root, kept) if root is not None else None
         if missing:
             raise MirrorGone(missing)
 
@@ -91,8 +98,16 @@ def gone(settings: Settings, root: Path, kept: tuple[int, int] | None = None) ->
     return None
 
 
+def confirmed_gone(settings: Settings, root: Path, kept: tuple[int, int] | None = None) -> str | None:
+    """gone(), believed only when it still says so CONFIRM_AFTER seconds later."""
+    if gone(settings, root, kept) is None:
+        return None
+    time.sleep(CONFIRM_AFTER)
+    return gone(settings, root, kept)
+
+
 def _stops_for_gone(settings: Settings, root: Path, log, kept: tuple[int, int] | None = None) -> bool:
-    missing = gone(settings, root, kept)
+    missing = confirmed_gone(settings, root, kept)
     if missing:
         _say_gone(missing, log)
     return bool(missing)
@@ -134,13 +149,57 @@ def _take_down_leftovers(settings: Settings, connect: Callable, log) -> None:
         log(f"error: {err}")
 
 
+def _reason_to_stop(settings: Settings, layout: Layout) -> str | None:
+    """Why the keeper stops with these settings (read just now), if it does."""
+    if not settings.enabled or not settings.install:
+        return SWITCHED_OFF
+    if not settings.keeper:
+        return "the keeper is switched off in .config: the keeper stops"
+    if Layout.of(settings).root != layout.root:
+        return (f"the mirror moved to {settings.path}: this keeper stops; "
+                "'make docker-mirror' starts the keeper of the new directory")
+    return None
+
+
+def _read(load_settings: Callable[[], Settings], settings: Settings, layout: Layout,
+          log) -> tuple[Settings, str | None]:
+    """The settings now and the keeper's reason to stop, if any, believed only when a
+    second reading CONFIRM_AFTER seconds later says so too (a save in progress)."""
+    for attempt in range(2):
+        if attempt:
+            time.sleep(CONFIRM_AFTER)
+        try:
+            now = load_settings()
+        except NotConfiguredError as err:
+            now, why = settings, f"{err}: the keeper stops"
+        except MirrorError as err:
+            log(f"error: {err}; going on with the settings read before")
+            return settings, None
+        else:
+            why = _reason_to_stop(now, layout)
+        if why is None:
+            return now, None
+    return now, why
+
+
+def _first_read(load_settings: Callable[[], Settings], log) -> Settings | None:
+    """The settings at start, or None (said) when .config is gone: nothing to keep."""
+    try:
+        return load_settings()
+    except NotConfiguredError:
+        time.sleep(CONFIRM_AFTER)   # a save in progress, maybe
+    try:
+        return load_settings()
+    except NotConfiguredError as err:
+        log(f"{err}: the keeper stops")
+        return None
+
+
 def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         cycles: int | None = None) -> int:
     """Keep the mirror up until it is switched off in .config; `cycles` bounds the loop (tests)."""
-    try:
-        settings = load_settings()
-    except NotConfiguredError as err:   # gone before this keeper started: nothing to keep
-        log(f"{err}: the keeper stops")
+    settings = _first_read(load_settings, log)
+    if settings is None:
         return 0
     layout = Layout.of(settings)
     busy = lambda: KeeperRunning(f"a keeper already runs for {layout.root} (pid "  # noqa: E731
@@ -157,23 +216,11 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         last_check = float("-inf")
         while cycles is None or cycles > 0:
             cycles = None if cycles is None else cycles - 1
-            try:
-                settings = load_settings()
-            except NotConfiguredError as err:
-                log(f"{err}: the keeper stops")
-                return 0
-            except MirrorError as err:
-                log(f"error: {err}; going on with the settings read before")
-            if not settings.enabled or not settings.install:
-                log("the mirror is switched off in .config: the keeper stops")
-                _take_down_leftovers(settings, connect, log)
-                return 0
-            if not settings.keeper:
-                log("the keeper is switched off in .config: the keeper stops")
-                return 0
-            if Layout.of(settings).root != layout.root:
-                log(f"the mirror moved to {settings.path}: this keeper stops; "
-                    "'make docker-mirror' starts the keeper of the new directory")
+            settings, why = _read(load_settings, settings, layout, log)
+            if why is not None:
+                log(why)
+                if why == SWITCHED_OFF:
+                    _take_down_leftovers(settings, connect, log)
                 return 0
             if _stops_for_gone(settings, layout.root, log, kept):
                 return 0

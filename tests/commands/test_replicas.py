@@ -193,6 +193,11 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
         assert set(states(docker_client, names).values()) == {"exited"}
         wait_for(lambda: all(s["status"] == "DOWN" for s in haproxy_servers(stats_port).values()), 10,
                  "HAProxy to see every replica down")
+        # The mirror's public port then gives a registry API 503, never the statistics page.
+        for path in ("/v2/", "/stats"):
+            answer = requests.get(m.url() + path, timeout=5)
+            assert answer.status_code == 503 and answer.json()["errors"][0]["code"] == "UNAVAILABLE", path
+        assert "Statistics Report" in requests.get(f"http://127.0.0.1:{stats_port}/stats", timeout=5).text
     assert set(states(docker_client, names).values()) == {"running"}
 
     # Back to one replica: HAProxy and Redis go, one container serves on the same port; the
