@@ -387,12 +387,18 @@ def test_the_page_follows_its_own_options_and_stops_when_off(world):
 
 def test_a_moved_directory_and_storage_are_mounted(world):
     w = world
-    # (the page off: a page running in the old directory keeps its port after the move; the
-    # page's own moves are test_addresses_move_the_mirror_and_the_page's)
-    w.ensure_users(w.password or "pw2", DOCKER_MIRROR_OBSERVE=False, **SINGLE_UPSTREAM)
+    # The page of the old directory holds the port until its next sample sees the move; the
+    # setup waits for it, and the new directory's page takes the port.
+    w.ensure_users(w.password or "pw2", DOCKER_MIRROR_OBSERVE=True, DOCKER_MIRROR_OBSERVE_INTERVAL=5,
+                   **SINGLE_UPSTREAM)
+    old_page = serve_lock(w.s)
+    assert locks.holder(old_page)
     storage = w.tmp / "storage"
     w.configure(DOCKER_MIRROR_PATH=str(w.tmp / "moved"), DOCKER_MIRROR_STORAGE_PATH=str(storage))
     w.setup()
+    assert locks.holder(old_page) is None
+    wait_for("the moved page to answer", lambda: code(w.page_url("/metrics"), w.auth) == 200)
+    assert w.page_pid(), w.page_log()
     (container,) = w.containers()
     sources = {m["Destination"]: m["Source"] for m in container.attrs["Mounts"]}
     assert sources["/var/lib/registry"] == str(storage / "dockerhub")
@@ -408,14 +414,17 @@ def test_switched_off_takes_everything_down(world):
     w.configure(INSTALL_DOCKER_MIRROR=False)
     w.setup()
     assert w.containers() == [] and w.page_pid() is None and w.keeper_pid() is None
-    # (the page off first: switched off with ENABLE_DOCKER_MIRROR, .config no longer says
-    # where the mirror is, and a running page would be left running)
-    w.configure(INSTALL_DOCKER_MIRROR=True, DOCKER_MIRROR_KEEPER=False, DOCKER_MIRROR_OBSERVE=False)
+    # Switched off with ENABLE_DOCKER_MIRROR, .config no longer says where the mirror is: the
+    # page reads .config again at each sample, as the keeper does, and stops by itself.
+    w.configure(INSTALL_DOCKER_MIRROR=True, DOCKER_MIRROR_KEEPER=False, DOCKER_MIRROR_OBSERVE=True,
+                DOCKER_MIRROR_OBSERVE_INTERVAL=5)
     w.setup()
-    assert len(w.containers()) == 1
+    assert len(w.containers()) == 1 and w.page_pid()
+    page_lock = serve_lock(w.s)
     w.configure(ENABLE_DOCKER_MIRROR=False)
     install.docker_mirror(w.s, w.client, log=lambda _: None)
     assert w.containers() == []
+    wait_for("the page to stop", lambda: locks.holder(page_lock) is None, timeout=15)
 
 
 def test_every_engine_case_is_a_test_here():

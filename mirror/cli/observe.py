@@ -34,4 +34,5 @@ def run(args) -> int:
         print(observe.write_textfile(loaded, service.collectors) or
               "no DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR configured: sampled only")
         return 0
-    return observe_serve.serve(loaded, log=lambda line: print(line, flush=True))
+    return observe_serve.serve(loaded, log=lambda line: print(line, flush=True),
+                               reload=lambda: load_settings(args))

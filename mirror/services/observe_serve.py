@@ -24,6 +24,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 from .. import render
 from ..model.settings import Settings
@@ -205,8 +206,31 @@ def make_server(settings: Settings, service: Service | None = None) -> Threading
     return server
 
 
-def serve(settings: Settings, log=print, stop: threading.Event | None = None) -> int:
-    """Serve until stopped; one service per mirror directory."""
+CONFIRM_AFTER = 1.0   # seconds: a reason to stop is asked again after this (a .config being saved)
+
+
+def unwanted(settings: Settings, reload: Callable[[], Settings]) -> str | None:
+    """Why this page should stop, from .config read again (`reload`), as the keeper reads it:
+    its .config gone or unreadable, the mirror or the page switched off, the mirror moved to
+    another directory (whose own page `make docker-mirror` starts: this one holds the port).
+    None while the page is still wanted."""
+    try:
+        now = reload()
+    except (MirrorError, OSError) as err:
+        return f"{settings.config_path} cannot be read ({err})"
+    if not now.enabled:
+        return "the mirror is switched off in .config"
+    if not now.observe.enabled:
+        return "the status page is switched off in .config"
+    if now.path != settings.path:
+        return f"the mirror moved to {now.path}"
+    return None
+
+
+def serve(settings: Settings, log=print, stop: threading.Event | None = None,
+          reload: Callable[[], Settings] | None = None) -> int:
+    """Serve until stopped, or, with `reload` (.config read again), until unwanted(); one
+    service per mirror directory."""
     stop = stop or threading.Event()
     with locks.held(serve_lock(settings), wait=False,
                     busy=lambda: MirrorError(f"a status service already runs for {settings.path} "
@@ -222,6 +246,10 @@ def serve(settings: Settings, log=print, stop: threading.Event | None = None) ->
                     server.service.tick()
                 except (MirrorError, OSError) as err:
                     log(f"sample failed: {err}")
+                if reload and unwanted(settings, reload) and not stop.wait(CONFIRM_AFTER) \
+                        and (reason := unwanted(settings, reload)):
+                    log(f"{reason}: the status page stops")
+                    break
                 stop.wait(settings.observe.interval)
         finally:
             server.shutdown()

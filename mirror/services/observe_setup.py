@@ -8,11 +8,12 @@ again, by `make docker-mirror-status` and by `make docker-mirror-remove`.
 
 from __future__ import annotations
 
+import time
 
 from ..model.settings import Settings
-from ..host import locks, systemd
+from ..host import locks, ports, systemd
 from . import inputs, observe
-from .observe_serve import serve_lock
+from .observe_serve import CONFIRM_AFTER, serve_lock
 
 STOP_TIMEOUT = 10.0   # seconds for the service to let go of its lock after SIGTERM
 
@@ -32,6 +33,11 @@ def start(settings: Settings, command: list[str], cwd) -> str:
         restarted = f" (restarted: its settings or files changed; pid {pid} stopped)"
     elif pid:
         return f"status page running (pid {pid}) on {settings.observe.url}/"
+    # A page whose mirror moved to this directory stops at its next sample (observe_serve.unwanted)
+    # and frees the port: wait for that rather than fail to bind.
+    deadline = time.monotonic() + settings.observe.interval + 2 * CONFIRM_AFTER + 1
+    while not ports.port_is_free(settings.observe.address, settings.observe.port) and time.monotonic() < deadline:
+        time.sleep(0.2)
     log = observe.observe_dir(settings) / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     pid = systemd.start_detached(command, cwd=cwd, output=log)
