@@ -22,22 +22,12 @@ from mirror.model.retention import ShiftedClock
 from mirror.net import registry_api as regapi
 from mirror.net.probes import wait_until_answering
 from support.configs import image_list
+from support.mirrors import docker_pull
 from support.upstream import make_layer, push_image
 
 
 def with_policy(m, **fields):
     return dataclasses.replace(m.settings, lifecycle=dataclasses.replace(m.settings.lifecycle, **fields))
-
-
-def pull(docker_client, m, ref):
-    """A real `docker pull` through the mirror; the image is removed locally after."""
-    image = docker_client.images.pull(f"127.0.0.1:{m.port}/{ref}")
-    digest = image.attrs["RepoDigests"][0].split("@")[1]
-    try:  # the engine is shared: another test's pull of the same content may remove it first
-        docker_client.images.remove(image.id, force=True)
-    except docker.errors.ImageNotFound:
-        pass
-    return digest
 
 
 def revisions(m, repository):
@@ -119,15 +109,15 @@ def test_used_images_outlive_the_registry_expiry_and_unused_ones_go(tmp_path, hu
                     DOCKER_MIRROR_KEEP_UNUSED_DAYS=5)
     clock = ShiftedClock()
     assert warm.warm(m.settings, log=lambda _: None, client=docker_client, gc=False) == []
-    pull(docker_client, m, "library/cold:1")  # pulled once, ad hoc, sharing the base layer
-    pull(docker_client, m, "library/daily:1")
+    docker_pull(docker_client, m, "library/cold:1")  # pulled once, ad hoc, sharing the base layer
+    docker_pull(docker_client, m, "library/daily:1")
     state = storage.StorageTree(m.storage()).scheduler_state
     deadline = time.monotonic() + 15  # the registry saves its expiry state every few seconds
     while "library/daily@" not in (state.read_text() if state.exists() else "") \
             and time.monotonic() < deadline:
         time.sleep(0.5)
     for day in range(12):
-        pull(docker_client, m, "library/daily:1")  # pulled every day
+        docker_pull(docker_client, m, "library/daily:1")  # pulled every day
         if day == 8:  # the registry's own 7-day expiry comes due: it must delete nothing
             assert age_registry_expiry(m, docker_client) > 0
         done = lifecycle.collect(m.settings, docker_client, clock=clock, log=lambda _: None)
@@ -156,7 +146,7 @@ def test_over_the_size_limit_least_recently_pulled_unpinned_go_first(tmp_path, h
     clock = ShiftedClock()
     assert warm.warm(m.settings, log=lambda _: None, client=docker_client, gc=False) == []
     for name in ("old", "middle", "new"):
-        pull(docker_client, m, f"library/{name}:1")
+        docker_pull(docker_client, m, f"library/{name}:1")
         lifecycle.ingest(m.settings, docker_client, clock)
         clock.advance(1)
     limited = with_policy(m, max_bytes=2_500_000)  # room for two of the four images
@@ -190,7 +180,7 @@ def test_docker_pull_loop_during_a_collection_gets_right_digests_or_fails_cleanl
     clock = ShiftedClock()
     assert warm.warm(m.settings, log=lambda _: None, client=docker_client, gc=False) == []
     for name in names[2:]:
-        pull(docker_client, m, f"{name}:1")
+        docker_pull(docker_client, m, f"{name}:1")
     lifecycle.ingest(m.settings, docker_client, clock)
     clock.advance(3)  # the two ad hoc images are now unused for 3 days
     outcomes, stop = [], threading.Event()
@@ -199,7 +189,7 @@ def test_docker_pull_loop_during_a_collection_gets_right_digests_or_fails_cleanl
         while not stop.is_set():
             for name in names[:2]:
                 try:
-                    outcomes.append(("ok", name, pull(docker_client, m, f"{name}:1")))
+                    outcomes.append(("ok", name, docker_pull(docker_client, m, f"{name}:1")))
                 except docker.errors.DockerException as err:
                     outcomes.append(("failed", name, str(err)[:200]))
     puller = threading.Thread(target=loop)
@@ -221,7 +211,7 @@ def test_docker_pull_loop_during_a_collection_gets_right_digests_or_fails_cleanl
     hub.stop()
     try:  # offline after collection: every kept image still pulls, with docker
         for name in names[:2]:
-            assert pull(docker_client, m, f"{name}:1") == expected[name]
+            assert docker_pull(docker_client, m, f"{name}:1") == expected[name]
     finally:
         hub.start()
 
@@ -230,7 +220,7 @@ def test_pulls_survive_the_mirror_container_being_re_created(tmp_path, hub, make
     """The request log goes with its container: setup reads it before it re-creates one."""
     digest = push_image(hub.url, "library/daily", "1", layers=[make_layer(200_000, "recreated")])
     m = make_mirror(hub.url)
-    pull(docker_client, m, "library/daily:1")
+    docker_pull(docker_client, m, "library/daily:1")
     before = m.container(docker_client).id
     m.configure(DOCKER_MIRROR_PULL_THROUGH_CACHE=False)  # another registry config: a new container
     install.start_mirrors(m.settings, docker_client, log=lambda _: None)

@@ -23,20 +23,10 @@ from mirror.net import registry_api as regapi
 from mirror.services import lifecycle, observe, observe_serve, status, warm
 from support.configs import image_list, with_status_page
 from support.hostile_upstream import HostileUpstream
+from support.mirrors import docker_pull
 from support.upstream import make_layer, push_image
 
 QUIET = dict(log=lambda _: None)
-
-
-def docker_pull(docker_client, m, ref):
-    """A client's `docker pull` through the mirror; the image is removed locally after."""
-    image = docker_client.images.pull(f"127.0.0.1:{m.port}/{ref}")
-    digest = image.attrs["RepoDigests"][0].split("@")[1]
-    try:  # the engine is shared: another test's pull of the same content may remove it first
-        docker_client.images.remove(image.id, force=True)
-    except docker.errors.ImageNotFound:
-        pass
-    return digest
 
 
 def pulls_offline(m, repository, reference):

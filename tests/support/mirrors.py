@@ -4,6 +4,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker.errors
+
 from mirror.services import install
 from mirror.config import settings as settings_mod
 from support.configs import QUIET_PROBES, run_mirror, write_config
@@ -81,3 +83,15 @@ def mirror_factory(client, new_dir):
     finally:
         for m in made:
             m.remove(client)
+
+
+def docker_pull(docker_client, m: Mirror, ref: str) -> str:
+    """A client's real `docker pull` through the mirror (a use of the image, to the lifecycle);
+    its digest. The image is removed locally after."""
+    image = docker_client.images.pull(f"127.0.0.1:{m.port}/{ref}")
+    digest = image.attrs["RepoDigests"][0].split("@")[1]
+    try:  # the engine is shared: another test's pull of the same content may remove it first
+        docker_client.images.remove(image.id, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    return digest
