@@ -57,7 +57,8 @@ COMMANDS = (
          "included), checking each .sha256"),
     Verb("k8s", "k8s", "write the Kubernetes manifests of the mirror (Deployments, Services, Secret, "
          "ConfigMaps, CronJobs, a DaemonSet)"),
-    Verb("clients", "clients", "point this host's clients (Docker, containerd, Podman, BuildKit, k3s...) at the mirror (undo: clients-undo)"),
+    Verb("clients", "clients", "point this host's clients (Docker, containerd, Podman, BuildKit, "
+         "k3s...) at the mirror (undo: clients-undo)"),
     Verb("clients-undo", "clients_undo", "take back exactly what 'clients' added (paths come from its record)"),
 )
 

@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent  # the project tree
 KCONFIG = ROOT / "Kconfig"
 DEFCONFIGS = ROOT / "defconfigs"
 TOOLS = ("menuconfig", "oldconfig", "olddefconfig", "defconfig", "savedefconfig")
+# kconfiglib's save moves .config to .config.old and then writes it anew: a long-running reader
+# (the keeper, the status page) that finds .config gone or switched off asks again this many
+# seconds later before it believes it.
+CONFIRM_AFTER = 1.0
 
 
 def defconfig_path(name: str) -> Path:

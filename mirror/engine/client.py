@@ -14,11 +14,9 @@ import docker.errors
 import requests
 
 from ..errors import DockerError
+from ..net.registry_api import USER_AGENT
 
 CLIENT_TIMEOUT = 30  # seconds for one engine API call
-# dockerd passes its client's agent on to registries (`UpstreamClient(docker-mirror/1)`): a pull
-# the product asks dockerd for is then its own in the mirror's log, not a client's use.
-USER_AGENT = "docker-mirror/1"
 
 
 def short(err: Exception) -> str:
@@ -38,6 +36,8 @@ def docker_errors(what: str):
 def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=CLIENT_TIMEOUT)
+        # dockerd passes its client's agent on to registries (`UpstreamClient(docker-mirror/1)`): a
+        # pull the product asks dockerd for is its own in the mirror's log, not a client's use.
         client.api.headers["User-Agent"] = USER_AGENT   # (from_env takes no user_agent)
         client.ping()
         return client

@@ -36,7 +36,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from ..config.kconfig import KCONFIG
+from ..config.kconfig import CONFIRM_AFTER, KCONFIG
 from ..model.settings import Settings
 from ..engine import containers, events, replicas
 from ..errors import DockerError, KeeperRunning, MirrorError, MirrorGone, NotConfiguredError
@@ -47,7 +47,6 @@ from . import inputs, install
 ENGINE_POLL = 1.0        # seconds between attempts to reach a restarting engine
 MIN_SPACING = 5.0        # seconds at least between two checks: a container that dies at
                          # once after each re-creation must not turn the keeper into a loop
-CONFIRM_AFTER = 1.0      # seconds: a reason to stop is asked again after this (see above)
 SWITCHED_OFF = "the mirror is switched off in .config: the keeper stops"
 
 

@@ -29,6 +29,7 @@ from typing import Callable
 from .. import render
 from ..model.settings import Settings
 from ..engine.client import connect
+from ..config.kconfig import CONFIRM_AFTER
 from ..errors import DockerError, MirrorError
 from ..host import htpasswd, locks
 from ..host.layout import Layout
@@ -204,9 +205,6 @@ def make_server(settings: Settings, service: Service | None = None) -> Threading
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.service = service
     return server
-
-
-CONFIRM_AFTER = 1.0   # seconds: a reason to stop is asked again after this (a .config being saved)
 
 
 def unwanted(settings: Settings, reload: Callable[[], Settings]) -> str | None:

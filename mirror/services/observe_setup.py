@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
+from ..config.kconfig import CONFIRM_AFTER
 from ..model.settings import Settings
 from ..host import locks, ports, systemd
 from . import inputs, observe
-from .observe_serve import CONFIRM_AFTER, serve_lock
+from .observe_serve import serve_lock
 
 STOP_TIMEOUT = 10.0   # seconds for the service to let go of its lock after SIGTERM
 
