@@ -29,7 +29,7 @@ from mirror.net.probes import answers
 from support import azurite as az
 from support.configs import image_list
 from support.mirrors import Mirror
-from support.replicas import free_port_block, haproxy_servers, pull
+from support.replicas import free_port_block, haproxy_servers, pull, wait_for
 from support.upstream import make_layer, push_image
 
 IMAGES = [f"library/azrep{n}" for n in range(3)]
@@ -52,13 +52,6 @@ def replicated(tmp_path, docker_client, registry_image, azurite, hub):
 
 def states(client, names):
     return {name: client.containers.get(name).status for name in names}
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_three_replicas_on_one_blob_container_behind_haproxy(tmp_path, replicated, docker_client, azurite, hub):

@@ -17,12 +17,11 @@ from mirror.services import install, lifecycle, status
 from mirror.services import warm
 
 from mirror.host import storage, usage
-from mirror.model import manifests
 from mirror.model.retention import ShiftedClock
 from mirror.net import registry_api as regapi
 from mirror.net.probes import wait_until_answering
 from support.configs import image_list
-from support.mirrors import docker_pull
+from support.mirrors import docker_pull, pulls_offline
 from support.upstream import make_layer, push_image
 
 
@@ -32,14 +31,6 @@ def with_policy(m, **fields):
 
 def revisions(m, repository):
     return set(storage.revisions(m.storage(), repository))
-
-
-def pulls_offline(m, repository, reference):
-    api = regapi.RegistryAPI(m.url(), retries=0)
-    manifest = api.get_manifest(repository, reference)
-    for blob in manifests.blobs_of(manifest.json):
-        api.fetch_blob(repository, blob["digest"])
-    return manifest.digest
 
 
 def age_registry_expiry(m, docker_client):

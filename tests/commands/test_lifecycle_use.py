@@ -23,18 +23,10 @@ from mirror.net import registry_api as regapi
 from mirror.services import lifecycle, observe, observe_serve, status, warm
 from support.configs import image_list, with_status_page
 from support.hostile_upstream import HostileUpstream
-from support.mirrors import docker_pull
+from support.mirrors import docker_pull, pulls_offline
 from support.upstream import make_layer, push_image
 
 QUIET = dict(log=lambda _: None)
-
-
-def pulls_offline(m, repository, reference):
-    api = regapi.RegistryAPI(m.url(), retries=0)
-    manifest = api.get_manifest(repository, reference)
-    for blob in manifests.blobs_of(manifest.json):
-        api.fetch_blob(repository, blob["digest"])
-    return manifest.digest
 
 
 def own_layer(hub, repository, digest):

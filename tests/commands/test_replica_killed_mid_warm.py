@@ -6,7 +6,6 @@ import hashlib
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -16,7 +15,7 @@ from mirror.services import warm_engine
 from support.configs import image_list
 from support.link import SharedLink
 from support.mirrors import Mirror
-from support.replicas import free_port_block, haproxy_servers
+from support.replicas import free_port_block, haproxy_servers, wait_for
 from support.seaweed import SeaweedS3
 from support.upstream import make_layer, push_image
 
@@ -38,14 +37,6 @@ def socket_owner(address: tuple[str, int]) -> int | None:
                             capture_output=True, text=True, timeout=10).stdout
     found = re.search(r"pid=(\d+)", listed)
     return int(found.group(1)) if found else None
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 def test_a_replica_killed_mid_blob_is_survived_by_a_retry(tmp_path, docker_client, registry_image, seaweed, hub):

@@ -27,7 +27,7 @@ from mirror.model.replicas import replica_names
 from mirror.net.probes import answers
 from support.configs import image_list
 from support.mirrors import Mirror
-from support.replicas import free_port_block, haproxy_servers, pull
+from support.replicas import free_port_block, haproxy_servers, pull, wait_for
 from support.seaweed import SeaweedS3
 from support.upstream import make_layer, push_image
 
@@ -58,13 +58,6 @@ def replicated(tmp_path, docker_client, registry_image, seaweed, hub):
 
 def states(client, names):
     return {name: client.containers.get(name).status for name in names}
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaweed, hub):

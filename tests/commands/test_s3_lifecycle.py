@@ -28,7 +28,7 @@ from mirror.net.probes import answers
 from mirror.services import lifecycle
 from support.configs import image_list
 from support.mirrors import Mirror
-from support.replicas import free_port_block, haproxy_servers, pull
+from support.replicas import free_port_block, haproxy_servers, pull, wait_for
 from support.seaweed import SeaweedS3, weed_binary
 from support.upstream import free_ports, make_layer, push_image
 
@@ -87,13 +87,6 @@ def bucket_usage(store, prefix: str) -> dict[str, int]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
         found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
     return found
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def data_key(digest: str) -> str:

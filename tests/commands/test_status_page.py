@@ -4,17 +4,16 @@ service on loopback; the test reads the rendered DOM and keeps a screenshot as a
 
 import shutil
 import subprocess
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import requests
 
-from mirror.services import lifecycle, observe, observe_serve
+from mirror.services import lifecycle, observe
 from mirror.config import settings as settings_mod
 from support.configs import with_status_page, write_config
-from support.mirrors import mirror_factory
+from support.mirrors import mirror_factory, serve_status_page
 from support.upstream import UpstreamRegistry, free_port, make_layer, push_image
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,12 +60,6 @@ class Cells(HTMLParser):
             self._row = None
 
 
-def serve(settings):
-    server = observe_serve.make_server(settings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture
 def hub(tmp_path):
     with UpstreamRegistry(tmp_path / "hub") as registry:
@@ -92,7 +85,7 @@ def test_the_page_lists_images_sizes_and_pins_in_a_real_browser(tmp_path, hub, d
         usage.write_pins(m.root, {"docker.io/minio/minio:RELEASE.2024": {
             "upstream": "dockerhub", "repository": "minio/minio", "digests": [digest]}})
         observe.sample(settings, docker_client)
-        server = serve(settings)
+        server = serve_status_page(settings)
         try:
             url = f"http://127.0.0.1:{settings.observe.port}/"
             dom = chromium(tmp_path, url, "--dump-dom")
@@ -123,7 +116,7 @@ def test_a_page_with_no_mirror_running_says_so(tmp_path):
     config = write_config(tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror"),
                           DOCKER_MIRROR_PORT=free_port(), DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=f"http://127.0.0.1:{free_port()}")
     settings = with_status_page(settings_mod.load(config))
-    server = serve(settings)
+    server = serve_status_page(settings)
     try:
         dom = chromium(tmp_path, f"http://127.0.0.1:{settings.observe.port}/", "--dump-dom")
         cells = Cells()

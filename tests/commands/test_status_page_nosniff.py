@@ -2,24 +2,16 @@
 hold text an upstream controls (image names, error text), which a browser must never
 sniff into HTML or script. The real server on loopback; no Docker engine needed."""
 
-import threading
-
 import pytest
 import requests
 
 from mirror.config import settings as settings_mod
 from mirror.host.layout import Layout
-from mirror.services import observe_serve
 from support.configs import with_status_page, write_config
+from support.mirrors import serve_status_page
 from support.upstream import free_port
 
 HOSTILE_LOG = b"<html><script>alert('from an upstream')</script></html>\n"
-
-
-def serve(settings):
-    server = observe_serve.make_server(settings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 @pytest.fixture
@@ -31,7 +23,7 @@ def page(tmp_path):
     logs = Layout.of(settings).logs_dir
     logs.mkdir(parents=True)
     (logs / "update-2026-12-07.log").write_bytes(HOSTILE_LOG)
-    server = serve(settings)
+    server = serve_status_page(settings)
     yield f"http://127.0.0.1:{settings.observe.port}", tmp_path
     server.shutdown()
     server.server_close()
@@ -61,7 +53,7 @@ def test_the_refusal_of_a_user_forbids_sniffing_too(tmp_path):
                           DOCKER_MIRROR_DOCKERHUB_REMOTE_URL=f"http://127.0.0.1:{free_port()}",
                           DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(users))
     settings = with_status_page(settings_mod.load(config))
-    server = serve(settings)
+    server = serve_status_page(settings)
     try:
         answer = requests.get(f"http://127.0.0.1:{settings.observe.port}/logs/update-1.log", timeout=10)
         assert answer.status_code == 401 and answer.headers["X-Content-Type-Options"] == "nosniff"

@@ -1,12 +1,15 @@
 """A mirror under test: its .config, its upstreams, and the CLI calls on it."""
 
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import docker.errors
 
-from mirror.services import install
+from mirror.model.manifests import blobs_of
+from mirror.net.registry_api import RegistryAPI
+from mirror.services import install, observe_serve
 from mirror.config import settings as settings_mod
 from support.configs import QUIET_PROBES, run_mirror, write_config
 from support.upstream import free_port
@@ -95,3 +98,20 @@ def docker_pull(docker_client, m: Mirror, ref: str) -> str:
     except docker.errors.ImageNotFound:
         pass
     return digest
+
+
+def pulls_offline(m: Mirror, repository: str, reference: str) -> str:
+    """The image is served whole by the mirror (manifest and every blob, sha256 checked), with
+    no retry; its manifest digest."""
+    api = RegistryAPI(m.url(), retries=0)
+    manifest = api.get_manifest(repository, reference)
+    for blob in blobs_of(manifest.json):
+        api.fetch_blob(repository, blob["digest"])
+    return manifest.digest
+
+
+def serve_status_page(settings):
+    """The status page service's server for `settings`, serving in a thread (shut it down after)."""
+    server = observe_serve.make_server(settings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -1,4 +1,5 @@
-"""Replicas under test: a free block of loopback ports, HAProxy's statistics, pulls that retry."""
+"""Replicas under test: a free block of loopback ports, HAProxy's statistics, pulls that retry,
+waiting for what they do."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from mirror.model.endpoint import debug_port
 from mirror.model.manifests import blobs_of
 from mirror.model.replicas import BLOCK
 from mirror.net.registry_api import RegistryAPI
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """What `predicate()` returns once it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return found
 
 
 def free_port_block(tries: int = 200) -> int:
