@@ -94,6 +94,10 @@ class MirrorGone(HostError):
     """What a keeper keeps is gone (.config, the mirror directory, the checkout): it stops."""
 
 
+class SettingsChanged(MirrorError):
+    """.config changed after a keeper read it: its check would apply settings no longer in force."""
+
+
 class HostToolError(HostError):
     """A host tool (systemctl, exportfs) or a host path refused what the mirror asked."""
 

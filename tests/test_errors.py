@@ -8,7 +8,7 @@ EXPECTED = {
     errors.ConfigError: 2, errors.NotConfiguredError: 2, errors.DotConfigSyntaxError: 2,
     errors.KconfigToolError: 2, errors.InvalidReference: 2, errors.InvalidMirror: 2, errors.UnknownCheck: 2,
     errors.ScanError: 2, errors.ClientFileError: 2, errors.MirrorNotInUse: 2,
-    errors.PortInUse: 3, errors.MirrorOwned: 3, errors.MirrorGone: 3, errors.DockerError: 3, errors.RegistryImageError: 3, errors.MirrorStartError: 3,
+    errors.PortInUse: 3, errors.MirrorOwned: 3, errors.MirrorGone: 3, errors.SettingsChanged: 1, errors.DockerError: 3, errors.RegistryImageError: 3, errors.MirrorStartError: 3,
     errors.MaintenanceError: 3, errors.DockerReloadError: 3,
     errors.RegistryAPIError: 1, errors.DigestMismatch: 1, errors.TransferBroken: 1, errors.StoreError: 3, errors.InvalidDigest: 1, errors.InvalidManifest: 1,
     errors.ResponseTooLarge: 1, errors.DeadlineExceeded: 1, errors.ArchiveError: 1, errors.WarmError: 1,

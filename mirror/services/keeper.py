@@ -31,6 +31,7 @@ systemd's to wait for (RequiresMountsFor= in the unit).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import traceback
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Callable
 from ..config.kconfig import CONFIRM_AFTER, KCONFIG
 from ..model.settings import Settings
 from ..engine import containers, events, replicas
-from ..errors import DockerError, KeeperRunning, MirrorError, MirrorGone, NotConfiguredError
+from ..errors import DockerError, KeeperRunning, MirrorError, MirrorGone, NotConfiguredError, SettingsChanged
 from ..host import locks
 from ..host.layout import Layout
 from . import inputs, install
@@ -50,17 +51,30 @@ MIN_SPACING = 5.0        # seconds at least between two checks: a container that
 SWITCHED_OFF = "the mirror is switched off in .config: the keeper stops"
 
 
+def config_digest(settings: Settings) -> str | None:
+    """The sha256 of .config's bytes now (None when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(settings.config_path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def check(settings: Settings, client, log=print, root: Path | None = None,
-          kept: tuple[int, int] | None = None) -> dict[str, str]:
+          kept: tuple[int, int] | None = None, read_from: str | None = None) -> dict[str, str]:
     """One check: the boot path, logged when it changed something or kept a mirror serving.
     `root`: the mirror directory kept; raises MirrorGone, touching nothing more, when it,
-    .config or the checkout is gone (mid-check too: a check takes seconds)."""
+    .config or the checkout is gone (mid-check too: a check takes seconds). `read_from`: the
+    config_digest() the settings were read at; raises SettingsChanged, touching nothing, when
+    .config changed since (a `make docker-mirror` the check waited for applied newer settings,
+    which this check would undo)."""
     lines: list[str] = []
 
     def guard() -> None:
         missing = confirmed_gone(settings, root, kept) if root is not None else None
         if missing:
             raise MirrorGone(missing)
+        if read_from is not None and config_digest(settings) != read_from:
+            raise SettingsChanged(f"{settings.config_path} changed since the keeper read it")
 
     report = install.start_mirrors(settings, client, log=lines.append, keep_serving=True, guard=guard)
     if any(action != "unchanged" for action in report.actions.values()):
@@ -215,6 +229,7 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
         last_check = float("-inf")
         while cycles is None or cycles > 0:
             cycles = None if cycles is None else cycles - 1
+            read_from = config_digest(settings)
             settings, why = _read(load_settings, settings, layout, log)
             if why is not None:
                 log(why)
@@ -231,11 +246,14 @@ def run(load_settings: Callable[[], Settings], connect: Callable, log=print,
                 return 0
             last_check, since = time.monotonic(), time.time()
             try:
-                check(settings, client, log=log, root=layout.root, kept=kept)
+                check(settings, client, log=log, root=layout.root, kept=kept, read_from=read_from)
             except MirrorGone as err:
                 _say_gone(str(err), log)
                 client.close()
                 return 0
+            except SettingsChanged:
+                client.close()   # read .config again and check with what it says now
+                continue
             except MirrorError as err:
                 log(f"error: {err}")
             except Exception:  # noqa: BLE001 -- a bug must not end the keeping; say it and go on

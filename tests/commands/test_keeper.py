@@ -15,8 +15,10 @@ import requests
 
 from mirror.config.kconfig import ROOT
 from mirror.engine import containers
+from mirror.errors import SettingsChanged
 from mirror.host import locks
 from mirror.model.modes import OFFLINE, PULL_THROUGH
+from mirror.services import keeper
 from support.mirrors import Mirror
 from support.upstream import UpstreamRegistry, push_image
 
@@ -191,3 +193,18 @@ def test_purge_deletes_the_cache_and_refuses_what_is_not_a_mirror(mirror, docker
     refused = mirror.run("remove", "--purge", check=False)
     assert refused.returncode == 2 and "does not look like a mirror directory" in refused.stderr
     assert (precious / "data").is_dir() and "Traceback" not in refused.stderr
+
+
+def test_a_check_on_settings_older_than_config_touches_nothing(tmp_path, docker_client, registry_image, hub):
+    """A keeper's check that waited for a `make docker-mirror` must not apply the settings it read
+    before: .config changed since, so the check stops before any container is touched."""
+    m = Mirror(tmp_path / "stale", hub.url)
+    try:
+        with pytest.raises(SettingsChanged):
+            keeper.check(m.settings, docker_client, log=lambda _: None, read_from="0" * 64)
+        assert docker_client.containers.list(all=True, filters={"name": m.prefix}) == []
+        # Read at the .config in force: the same check brings the mirror up.
+        keeper.check(m.settings, docker_client, log=lambda _: None, read_from=keeper.config_digest(m.settings))
+        assert containers.mirror_container(docker_client, m.settings, m.settings.upstreams[0]).state == "running"
+    finally:
+        m.remove(docker_client)
