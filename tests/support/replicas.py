@@ -30,8 +30,9 @@ def wait_for(predicate, timeout: float, what: str):
 def free_port_block(tries: int = 200) -> int:
     """A base whose whole replica block (and the debug ports beside it) is free right now.
 
-    Block and debug ports stay below the kernel's ephemeral range (32768 on), where
-    free_port() takes the mirrors' own ports: they cannot collide."""
+    Block and debug ports stay below the kernel's ephemeral range (32768 on), and apart
+    from support.upstream.FREE_PORTS, where free_port() takes the mirrors' own ports and
+    their debug ports: they cannot collide."""
     rng = random.Random()
     for _ in range(tries):
         base = rng.randrange(20000, 32768 - 10000 - BLOCK)

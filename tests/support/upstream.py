@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import random
-import socket
 import subprocess
 import tarfile
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
+
+from mirror.host.ports import port_is_free
+from mirror.model.endpoint import debug_port
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -42,25 +44,38 @@ MEDIA = {
 HTTP_TIMEOUT = 30
 
 
+# Ports handed out below the kernel's ephemeral range (32768 on, see
+# /proc/sys/net/ipv4/ip_local_port_range): there, any process's outgoing connection
+# may take a port between the moment a test picks it and the moment a server binds it
+# (a clean-clone CI run lost a mirror's debug port to SeaweedFS's own traffic that
+# way). A mirror's debug port sits DEBUG_PORT_OFFSET above its port, so the range is
+# chosen for both to stay clear of free_port_block()'s replica blocks and their debug
+# ports (20000-22767 and 30000-32767).
+FREE_PORTS = range(12768, 20000)
+_next_free = random.Random().randrange(len(FREE_PORTS))
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
+    """A loopback TCP port nobody listens on right now, and its debug port beside it."""
     return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback TCP ports nobody listens on right now: each is held
-    until all are found, or the kernel may hand the same one out twice (a server that
-    listens on several of them then fails to bind one)."""
-    held = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
+    """`count` distinct loopback TCP ports, each free right now with its debug port.
+
+    They come from a cursor that walks FREE_PORTS, so this process hands no port out
+    twice until the cursor has gone all the way round: the kernel's bind(0) could give
+    a port back again as soon as its socket closed."""
+    global _next_free
+    found = []
+    for _ in range(len(FREE_PORTS)):
+        port = FREE_PORTS[_next_free]
+        _next_free = (_next_free + 1) % len(FREE_PORTS)
+        if port_is_free("127.0.0.1", port) and port_is_free("127.0.0.1", debug_port(port)):
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise RuntimeError(f"fewer than {count} free loopback ports in {FREE_PORTS}")
 
 
 def wait_for_v2(url: str, timeout: float = 15.0, alive=lambda: True) -> None:
