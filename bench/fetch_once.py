@@ -60,8 +60,9 @@ from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
 from common import MB, Stopwatch, docker_client, registry_image, table
-import warm
-from warm import remove_images, timed_warm, write_list
+import warm_set
+from warm import remove_images
+from warm_set import timed_warm, write_list
 
 import docker.errors  # noqa: E402
 
@@ -168,7 +169,7 @@ def docker_uses(settings, tmp: Path):
 def fresh_mirror(args, tmp: Path, name: str, remote: str, listing: Path, client, made: list[Mirror]) -> Mirror:
     """A mirror started on empty storage, its image list `listing` (as bench/warm.py's, plus --registry-image)."""
     mirror = Mirror(tmp / name, remote, DOCKER_MIRROR_IMAGES_EXTRA_LIST=str(listing),
-                    DOCKER_MIRROR_PULL_CONCURRENCY=warm.CONCURRENCY, **args.overrides)
+                    DOCKER_MIRROR_PULL_CONCURRENCY=warm_set.CONCURRENCY, **args.overrides)
     made.append(mirror)
     install.start_mirrors(mirror.settings, client, log=lambda _: None)
     return mirror

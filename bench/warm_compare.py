@@ -8,7 +8,7 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-import warm as bench  # bench/warm.py: its images, limit, mirrors and timed warm
+import warm_set as bench  # bench/warm_set.py: the image set, the limit, mirrors, the timed warm
 from common import MB, docker_client, median, registry_image, table
 from support.mirrors import Mirror
 from support.throttle import ThrottlingProxy

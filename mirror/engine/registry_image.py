@@ -17,13 +17,13 @@ import os
 import re
 import subprocess
 import tarfile
-from dataclasses import dataclass
 
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
 from . import build, storage_drivers
 from .client import short
+from .registry_image_ref import RegistryImage  # what describe() gives; imported from here too
 
 CONFIG_V2 = "/etc/docker/registry/config.yml"
 CONFIG_V3 = "/etc/distribution/config.yml"
@@ -56,15 +56,6 @@ health:
     interval: 10s
     threshold: 3
 """
-
-
-@dataclass(frozen=True)
-class RegistryImage:
-    ref: str
-    image_id: str
-    major: int  # 2 or 3
-    config_path: str  # where the image reads its config
-    built_offline: bool
 
 
 def describe(client, ref: str) -> RegistryImage:

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import re
 import shutil
-from typing import TYPE_CHECKING
 
 import docker.errors
 
 from ..errors import DockerError, RegistryImageError
 from .build import KEY_LABEL as ENGINE_KEY_LABEL
 from .client import short
-
-if TYPE_CHECKING:  # registry_image imports this module to label what it builds
-    from .registry_image import RegistryImage
+from .registry_image_ref import RegistryImage
 
 # Debian's docker-registry package installs the host's registry binary here.
 HOST_REGISTRY_BINARY = "/usr/bin/docker-registry"

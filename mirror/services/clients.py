@@ -72,86 +72,128 @@ def apply(settings: Settings, paths: ClientPaths = ClientPaths(), *, reload: boo
     mirrors that are no longer configured.
     """
     connect = connect or _default_connect
+    _require_in_use(settings)
+    report = Report(state_path=state_path(settings))
+    with files.locked(report.state_path):
+        state = files.load_state(report.state_path)
+        plan = _plan(settings, paths, state)
+        new_dirs = _check_writable(plan)
+        new_state = _record(report, state, plan, new_dirs)
+        _write(report, plan, new_dirs, new_state)
+        _take_back_and_note(report, plan, paths)
+        if reload:
+            report.add(_converge_dockerd(paths, connect, plan.want, plan.docker, timeout))
+        report.add(f"recorded in {report.state_path} ('make docker-mirror-clients-undo' takes it back)")
+    return report
+
+
+def _require_in_use(settings: Settings) -> None:
     if not (settings.enabled and settings.use):
         symbol = "CONFIG_USE_DOCKER_MIRROR" if settings.enabled else "CONFIG_ENABLE_DOCKER_MIRROR"
         raise MirrorNotInUse(
             f"{settings.config_path}: {symbol} is not set, so this host's clients are not pointed "
             "at the mirror; set it with 'make menuconfig', or take an earlier setup back with "
             "'make docker-mirror-clients-undo'")
-    report = Report(state_path=state_path(settings))
-    with files.locked(report.state_path):
-        state = files.load_state(report.state_path)
-        want = wanted(settings)
-        docker_plan = _plan_docker(state.get("docker"), paths, want)
-        containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
-        client_hosts.check_client_credential(settings)
-        view = client_probe.look(paths)
-        survey = client_table.survey(paths, view)
-        owned, merged_wants = _client_files(survey, want, paths)
-        hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want),
-                                       extra=owned)
-        merged_plan = client_user_files.plan(state.get("merged", []), merged_wants)
-        failed = merged_plan.failed   # clients whose file cannot be edited safely, and why
 
-        writes = [p for p, _ in docker_plan.writes] + [p for p, _ in containerd_plan.writes] + \
-            [w.path for w in hosts_plan.writes] + [w[0] for w in merged_plan.writes]
-        for path in writes + [Path(e["path"]) for e in hosts_plan.stale + merged_plan.stale]:
-            files.check_writable(path)
-        # every directory the writes create, outermost first, so undo can take them away again
-        new_dirs = list(dict.fromkeys(d for path in writes for d in files.missing_dirs(path.parent)))
 
-        # The state goes first: if a write below fails, undo still knows
-        # everything that may have been added.
-        new_state = {"docker": docker_plan.record, "containerd": containerd_plan.record,
-                     "hosts": hosts_plan.records, "merged": merged_plan.records,
-                     "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
-        unchanged_since_planned((docker_plan, containerd_plan))
-        for path, raw in merged_plan.reads.items():
-            if files.read(path) != raw:
-                raise ClientFileError(f"{path} changed while docker-mirror-clients was reading it; "
-                                      "nothing was written: run it again")
-        files.save_state(report.state_path, new_state)
+@dataclass(frozen=True)
+class _ApplyPlan:
+    """Everything apply will write, planned from the files as read, before any write."""
 
-        for directory in new_dirs:
-            directory.mkdir(exist_ok=True)
-        for plan in (docker_plan, containerd_plan):
-            for path, data in plan.writes:
-                saved = files.backup(path) if plan.backup else None
-                if saved:
-                    report.add(f"{path}: previous version kept as {saved}")
-                    plan.record.setdefault("backups", []).append(str(saved))  # undo drops it
-                    files.save_state(report.state_path, new_state)
-                files.write(path, data)
-                report.add(f"{path}: {plan.what}")
-        for write in hosts_plan.writes:
-            if write.backup:
-                saved = files.backup(write.path)
-                report.add(f"{write.path}: someone else's file, kept as {saved}")
-                client_hosts.record_backup(hosts_plan, write.path, saved)   # undo drops it
-                files.save_state(report.state_path, new_state)
-            files.write(write.path, write.data, secret=write.secret)
-            report.add(f"{write.path}: written ({write.mirror})")
-        for path, data, backup, secret in merged_plan.writes:
-            if backup:
-                saved = files.backup(path)
+    want: Wanted
+    docker: FilePlan
+    containerd: FilePlan
+    hosts: client_hosts.HostsPlan
+    merged: client_user_files.MergedPlan
+    survey: list
+    view: client_table.HostView
+
+    def writes(self) -> list[Path]:
+        return [p for p, _ in self.docker.writes] + [p for p, _ in self.containerd.writes] + \
+            [w.path for w in self.hosts.writes] + [w[0] for w in self.merged.writes]
+
+
+def _plan(settings: Settings, paths: ClientPaths, state: dict) -> _ApplyPlan:
+    want = wanted(settings)
+    docker_plan = _plan_docker(state.get("docker"), paths, want)
+    containerd_plan, certs_dir = _plan_containerd(state.get("containerd"), paths)
+    client_hosts.check_client_credential(settings)
+    view = client_probe.look(paths)
+    survey = client_table.survey(paths, view)
+    owned, merged_wants = _client_files(survey, want, paths)
+    hosts_plan = client_hosts.plan(state.get("hosts", []), certs_dir, want, paths, client_hosts.read_ca(want),
+                                   extra=owned)
+    merged_plan = client_user_files.plan(state.get("merged", []), merged_wants)
+    return _ApplyPlan(want, docker_plan, containerd_plan, hosts_plan, merged_plan, survey, view)
+
+
+def _check_writable(plan: _ApplyPlan) -> list[Path]:
+    """Stop before the first write if any file cannot be written; the directories the writes
+    create, outermost first, so undo can take them away again."""
+    writes = plan.writes()
+    for path in writes + [Path(e["path"]) for e in plan.hosts.stale + plan.merged.stale]:
+        files.check_writable(path)
+    return list(dict.fromkeys(d for path in writes for d in files.missing_dirs(path.parent)))
+
+
+def _record(report: Report, state: dict, plan: _ApplyPlan, new_dirs: list[Path]) -> dict:
+    """Save the state before any write: if a write fails, undo still knows everything that may
+    have been added. The state holds the plans' own records, so a backup noted in one of them
+    later is saved with the next save_state."""
+    new_state = {"docker": plan.docker.record, "containerd": plan.containerd.record,
+                 "hosts": plan.hosts.records, "merged": plan.merged.records,
+                 "created_dirs": sorted(set(state.get("created_dirs", [])) | set(map(str, new_dirs)))}
+    unchanged_since_planned((plan.docker, plan.containerd))
+    for path, raw in plan.merged.reads.items():
+        if files.read(path) != raw:
+            raise ClientFileError(f"{path} changed while docker-mirror-clients was reading it; "
+                                  "nothing was written: run it again")
+    files.save_state(report.state_path, new_state)
+    return new_state
+
+
+def _write(report: Report, plan: _ApplyPlan, new_dirs: list[Path], new_state: dict) -> None:
+    """Write every planned file, each backup recorded (and saved) before its file is replaced."""
+    for directory in new_dirs:
+        directory.mkdir(exist_ok=True)
+    for file_plan in (plan.docker, plan.containerd):
+        for path, data in file_plan.writes:
+            saved = files.backup(path) if file_plan.backup else None
+            if saved:
                 report.add(f"{path}: previous version kept as {saved}")
-                client_hosts.record_backup(merged_plan, path, saved)   # undo drops it
+                file_plan.record.setdefault("backups", []).append(str(saved))  # undo drops it
                 files.save_state(report.state_path, new_state)
-            files.write(path, data, secret=secret)
-            report.add(f"{path}: our entries merged in")
-        for entry in hosts_plan.stale:
-            report.add(client_hosts.undo_file(entry))
-        for entry in merged_plan.stale:
-            report.add(client_user_files.undo(entry))
-        for line in docker_plan.notes + containerd_plan.notes + hosts_plan.notes + merged_plan.notes:
-            report.add(line)
-        for line in _client_notes(survey, want, paths, view) + client_lines(survey, failed):
-            report.add(line)
+            files.write(path, data)
+            report.add(f"{path}: {file_plan.what}")
+    for write in plan.hosts.writes:
+        if write.backup:
+            saved = files.backup(write.path)
+            report.add(f"{write.path}: someone else's file, kept as {saved}")
+            client_hosts.record_backup(plan.hosts, write.path, saved)   # undo drops it
+            files.save_state(report.state_path, new_state)
+        files.write(write.path, write.data, secret=write.secret)
+        report.add(f"{write.path}: written ({write.mirror})")
+    for path, data, backup, secret in plan.merged.writes:
+        if backup:
+            saved = files.backup(path)
+            report.add(f"{path}: previous version kept as {saved}")
+            client_hosts.record_backup(plan.merged, path, saved)   # undo drops it
+            files.save_state(report.state_path, new_state)
+        files.write(path, data, secret=secret)
+        report.add(f"{path}: our entries merged in")
 
-        if reload:
-            report.add(_converge_dockerd(paths, connect, want, docker_plan, timeout))
-        report.add(f"recorded in {report.state_path} ('make docker-mirror-clients-undo' takes it back)")
-    return report
+
+def _take_back_and_note(report: Report, plan: _ApplyPlan, paths: ClientPaths) -> None:
+    """Take back what an earlier run added and this one no longer wants; then the notes."""
+    for entry in plan.hosts.stale:
+        report.add(client_hosts.undo_file(entry))
+    for entry in plan.merged.stale:
+        report.add(client_user_files.undo(entry))
+    for line in plan.docker.notes + plan.containerd.notes + plan.hosts.notes + plan.merged.notes:
+        report.add(line)
+    failed = plan.merged.failed   # clients whose file cannot be edited safely, and why
+    for line in _client_notes(plan.survey, plan.want, paths, plan.view) + client_lines(plan.survey, failed):
+        report.add(line)
 
 
 def _client_files(survey, want: Wanted, paths: ClientPaths):

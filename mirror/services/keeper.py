@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config.kconfig import CONFIRM_AFTER, KCONFIG
+from ..model.second_look import second_look
 from ..model.settings import Settings
 from ..engine import containers, events, replicas
 from ..errors import DockerError, KeeperRunning, MirrorError, MirrorGone, NotConfiguredError, SettingsChanged
@@ -113,10 +114,7 @@ def gone(settings: Settings, root: Path, kept: tuple[int, int] | None = None) ->
 
 def confirmed_gone(settings: Settings, root: Path, kept: tuple[int, int] | None = None) -> str | None:
     """gone(), believed only when it still says so CONFIRM_AFTER seconds later."""
-    if gone(settings, root, kept) is None:
-        return None
-    time.sleep(CONFIRM_AFTER)
-    return gone(settings, root, kept)
+    return second_look(lambda: gone(settings, root, kept), time.sleep, CONFIRM_AFTER)
 
 
 def _stops_for_gone(settings: Settings, root: Path, log, kept: tuple[int, int] | None = None) -> bool:

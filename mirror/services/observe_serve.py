@@ -34,6 +34,7 @@ from ..errors import DockerError, MirrorError
 from ..host import htpasswd, locks
 from ..host.layout import Layout
 from ..model import traffic as model
+from ..model.second_look import second_look
 from . import inputs, observe, status
 
 PLOT_WIDTH = 640
@@ -244,8 +245,8 @@ def serve(settings: Settings, log=print, stop: threading.Event | None = None,
                     server.service.tick()
                 except (MirrorError, OSError) as err:
                     log(f"sample failed: {err}")
-                if reload and unwanted(settings, reload) and not stop.wait(CONFIRM_AFTER) \
-                        and (reason := unwanted(settings, reload)):
+                if reload and (reason := second_look(lambda: unwanted(settings, reload), stop.wait,
+                                                     CONFIRM_AFTER)):
                     log(f"{reason}: the status page stops")
                     break
                 stop.wait(settings.observe.interval)

@@ -26,7 +26,6 @@ import time
 import uuid
 from contextlib import contextmanager
 
-import pytest
 import requests
 import yaml
 
@@ -37,7 +36,6 @@ from mirror.net.registry_api import RegistryAPI
 from mirror.model.manifests import blobs_of
 from support.configs import image_list, run_mirror, write_config
 from support.k8s_manifests import by_kind, kubelet_volume
-from support.seaweed import SeaweedS3
 from support.upstream import free_port, push_image
 
 BUCKET = "k8s-cache"
@@ -47,13 +45,6 @@ SECRET_KEY = "k8s-s3-secret-never-in-a-configmap"
 # What the init container's command needs of busybox, from this host (the entrypoint is the command's).
 NODE_SHELL = tool_images.Tool("node-shell", "dash coreutils", ("/bin/sh", "/bin/cp", "/bin/mkdir", "/bin/chmod"),
                               "unused", ())
-
-
-@pytest.fixture
-def seaweed(tmp_path):
-    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
-        store.make_bucket(BUCKET)
-        yield store
 
 
 @contextmanager

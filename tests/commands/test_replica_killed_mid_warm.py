@@ -7,8 +7,6 @@ import re
 import subprocess
 import threading
 
-import pytest
-
 from mirror.config import image_lists
 from mirror.model.replicas import replica_names
 from mirror.services import warm_engine
@@ -16,19 +14,11 @@ from support.configs import image_list
 from support.link import SharedLink
 from support.mirrors import Mirror
 from support.replicas import free_port_block, haproxy_servers, wait_for
-from support.seaweed import SeaweedS3
 from support.upstream import make_layer, push_image
 
 BUCKET = "killed-mid-warm"
 ACCESS_KEY, SECRET_KEY = "killtest", "kill-test-secret-key"
 MB = 1_000_000
-
-
-@pytest.fixture
-def seaweed(tmp_path):
-    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
-        store.make_bucket(BUCKET)
-        yield store
 
 
 def socket_owner(address: tuple[str, int]) -> int | None:

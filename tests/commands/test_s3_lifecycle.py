@@ -70,11 +70,7 @@ class SplitSeaweed(SeaweedS3):
             self.volume_log.close()
 
 
-@pytest.fixture
-def seaweed(tmp_path):
-    with SplitSeaweed(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
-        store.make_bucket(BUCKET)
-        yield store
+SEAWEED_STORE = SplitSeaweed  # the `seaweed` fixture (conftest.py) starts this one
 
 
 def bucket_usage(store, prefix: str) -> dict[str, int]:
