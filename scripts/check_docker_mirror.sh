@@ -4,7 +4,9 @@
 #   check_docker_mirror.sh DOCKER_MIRROR_URL     print the mirror's URL (exit 1, no output, when it does not answer)
 #   check_docker_mirror.sh DOCKER_MIRROR_EXISTS  print true or false
 #   check_docker_mirror.sh DOCKER_MIRROR_DIR     print the mirror directory
-#   check_docker_mirror.sh IMAGE_EXISTS IMAGE    exit 0 when IMAGE is in the mirror's cache
+#   check_docker_mirror.sh IMAGE_EXISTS IMAGE    exit 0 when IMAGE is in the mirror's cache (manifest
+#                                                and layers), 1 when not, 3 when its s3/azure store
+#                                                cannot be read (cannot tell)
 #
 # The .config read is $KCONFIG_CONFIG, else .config at the top of the tree.
 set -eu

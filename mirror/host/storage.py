@@ -30,6 +30,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model import cached_image
 from ..model.digests import is_digest
 from ..model.images import ImageRef
 from ..model.manifests import MAX_MANIFEST, Manifest
@@ -185,18 +186,27 @@ def cached_tags(storage_dir) -> list[CachedTag]:
     return sorted(found)
 
 
-def has_image(storage_dir, ref: ImageRef) -> bool:
-    """True when `ref` (by digest when it has one, else by tag) is served from the cache.
+class TreeFiles:
+    """The storage tree as mirror.model.cached_image reads it (paths relative to V2)."""
 
-    Only the manifest (or index) named is checked; for a multi-platform index
-    the per-platform manifests and layers are not followed.
-    """
-    tree = StorageTree(storage_dir)
-    if ref.digest:
-        return _manifest_present(tree, ref.repository, ref.digest)
-    if not ref.tag:
-        return False
-    return _manifest_present(tree, ref.repository, _read_link(tree.tag_link(ref.repository, ref.tag)))
+    def __init__(self, storage_dir):
+        self.v2 = StorageTree(storage_dir).v2
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        try:
+            with open(self.v2 / path, "rb") as f:
+                return f.read(limit)
+        except OSError:   # absent, or not readable: not served from the cache either
+            return None
+
+    def exists(self, path: str) -> bool:
+        return (self.v2 / path).is_file()
+
+
+def has_image(storage_dir, ref: ImageRef) -> bool:
+    """True when a pull of `ref` (by digest when it has one, else by tag) is served from the
+    cache alone: its manifest, and its layers (mirror.model.cached_image has the rule)."""
+    return cached_image.image_cached(TreeFiles(storage_dir), ref.repository, ref.tag, ref.digest)
 
 
 def blob_data(storage_dir, digest: str) -> Path:

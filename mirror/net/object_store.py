@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..model import cached_image
 from ..model.digests import is_digest
+from ..model.images import ImageRef
 from ..model.manifests import MAX_MANIFEST
 
 
@@ -78,6 +80,13 @@ class ObjectStore:
         """The mirror serves this blob to `repository` from the store."""
         return self.size(self.link_key(repository, digest)) is not None \
             and self.size(self.data_key(digest)) is not None
+
+    # ------------------------------------------------------------ check-mirror's IMAGE_EXISTS
+
+    def has_image(self, ref: ImageRef) -> bool:
+        """A pull of `ref` is served from the store alone (mirror.model.cached_image has the
+        rule): a few GETs, no listing; a StoreError when the store fails or refuses."""
+        return cached_image.image_cached(_Files(self), ref.repository, ref.tag, ref.digest)
 
     # ------------------------------------------------------------ the lifecycle's reads
 
@@ -205,6 +214,19 @@ class ObjectStore:
             self.delete(keys)
             if self._snapshot is not None:
                 self._snapshot.drop(set(keys))
+
+
+@dataclass(frozen=True)
+class _Files:
+    """A store's objects as mirror.model.cached_image reads them (paths relative to prefix)."""
+    store: ObjectStore
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        return self.store.read(f"{self.store.prefix}/{path}", limit)
+
+    def exists(self, path: str) -> bool:
+        # A one-byte GET: read() fails with a StoreError, where size() is the warm engine's.
+        return self.read(path, 1) is not None
 
 
 @dataclass

@@ -3,7 +3,8 @@
 `open_store()` gives a `FileStore` (the storage tree, mirror.host.storage)
 or an object store (mirror.net.s3.Bucket, mirror.net.azure_blob.Container),
 which answer the same calls: repositories(), revisions(), tags(),
-read_manifest(), blob_size(), cached_since(), usage(), and, with every
+read_manifest(), blob_size(), cached_since(), usage(), has_image() (check-mirror's
+IMAGE_EXISTS), and, with every
 registry on that storage stopped, remove_manifest(), purge_uploads(),
 tidy(). The lifecycle (mirror.services.lifecycle) is written once on them.
 
@@ -74,6 +75,9 @@ class FileStore:
 
     def forget(self) -> None:
         pass   # read from the disk at every call
+
+    def has_image(self, ref) -> bool:
+        return storage.has_image(self.storage_dir, ref)
 
 
 def is_object_store(settings: Settings) -> bool:

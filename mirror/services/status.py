@@ -282,13 +282,18 @@ def mirror_url(settings: Settings) -> str | None:
 
 
 def image_cached(settings: Settings, ref: str) -> bool:
-    """True when `ref` is in the cache of the mirror of its registry (filesystem storage)."""
+    """True when a pull of `ref` is served from the cache of the mirror of its registry alone,
+    on every backend (mirror.model.cached_image has the rule); a StoreError (exit 3: cannot
+    tell) when its s3 bucket or azure container does not answer or refuses the keys."""
     parsed = images.parse(ref)
     upstream = next((u for u in settings.upstreams
                      if u.registry.lower() == parsed.registry.lower()), None)
-    if upstream is None or settings.storage.backend != "filesystem":
+    if upstream is None:
         return False
-    return storage.has_image(Layout.of(settings).storage_dir(upstream), parsed)
+    try:
+        return cache_store.open_store(settings, upstream).has_image(parsed)
+    except StoreError as err:
+        raise StoreError(f"cannot tell whether {ref} is cached: {err}") from None
 
 
 def check(settings: Settings, name: str, image: str | None = None) -> tuple[str | None, int]:

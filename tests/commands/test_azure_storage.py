@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -33,7 +34,7 @@ from mirror.model.manifests import blobs_of
 from mirror.net import azure_blob
 from mirror.net.registry_api import RegistryAPI
 from support import azurite as az
-from support.configs import write_config
+from support.configs import run_mirror, write_config
 from support.mirrors import Mirror
 from support.upstream import free_port, make_layer, push_image
 
@@ -89,6 +90,36 @@ def stored_in(azurite, container: str, digest: str, timeout: float = 30) -> byte
     return data
 
 
+def image_exists(config, ref: str, expect: int, timeout: float = 30) -> subprocess.CompletedProcess:
+    """check-mirror IMAGE_EXISTS, asked until it exits `expect` (distribution links a proxied
+    layer in the store after its data, in the background)."""
+    deadline = time.monotonic() + timeout
+    while (found := run_mirror("check-mirror", "IMAGE_EXISTS", ref, config=config, check=False)).returncode \
+            != expect and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
+def assert_image_exists_reads_each_upstreams_container(m: Mirror, azurite) -> None:
+    """IMAGE_EXISTS answers from the container of the image's upstream: 0 for what was pulled
+    through that upstream's mirror, 1 for the same name on the other upstream and for an image
+    never pulled; 3 (cannot tell), naming the store, with a key the service refuses."""
+    for ref in ("alpine:3.20", "ghcr.io/acme/tool:1"):
+        found = image_exists(m.config, ref, 0)
+        assert (found.returncode, found.stdout, found.stderr) == (0, "", ""), ref
+    for ref in ("acme/tool:1", "ghcr.io/library/alpine:3.20", f"alpine:never-pulled-{uuid.uuid4().hex[:8]}"):
+        assert image_exists(m.config, ref, 1, 0).returncode == 1, ref
+    key, wrong = m.settings.storage.azure_account_key, az.new_account()[1]
+    (m.tmp / "wrong-key.config").write_text(m.config.read_text().replace(key, wrong))
+    refused = image_exists(m.tmp / "wrong-key.config", "alpine:3.20", 3, 0)
+    assert refused.returncode == 3 and "Traceback" not in refused.stderr, refused.stderr
+    hub_container = m.settings.storage.azure_container_for("dockerhub")
+    assert f"cannot tell whether alpine:3.20 is cached: azure container {hub_container} at https://" \
+        in refused.stderr, refused.stderr
+    assert "refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY" in refused.stderr
+    assert key not in refused.stderr and wrong not in refused.stderr
+
+
 def test_pull_through_stores_in_each_upstreams_container_and_serves_offline(azure_mirror, docker_client,
                                                                               azurite, hub):
     m = azure_mirror
@@ -120,6 +151,7 @@ def test_pull_through_stores_in_each_upstreams_container_and_serves_offline(azur
     assert not [n for n in hub_names if "acme/tool" in n or any(d[7:] in n for d in ghcr_blobs)]
     assert not [n for n in ghcr_names if "library/alpine" in n or any(d[7:] in n for d in blobs)]
     assert not (m.root / "registry" / "dockerhub").exists()  # nothing on this host's disk
+    assert_image_exists_reads_each_upstreams_container(m, azurite)
     # Cached layers come from the mirror itself, not by a redirect to the store,
     # which clients on other hosts may not reach (DOCKER_MIRROR_STORAGE_REDIRECT off).
     layer = next(iter(blobs))

@@ -8,7 +8,9 @@ the offline mirror on the same bucket still serves them.
 import hashlib
 import shutil
 import json
+import subprocess
 import time
+import uuid
 
 import pytest
 import requests
@@ -22,7 +24,7 @@ from mirror.net.registry_api import RegistryAPI
 from support.configs import QUIET_PROBES, image_list, run_mirror
 from support.mirrors import Mirror
 from support.seaweed import SeaweedS3
-from support.upstream import make_layer, push_image
+from support.upstream import free_port, make_layer, push_image
 
 BUCKET = "mirror-cache"
 ROOT = "/dm-test"
@@ -31,16 +33,15 @@ SECRET_KEY = "s3-secret-key-never-shown"
 
 
 @pytest.fixture
-def seaweed(tmp_path):
-    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
-        store.make_bucket(BUCKET)
-        # The gateway checks signatures: unsigned or wrongly signed requests are refused.
-        assert requests.put(f"{store.endpoint}/{BUCKET}/probe", data=b"x", timeout=10).status_code == 403
-        wrong = SeaweedS3(store.root, ACCESS_KEY, "not-the-secret")
-        wrong.s3_port = store.s3_port
-        assert wrong.s3("HEAD", f"/{BUCKET}").status_code == 403
-        assert store.s3("HEAD", f"/{BUCKET}").status_code == 200
-        yield store
+def seaweed(seaweed):
+    """The shared store (conftest.py), checked first: its gateway checks signatures, so
+    unsigned or wrongly signed requests are refused."""
+    assert requests.put(f"{seaweed.endpoint}/{BUCKET}/probe", data=b"x", timeout=10).status_code == 403
+    wrong = SeaweedS3(seaweed.root, ACCESS_KEY, "not-the-secret")
+    wrong.s3_port = seaweed.s3_port
+    assert wrong.s3("HEAD", f"/{BUCKET}").status_code == 403
+    assert seaweed.s3("HEAD", f"/{BUCKET}").status_code == 200
+    return seaweed
 
 
 @pytest.fixture
@@ -76,6 +77,39 @@ def stored_in_bucket(store: SeaweedS3, digest: str, timeout: float = 30) -> byte
     return data
 
 
+def image_exists(config, ref: str, expect: int, timeout: float = 30) -> subprocess.CompletedProcess:
+    """check-mirror IMAGE_EXISTS, asked until it exits `expect` (distribution links a proxied
+    layer in the store after its data, in the background)."""
+    deadline = time.monotonic() + timeout
+    while (found := run_mirror("check-mirror", "IMAGE_EXISTS", ref, config=config, check=False)).returncode \
+            != expect and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
+def assert_image_exists_reads_the_bucket(m: Mirror, seaweed: SeaweedS3) -> None:
+    """IMAGE_EXISTS answers from the bucket, under the upstream's prefix of the root directory:
+    0 for the pulled image, 1 for one never pulled; 3 (cannot tell), naming the store, with
+    keys it refuses or with no store there."""
+    found = image_exists(m.config, "alpine:3.20", 0)
+    assert (found.returncode, found.stdout, found.stderr) == (0, "", "")
+    assert image_exists(m.config, f"alpine:never-pulled-{uuid.uuid4().hex[:8]}", 1, 0).returncode == 1
+    assert image_exists(m.config, "quay.io/library/alpine:3.20", 1, 0).returncode == 1  # not mirrored
+    text = m.config.read_text()
+    wrong_key, closed = m.tmp / "wrong-key.config", m.tmp / "no-store.config"
+    wrong_key.write_text(text.replace(SECRET_KEY, "not-the-secret"))
+    closed.write_text(text.replace(seaweed.endpoint, f"http://127.0.0.1:{free_port()}"))
+    refused = image_exists(wrong_key, "alpine:3.20", 3, 0)
+    assert refused.returncode == 3 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"cannot tell whether alpine:3.20 is cached: s3 bucket {BUCKET} at {seaweed.endpoint}" \
+        in refused.stderr, refused.stderr
+    assert "refuses DOCKER_MIRROR_S3_ACCESS_KEY_ID and DOCKER_MIRROR_S3_SECRET_KEY" in refused.stderr
+    assert "not-the-secret" not in refused.stderr
+    gone = image_exists(closed, "alpine:3.20", 3, 0)
+    assert gone.returncode == 3 and "Traceback" not in gone.stderr, gone.stderr
+    assert f"s3 bucket {BUCKET} at http://127.0.0.1:" in gone.stderr and SECRET_KEY not in gone.stderr
+
+
 def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_client, seaweed, hub):
     digest = push_image(hub.url, "library/alpine", "3.20")
     # A shell may carry an AWS_CA_BUNDLE distribution cannot load (it panics at start):
@@ -96,6 +130,7 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
         assert "sha256:" + hashlib.sha256(stored).hexdigest() == blob_digest
     keys = seaweed.list(BUCKET, ROOT)
     assert any(k.endswith("/_manifests/tags/3.20/current/link") for k in keys), keys
+    assert_image_exists_reads_the_bucket(s3_mirror, seaweed)
     assert not (s3_mirror.root / "registry" / "dockerhub").exists()  # nothing on this host's disk
     # Cached layers come from the mirror itself, not by a redirect to the bucket,
     # which clients on other hosts may not reach (DOCKER_MIRROR_STORAGE_REDIRECT off).
