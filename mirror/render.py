@@ -7,6 +7,7 @@ colon, a `#`, a `%` or a newline cannot change the structure of the file.
 """
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,12 +27,19 @@ CONTAINER_STORAGE = "/var/lib/registry"
 CONTAINER_HTPASSWD = "/auth/htpasswd"
 CONTAINER_TLS_CERT = "/certs/cert.pem"
 CONTAINER_TLS_KEY = "/certs/key.pem"
+# HAProxy's copy (it answers the "no replica" 503 itself, over TLS when the mirror has it):
+# a `crt` file without its key makes HAProxy load the key from the same name + ".key".
+HAPROXY_TLS_CERT = "/certs/mirror.pem"
+HAPROXY_TLS_KEY = HAPROXY_TLS_CERT + ".key"
 
 # distribution 3.x only (proxy.ttl): never expire; the product's own policy drops what goes
 # (2.8 has a fixed 7 days, made harmless by storage deletes being off).
 PROXY_TTL = "0s"
 
 HTPASSWD_REALM = "docker-mirror"
+# The replicas' Redis password (mirror.host.redis_secret makes it with token_urlsafe): it goes
+# unquoted into redis.conf, so nothing but these characters may reach it.
+REDIS_PASSWORD = re.compile(r"[A-Za-z0-9_-]{32,128}")
 
 
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -220,7 +228,7 @@ def render(template: str, **context) -> str:
 def registry_config(settings: Settings, upstream: Upstream, *, major: int, mode: str,
                     http_secret: str, redis: dict | None = None) -> str:
     """The registry's config.yml for the mirror of one upstream, in `mode` (model.modes);
-    `redis` ({"addr", "db"}): a replica's shared blob-descriptor cache."""
+    `redis` ({"addr", "password", "db"}): a replica's shared blob-descriptor cache."""
     if mode not in MODES:
         raise ValueError(f"unknown mirror mode {mode!r}")
     if major not in (2, 3):
@@ -244,12 +252,16 @@ def haproxy_config(settings: Settings, servers: dict[str, list[tuple[str, int]]]
     ({upstream key: [(replica name, loopback port)]}) with health checks on /v2/."""
     return render("haproxy.cfg.j2", upstreams=settings.upstreams, servers=servers,
                   replicas=settings.replicas, host=REPLICA_HOST,
-                  tls=settings.tls_certificate is not None)
+                  tls_cert=HAPROXY_TLS_CERT if settings.tls_certificate else None)
 
 
-def redis_config(settings: Settings, maxmemory: str = "256mb") -> str:
-    """redis.conf of the replicas' shared blob-descriptor cache."""
-    return render("redis.conf.j2", replicas=settings.replicas, host=REPLICA_HOST, maxmemory=maxmemory)
+def redis_config(settings: Settings, *, password: str, maxmemory: str = "256mb") -> str:
+    """redis.conf of the replicas' shared blob-descriptor cache; `password`: its requirepass
+    (mirror.host.redis_secret: URL-safe characters only, so unquoted)."""
+    if not REDIS_PASSWORD.fullmatch(password):
+        raise ValueError("the Redis password must be URL-safe characters only")
+    return render("redis.conf.j2", replicas=settings.replicas, host=REPLICA_HOST, maxmemory=maxmemory,
+                  password=password)
 
 
 def refresh_service(settings: Settings, *, python: str, workdir: str, config_path: str,

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker.errors
@@ -25,7 +25,7 @@ from .. import render
 from ..config.settings import UPSTREAM_KEYS
 from ..model.settings import Settings, Upstream
 from ..errors import DockerError, MaintenanceError, MirrorStartError, PortInUse
-from ..host import credential, locks, ports
+from ..host import credential, locks, ports, redis_secret
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.endpoint import DEBUG_HOST, Endpoint
@@ -61,7 +61,7 @@ class RegistrySpec:
     name: str
     mode: str
     config_path: str      # host file holding the rendered config
-    config_text: str
+    config_text: str = field(repr=False)   # holds the http secret and passwords
     mounts: tuple[tuple[str, str, bool], ...]  # (host source, container target, read-only)
     config_hash: str
     registry_major: int
@@ -131,7 +131,7 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
     # storage) is data, read as the registry goes. (Appended after the mounts: a mirror
     # without file mounts keeps the hash earlier versions gave it.)
     hashed: list = [text, image.image_id, mounts]
-    hashed += [_file_digest(source) for source, _, _ in mounts[1:] if Path(source).is_file()]
+    hashed += [file_digest(source) for source, _, _ in mounts[1:] if Path(source).is_file()]
     digest = hashlib.sha256(json.dumps(hashed).encode()).hexdigest()
     return RegistrySpec(upstream, name, mode, str(config_path), text, tuple(mounts), digest[:16],
                         image.major, settings.resources.registry, lasting, config_of(settings))
@@ -141,7 +141,7 @@ def _spec(settings: Settings, layout: Layout, image: RegistryImage, upstream: Up
 CONTAINER_STORAGE_CA = "/etc/ssl/certs/docker-mirror-storage-ca.crt"
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
@@ -164,7 +164,9 @@ def _replica_specs(settings: Settings, layout: Layout, image: RegistryImage, ups
     """The upstream's replicas: each on its loopback port (HAProxy has the mirror's address),
     with the same http secret, htpasswd and TLS, and the upstream's Redis database."""
     r = settings.replicas
-    redis = {"addr": f"{REPLICA_HOST}:{r.redis_port}", "db": r.redis_db(upstream.key)}
+    # The password is in the config text, so the spec's hash: a new one recreates the replicas.
+    redis = {"addr": f"{REPLICA_HOST}:{r.redis_port}", "password": redis_secret.ensure(layout),
+             "db": r.redis_db(upstream.key)}
     specs = []
     for index, name in enumerate(replica_names(settings.container_prefix, upstream.key, r.count)):
         endpoint = Endpoint.of(REPLICA_HOST, r.port(upstream.key, index), upstream.endpoint.tls)

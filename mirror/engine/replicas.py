@@ -8,7 +8,8 @@ host networking, restart unless-stopped, logs capped, labelled with the
 .config they belong to and a hash of their config and image:
 
 - PREFIX-redis: the blob-descriptor cache, on loopback, maxmemory with
-  allkeys-lru, nothing saved;
+  allkeys-lru, nothing saved, a password (mirror.host.redis_secret) in its
+  config file and the replicas', never on a command line or in the env;
 - PREFIX-lb: HAProxy on each mirror's own address (bind:port), balancing
   over its replicas with health checks on GET /v2/; TCP mode, so TLS passes
   through to the replicas, which each terminate it.
@@ -20,7 +21,7 @@ import hashlib
 import json
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker.errors
@@ -30,7 +31,7 @@ from docker.types import LogConfig, Mount
 from .. import render
 from ..model.settings import Settings
 from ..errors import DockerError, MirrorStartError, PortInUse
-from ..host import ports
+from ..host import ports, redis_secret
 from ..host.files import atomic_write
 from ..host.layout import Layout
 from ..model.replicas import LB_SUFFIX, REDIS_SUFFIX, REPLICA_HOST, replica_names
@@ -39,8 +40,8 @@ from ..model.resources import Limits
 from ..net.probes import answers, wait_until_answering
 from . import tool_images
 from .client import docker_errors, find_container
-from .containers import (LABEL_CONFIG, LABEL_HASH, LABEL_LIMITS, START_TIMEOUT, config_of, has_limits,
-                         mirror_container_named)
+from .containers import (LABEL_CONFIG, LABEL_HASH, LABEL_LIMITS, START_TIMEOUT, config_of, file_digest,
+                         has_limits, mirror_container_named)
 
 LABEL_ROLE = "docker-mirror.role"     # lb or redis: a shared container of the replicas
 LB, REDIS = "lb", "redis"
@@ -52,9 +53,10 @@ class SharedSpec:
     name: str
     tool: tool_images.Tool
     config_path: Path        # the host file, mounted read-only
-    config_text: str
+    config_text: str = field(repr=False)   # Redis's holds its password
     ports: tuple[tuple[str, int, str], ...]   # (address, port, what) it listens on
     limits: Limits           # memory and pids (DOCKER_MIRROR_HAPROXY/REDIS_MEMORY_MB)
+    files: tuple[tuple[str, str], ...] = ()   # more host files it reads, mounted read-only there
 
 
 def lb_name(settings: Settings) -> str:
@@ -79,15 +81,23 @@ def plan(settings: Settings, layout: Layout) -> dict[str, SharedSpec]:
                      for u in settings.upstreams) + ((REPLICA_HOST, r.stats_port, "HAProxy statistics"),)
     return {
         REDIS: SharedSpec(REDIS, redis_name(settings), tool_images.REDIS, layout.config_dir / "redis.conf",
-                          render.redis_config(settings, maxmemory=resources.redis_maxmemory),
+                          render.redis_config(settings, password=redis_secret.ensure(layout),
+                                              maxmemory=resources.redis_maxmemory),
                           ((REPLICA_HOST, r.redis_port, "Redis"),), resources.redis),
         LB: SharedSpec(LB, lb_name(settings), tool_images.HAPROXY, layout.config_dir / "haproxy.cfg",
-                       render.haproxy_config(settings, servers(settings)), lb_ports, resources.haproxy),
+                       render.haproxy_config(settings, servers(settings)), lb_ports, resources.haproxy,
+                       files=((settings.tls_certificate, render.HAPROXY_TLS_CERT),
+                              (settings.tls_key, render.HAPROXY_TLS_KEY)) if settings.tls_certificate else ()),
     }
 
 
 def _hash(spec: SharedSpec, image: tool_images.ToolImage) -> str:
-    return hashlib.sha256(json.dumps([spec.config_text, image.image_id, spec.ports]).encode()).hexdigest()[:16]
+    hashed: list = [spec.config_text, image.image_id, spec.ports]
+    # HAProxy reads its certificate once, at start: a re-issued one needs a new container.
+    # (Appended only when there are files: a spec without keeps the hash it had.)
+    if spec.files:
+        hashed += [[target, file_digest(source)] for source, target in spec.files]
+    return hashlib.sha256(json.dumps(hashed).encode()).hexdigest()[:16]
 
 
 def _wait_listening(port: int, timeout: float) -> bool:
@@ -112,7 +122,8 @@ def _run(client, settings: Settings, spec: SharedSpec, image: tool_images.ToolIm
             image.image_id, name=spec.name, detach=True, network_mode="host",
             labels={LABEL_ROLE: spec.role, LABEL_HASH: digest, LABEL_CONFIG: config_of(settings),
                     LABEL_LIMITS: spec.limits.label},
-            mounts=[Mount(spec.tool.config_path, str(spec.config_path), type="bind", read_only=True)],
+            mounts=[Mount(spec.tool.config_path, str(spec.config_path), type="bind", read_only=True),
+                    *(Mount(target, source, type="bind", read_only=True) for source, target in spec.files)],
             restart_policy={"Name": "unless-stopped"},
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
             **spec.limits.docker_options())

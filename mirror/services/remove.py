@@ -18,7 +18,7 @@ from .. import render
 from ..model.settings import Settings
 from ..engine import containers, replicas
 from ..errors import MirrorError, PurgeRefused
-from ..host import locks, nfs, storage, systemd
+from ..host import locks, nfs, redis_secret, storage, systemd
 from ..host.layout import Layout
 from . import observe_setup, ownership
 
@@ -112,6 +112,9 @@ def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confi
             for name in containers.remove_all(client, settings) + replicas.remove(client, settings):
                 log(f"removed container {name}")
                 found = True
+    if settings.enabled and redis_secret.forget(layout):
+        # Redis is gone with its cache: its password goes too (a new one with the next setup).
+        log("deleted the replicas' Redis password")
     if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log,
                                          exports_file=nfs.EXPORTS_DIR / settings.instance.exports_file):
         found = True

@@ -9,6 +9,8 @@ every replica down at once; back to one replica, HAProxy and Redis go.
 """
 
 import json
+import socket
+import stat
 import subprocess
 import threading
 import time
@@ -23,25 +25,18 @@ from mirror.services import lifecycle
 from mirror.services import warm
 from mirror.engine import containers, replicas
 from mirror.host import credential, usage
+from mirror.model.endpoint import debug_port
 from mirror.model.replicas import replica_names
 from mirror.net.probes import answers
-from support.configs import image_list
-from support.mirrors import Mirror
+from support.configs import image_list, with_status_page
+from support.mirrors import Mirror, serve_status_page
 from support.replicas import free_port_block, haproxy_servers, pull, wait_for
-from support.seaweed import SeaweedS3
 from support.upstream import make_layer, push_image
 
 BUCKET = "replica-cache"
 ACCESS_KEY = "replicatest"
 SECRET_KEY = "replica-secret-key-never-shown"
 IMAGES = [f"library/rep{n}" for n in range(3)]
-
-
-@pytest.fixture
-def seaweed(tmp_path):
-    with SeaweedS3(tmp_path / "seaweed", ACCESS_KEY, SECRET_KEY) as store:
-        store.make_bucket(BUCKET)
-        yield store
 
 
 @pytest.fixture
@@ -58,6 +53,19 @@ def replicated(tmp_path, docker_client, registry_image, seaweed, hub):
 
 def states(client, names):
     return {name: client.containers.get(name).status for name in names}
+
+
+def redis_cli(container, port: int, password: str, *args) -> str:
+    """redis-cli in the Redis container, the password in its environment (not on a command line)."""
+    return container.exec_run(["/usr/bin/redis-cli", "-p", str(port), *args],
+                              environment={"REDISCLI_AUTH": password}).output.decode()
+
+
+def unauthenticated(port: int, command: bytes) -> bytes:
+    """What Redis answers any local process that does not know the password."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(command + b"\r\n")
+        return sock.recv(4096)
 
 
 def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaweed, hub):
@@ -88,8 +96,19 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
         [f"127.0.0.1:{m.settings.replicas.port('dockerhub', i)}" for i in range(3)]
     assert not any(c["storage"]["delete"]["enabled"] for c in configs)
     redis = docker_client.containers.get(f"{m.prefix}-redis")
-    policy = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port),
-                             "CONFIG", "GET", "maxmemory-policy"]).output.decode()
+    # Redis takes only who knows the mirror's password: kept 0600, in the 0600 config files
+    # of Redis and of every replica, never in a container's command line or environment.
+    redis_port, secret_file = m.settings.replicas.redis_port, m.root / "config/redis-password"
+    password = secret_file.read_text().strip()
+    assert len(password) >= 32 and {c["redis"]["password"] for c in configs} == {password}
+    for path in (secret_file, m.root / "config/redis.conf", *(m.root / "config").glob("dockerhub-r*.yml")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for container in (redis, lb, *(docker_client.containers.get(n) for n in names)):
+        assert password not in json.dumps(container.attrs["Config"]), container.name
+    assert unauthenticated(redis_port, b"FLUSHALL").startswith(b"-NOAUTH")
+    assert unauthenticated(redis_port, b"AUTH not-the-password").startswith(b"-WRONGPASS")
+    assert "NOAUTH" in redis.exec_run(["/usr/bin/redis-cli", "-p", str(redis_port), "DBSIZE"]).output.decode()
+    policy = redis_cli(redis, redis_port, password, "CONFIG", "GET", "maxmemory-policy")
     assert "allkeys-lru" in policy
     # Bounded: Kconfig's defaults (DOCKER_MIRROR_HAPROXY/REDIS/REGISTRY_MEMORY_MB, _PIDS_LIMIT).
     limits = m.settings.resources
@@ -102,9 +121,11 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
 
     # A cold warm through the mirror's port (HAProxy), into the bucket.
     assert warm.warm(m.settings, log=lambda _: None, client=docker_client) == []
-    keys = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port), "-n", "0",
-                           "DBSIZE"]).output.decode()
-    assert int(keys) > 0   # the replicas filled the shared blob-descriptor cache
+    keys = redis_cli(redis, redis_port, password, "-n", "0", "DBSIZE")
+    assert int(keys) > 0   # the replicas filled the shared blob-descriptor cache (with the password)
+    for _, port in replicas.servers(m.settings)["dockerhub"]:   # the engine's patch 0005
+        shown = requests.get(f"http://127.0.0.1:{debug_port(port)}/debug/vars", timeout=5).text
+        assert "[redacted]" in shown and password not in shown
 
     # Parallel pulls from several clients: the upstream's digests, from every replica.
     before = {name: int(s["stot"]) for name, s in haproxy_servers(stats_port).items()}
@@ -127,6 +148,8 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
     again = m.setup().stdout
     assert "keeper started in the background" in again
     assert "created" not in again and "restarted" not in again, again   # nothing changed: left alone
+    assert secret_file.read_text().strip() == password   # the same password: Redis kept, not re-created
+    assert docker_client.containers.get(redis.name).id == redis.id and password not in again
     keeper_log = m.root / "logs" / "keeper.log"
     wait_for(lambda: keeper_log.exists() and "keeping the mirror" in keeper_log.read_text(), 20,
              "the keeper to start")
@@ -174,12 +197,21 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
 
     # The status names every replica and the shared containers.
     status = m.run("status", "--json").stdout
-    assert SECRET_KEY not in status
+    assert SECRET_KEY not in status and password not in status
     upstream = json.loads(status)["upstreams"][0]
     assert [r["name"] for r in upstream["replicas"]] == names
     assert all(r["state"] == "running" and r["answering"] for r in upstream["replicas"])
     text = m.run("status").stdout
-    assert all(name in text for name in names) and f"{m.prefix}-lb" in text
+    assert all(name in text for name in names) and f"{m.prefix}-lb" in text and password not in text
+    page_settings = with_status_page(m.settings)
+    server = serve_status_page(page_settings)
+    try:
+        for path in ("/", "/status.json"):
+            answer = requests.get(f"http://127.0.0.1:{page_settings.observe.port}{path}", timeout=30)
+            assert answer.status_code == 200 and password not in answer.text, path
+    finally:
+        server.shutdown()
+        server.server_close()
 
     # The collection's stop: every replica at once (no replica writes the storage mid-sweep).
     with containers.stopped(docker_client, m.settings, m.settings.upstreams[0]):
@@ -247,5 +279,36 @@ def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, 
                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
                                 timeout=10)
         assert manifest.headers["Docker-Content-Digest"] == digest
+
+        # The Redis password deleted by hand: a new one, and Redis and both replicas re-created
+        # with it (a replica with the old one would serve without its cache, silently).
+        secret_file = m.root / "config/redis-password"
+        old_password = secret_file.read_text().strip()
+        secret_file.unlink()
+        redis_name = f"{m.prefix}-redis"
+        before = {name: docker_client.containers.get(name).id
+                  for name in [redis_name, *(n for n, _ in replicas.servers(m.settings)["dockerhub"])]}
+        out = m.setup().stdout
+        password = secret_file.read_text().strip()
+        assert password != old_password and password not in out and old_password not in out
+        assert all(docker_client.containers.get(name).id != was for name, was in before.items()), out
+        redis = docker_client.containers.get(redis_name)
+        redis_port = m.settings.replicas.redis_port
+        assert redis_cli(redis, redis_port, password, "DBSIZE").strip() == "0"
+        wait_for(lambda: all(s["status"] == "UP" for s in haproxy_servers(stats_port).values()), 20,
+                 "HAProxy to find the re-created replicas healthy")
+        result = m.run("pull", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert int(redis_cli(redis, redis_port, password, "DBSIZE")) > 0   # they use the new password
+        # Every replica stopped: HAProxy's own 503, over TLS with the mirror's certificate.
+        with containers.stopped(docker_client, m.settings, m.settings.upstreams[0]):
+            wait_for(lambda: all(s["status"] == "DOWN" for s in haproxy_servers(stats_port).values()), 10,
+                     "HAProxy to see every replica down")
+            answer = requests.get(url + "/v2/", verify=False, timeout=5)
+            assert answer.status_code == 503 and answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+        # Taken down: the Redis password goes with Redis (the cache stays).
+        out = m.run("remove").stdout
+        assert "deleted the replicas' Redis password" in out and password not in out
+        assert not secret_file.exists() and not (m.root / "config/redis.conf").exists()
     finally:
         m.remove(docker_client)
