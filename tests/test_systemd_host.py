@@ -159,6 +159,22 @@ def test_keeper_unit_runs(m):
     assert props.get("Restart") == "on-failure", f"{KEEPER}: {props}"
 
 
+def test_units_bound_memory_and_tasks(m):
+    """The keeper and the refresh as systemd loaded them: memory (no swap on top) and tasks
+    bounded (docs/setup.md "Resource limits of the units"), and the keeper running inside them."""
+    host = m.host
+    for unit in (KEEPER, REFRESH_SERVICE):
+        show = host.systemctl("show", unit, "-p", "MemoryMax", "-p", "TasksMax", "-p", "MemorySwapMax",
+                              "-p", "CPUWeight").stdout
+        props = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+        assert (props.get("MemoryMax"), props.get("TasksMax"), props.get("MemorySwapMax")) == \
+            (str(2 << 30), "1024", "0"), f"{unit}: {props}\n{host.read('/etc/systemd/system/' + unit)}"
+        assert props.get("CPUWeight") == ("20" if unit == REFRESH_SERVICE else "[not set]"), f"{unit}: {props}"
+    show = host.systemctl("show", KEEPER, "-p", "TasksCurrent", "-p", "ActiveState").stdout
+    props = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+    assert props.get("ActiveState") == "active" and 0 < int(props.get("TasksCurrent", "0")) < 1024, props
+
+
 def test_a_second_checkout_with_the_same_prefix_shares_or_is_refused(m):
     """kdevops trees on one host, all with the default prefix: a second checkout with the
     same settings uses the first's mirror; with another port it is refused (exit non-zero,

@@ -123,6 +123,8 @@ def test_a_page_with_no_mirror_running_says_so(tmp_path):
         cells.feed(dom)
         assert "no-mirror" in cells.ids and "No mirror is running" in dom
         assert "no-images" in cells.ids and cells.rows == []
+        # the keeper and refresh rows a browser shows; no TLS section with TLS off
+        assert {"keeper", "last-refresh", "next-refresh"} <= cells.ids and "tls" not in cells.ids
         assert requests.get(f"http://127.0.0.1:{settings.observe.port}/metrics", timeout=10).status_code == 200
     finally:
         server.shutdown()
