@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import dotconfig, settings
+from ..config.dotconfig import DotConfig
 from ..model.settings import Settings
 
 # The command line's overrides of .config (kdevops' docker-mirror-setup.sh DIR PORT NAME):
@@ -32,11 +33,16 @@ def override_args(args) -> list[str]:
     return words
 
 
-def load_settings(args) -> Settings:
+def load_dotconfig(args) -> DotConfig:
     """.config, with the command line's overrides (when the verb takes them)."""
     config = dotconfig.load(args.config)
     overrides = {symbol: getattr(args, option[2:], None) for option, symbol, _, _ in OVERRIDES}
     overrides = {symbol: value for symbol, value in overrides.items() if value is not None}
     if overrides:
         config = config.with_values(overrides, origin="command line")
-    return settings.from_dotconfig(config)
+    return config
+
+
+def load_settings(args) -> Settings:
+    """The settings of .config, with the command line's overrides (when the verb takes them)."""
+    return settings.from_dotconfig(load_dotconfig(args))

@@ -1,6 +1,6 @@
 """Show what the mirror holds and whether it answers.
 
-    python3 -m mirror status [--json]
+    python3 -m mirror status [--json] [--path DIR] [--port N] [--name PREFIX]
 
 Each mirror's mode, container and health, the cached images, disk use, the
 last refresh, the keeper, units and metrics service, Docker Hub's rate
@@ -12,18 +12,19 @@ answers (or the mirror is disabled), 1 otherwise. `make docker-mirror-status` ru
 import argparse
 import json
 
-from ..config import settings
 from ..engine.client import connect
 from ..errors import DockerError
 from ..services import status
+from .common import add_overrides, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document")
+    add_overrides(parser)
 
 
 def run(args) -> int:
-    loaded = settings.load(args.config)
+    loaded = load_settings(args)
     try:
         client = connect()
     except DockerError:
