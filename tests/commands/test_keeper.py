@@ -150,8 +150,10 @@ def test_remove_takes_down_keeper_and_containers_and_keeps_the_cache(mirror, doc
 
 def test_switching_the_mirror_off_and_setting_up_takes_it_down(mirror, docker_client):
     wait_for("a keeper", lambda: keeper_pid(mirror), 10)
+    # The host's own mirror (the Quick start's, Kconfig's default prefix), not other tests'
+    # containers: those come and go as their tests run beside this one.
     host_mirrors = {c.name for c in docker_client.containers.list(all=True)
-                    if not c.name.startswith(mirror.prefix)}
+                    if not c.name.startswith("dmtest-")}
     mirror.configure(ENABLE_DOCKER_MIRROR=False)
     try:
         result = mirror.setup()
