@@ -52,7 +52,9 @@ def test_made_once_kept_0600_and_remade_when_unusable(tmp_path):
     assert redis_secret.ensure(layout) == password            # kept across runs
     path.chmod(0o644)
     assert redis_secret.ensure(layout) == password and mode(path) == 0o600   # tightened again
+    assert not redis_secret.unusable(layout)
     path.write_text("x\nrequirepass other\n")                  # by hand: not ours, not injected
+    assert redis_secret.unusable(layout)                       # setup says so before it re-creates
     remade = redis_secret.ensure(layout)
     assert remade != password and render.REDIS_PASSWORD.fullmatch(remade) and mode(path) == 0o600
     path.unlink()

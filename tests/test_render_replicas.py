@@ -15,7 +15,7 @@ import yaml
 
 from mirror import render
 from mirror.config import settings
-from mirror.engine import containers
+from mirror.engine import containers, replicas, tool_images
 from mirror.engine.replicas import servers
 from mirror.engine.registry_image import RegistryImage
 from mirror.host.layout import Layout
@@ -90,6 +90,65 @@ def test_haproxy_cfg_with_tls_checks_over_tls_and_answers_its_503_over_tls(tmp_p
     assert text.count("backup no-check") == 1 and f"ssl crt {render.HAPROXY_TLS_CERT}" in text
     checked = haproxy_check(tmp_path, on_this_host(text, cert))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_reissued_certificate_recreates_haproxy_and_no_tls_leaves_its_hash_alone(tmp_path):
+    """HAProxy reads its certificate once, at start: new bytes at the same path need a new container."""
+    cert, key = self_signed(tmp_path)
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_TLS=True,
+             DOCKER_MIRROR_TLS_CERTIFICATE=str(cert), DOCKER_MIRROR_TLS_KEY=str(key))
+    image = tool_images.ToolImage("docker-mirror/haproxy:test", "sha256:" + "2" * 64)
+    lb = replicas.plan(s, Layout.of(s))[replicas.LB]
+    assert {target for _, target in lb.files} == {render.HAPROXY_TLS_CERT, render.HAPROXY_TLS_KEY}
+    before = replicas._hash(lb, image)
+    self_signed(tmp_path)   # re-issued in place
+    assert replicas._hash(replicas.plan(s, Layout.of(s))[replicas.LB], image) != before
+    plain = load(tmp_path, DOCKER_MIRROR_REPLICAS=2)
+    assert replicas.plan(plain, Layout.of(plain))[replicas.LB].files == ()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_every_replica_down_the_mirror_port_answers_503_never_the_statistics(tmp_path, tls):
+    """A real HAProxy from the rendered config, no replica up: the mirror's public port gives a
+    registry API 503 for any path, /stats too, over TLS when the mirror has it (with the
+    mirror's certificate); the statistics stay on their loopback port."""
+    cert_options, verify = {}, True
+    if tls:
+        cert, key = self_signed(tmp_path)
+        cert_options, verify = {"DOCKER_MIRROR_TLS": True, "DOCKER_MIRROR_TLS_CERTIFICATE": str(cert),
+                                "DOCKER_MIRROR_TLS_KEY": str(key)}, str(cert)
+    s = load(tmp_path, DOCKER_MIRROR_REPLICAS=2, DOCKER_MIRROR_PORT=free_port(),
+             DOCKER_MIRROR_REPLICA_PORT_BASE=free_port_block(), **cert_options)
+    text = render.haproxy_config(s, servers(s))
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(on_this_host(text, cert) if tls else text)
+    proc = subprocess.Popen([shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    mirror = f"{'https' if tls else 'http'}://127.0.0.1:{s.upstreams[0].endpoint.port}"
+    stats = f"http://127.0.0.1:{s.replicas.stats_port}/stats"
+    try:
+        deadline = time.monotonic() + 15
+        while True:   # until HAProxy listens and has marked both replicas down
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if requests.get(f"{mirror}/v2/", timeout=2, verify=verify).status_code == 503:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "HAProxy never answered 503 on the mirror's port"
+            time.sleep(0.1)
+        for where in ("/stats", "/stats;csv", "/v2/library/busybox/manifests/1.36"):
+            answer = requests.get(mirror + where, timeout=5, verify=verify)
+            assert answer.status_code == 503, (where, answer.text[:200])
+            assert answer.json()["errors"][0]["code"] == "UNAVAILABLE", where
+            assert answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+            assert "Statistics Report" not in answer.text
+        page = requests.get(stats, timeout=5)
+        assert page.status_code == 200 and "Statistics Report" in page.text
+        assert "UNAVAILABLE" in requests.get(mirror + "/", timeout=5, verify=verify).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_haproxy_rejects_a_broken_config(tmp_path):

@@ -20,9 +20,23 @@ def reachable_from_network(bind: str) -> bool:
 
 
 def warnings(loaded: Settings) -> list[str]:
-    """One line per exposure of this configuration; none for a loopback bind."""
-    if not reachable_from_network(loaded.bind_address):
-        return []
+    """One line per exposure of this configuration."""
+    return _local_warnings(loaded) + (_network_warnings(loaded) if reachable_from_network(loaded.bind_address)
+                                      else [])
+
+
+def _local_warnings(loaded: Settings) -> list[str]:
+    """Exposures to this host's other users, whatever the bind."""
+    if loaded.replicas.enabled and not loaded.registry_built:
+        # Distribution publishes its redis section in expvar; engine patch 0005 redacts the password.
+        return [f"WARNING: the replicas (DOCKER_MIRROR_REPLICAS={loaded.replicas.count}) run "
+                f"{loaded.registry_image}, not the engine built here (DOCKER_MIRROR_REGISTRY_BUILT): any "
+                "local user can read their Redis password at /debug/vars on their loopback debug ports"]
+    return []
+
+
+def _network_warnings(loaded: Settings) -> list[str]:
+    """Exposures to anyone who can route to a mirror bound beyond loopback."""
     where = "every address of this host" if ipaddress.ip_address(loaded.bind_address).is_unspecified \
         else loaded.bind_address
     found = []

@@ -38,6 +38,11 @@ def read(layout: Layout) -> str | None:
     return text if REDIS_PASSWORD.fullmatch(text) else None
 
 
+def unusable(layout: Layout) -> bool:
+    """A password file is there, but not one ensure() would keep (edited by hand)."""
+    return secret_path(layout).exists() and read(layout) is None
+
+
 def ensure(layout: Layout) -> str:
     """The mirror's Redis password, made (0600) when there is none or it is unusable."""
     path = secret_path(layout)

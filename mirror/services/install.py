@@ -28,7 +28,7 @@ from ..engine import storage_drivers
 from ..engine.registry_image import ensure_registry_image
 from ..errors import DockerError, MirrorStartError, MirrorSwitchedOff
 from ..host import layout as host_layout
-from ..host import credential, locks, nfs, runlog, systemd, tls
+from ..host import credential, locks, nfs, redis_secret, runlog, systemd, tls
 from ..host.layout import Layout
 from ..model.modes import OFFLINE, PULL_THROUGH, choose_mode
 from ..net import azure_blob
@@ -127,6 +127,9 @@ def start_mirrors(settings: Settings, client, log=print, keep_serving: bool = Fa
             if mode == OFFLINE:
                 log(f"{settings.upstream(key).registry}: upstream {settings.upstream(key).display_url} "
                     "does not answer: serving the cache read-only until it does")
+        if settings.replicas.enabled and redis_secret.unusable(layout):
+            log(f"warning: {redis_secret.secret_path(layout)} holds no usable password (32 to 128 of "
+                "A-Z a-z 0-9 _ -): a new one is made, and Redis and the replicas are re-created with it")
         specs = containers.plan(settings, layout, image, modes, host_layout.http_secret(layout))
         try:
             # A re-created container's log goes with it: read the pulls it recorded first

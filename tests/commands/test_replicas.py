@@ -10,6 +10,7 @@ every replica down at once; back to one replica, HAProxy and Redis go.
 
 import json
 import socket
+import ssl
 import stat
 import subprocess
 import threading
@@ -280,17 +281,18 @@ def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, 
                                 timeout=10)
         assert manifest.headers["Docker-Content-Digest"] == digest
 
-        # The Redis password deleted by hand: a new one, and Redis and both replicas re-created
-        # with it (a replica with the old one would serve without its cache, silently).
+        # The Redis password spoilt by hand: setup says so, makes a new one, and re-creates Redis
+        # and both replicas with it (a replica with the old one would serve without its cache).
         secret_file = m.root / "config/redis-password"
         old_password = secret_file.read_text().strip()
-        secret_file.unlink()
+        secret_file.write_text("short\n")
         redis_name = f"{m.prefix}-redis"
         before = {name: docker_client.containers.get(name).id
                   for name in [redis_name, *(n for n, _ in replicas.servers(m.settings)["dockerhub"])]}
         out = m.setup().stdout
         password = secret_file.read_text().strip()
         assert password != old_password and password not in out and old_password not in out
+        assert "holds no usable password" in out, out
         assert all(docker_client.containers.get(name).id != was for name, was in before.items()), out
         redis = docker_client.containers.get(redis_name)
         redis_port = m.settings.replicas.redis_port
@@ -306,6 +308,8 @@ def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, 
                      "HAProxy to see every replica down")
             answer = requests.get(url + "/v2/", verify=False, timeout=5)
             assert answer.status_code == 503 and answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+            served = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", m.port)))
+            assert served == ssl.PEM_cert_to_DER_cert(cert.read_text())
         # Taken down: the Redis password goes with Redis (the cache stays).
         out = m.run("remove").stdout
         assert "deleted the replicas' Redis password" in out and password not in out

@@ -17,7 +17,6 @@ import subprocess
 import time
 
 import botocore.session
-import pytest
 import requests
 
 from mirror.services import warm

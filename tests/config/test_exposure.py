@@ -38,3 +38,18 @@ def test_a_lan_bind_with_auth_and_tls_is_quiet(tmp_path):
                              DOCKER_MIRROR_HTPASSWD=True, DOCKER_MIRROR_HTPASSWD_PATH=str(htpasswd))
     [warning] = exposure.warnings(settings.load(only_auth))
     assert "198.18.77.1" in warning and "without TLS" in warning
+
+
+S3_REPLICAS = {"DOCKER_MIRROR_STORAGE_FILESYSTEM": False, "DOCKER_MIRROR_STORAGE_S3": True,
+               "DOCKER_MIRROR_S3_ENDPOINT": "http://127.0.0.1:8333", "DOCKER_MIRROR_S3_BUCKET": "mirror-cache",
+               "DOCKER_MIRROR_S3_ACCESS_KEY_ID": "AKIDEXAMPLE", "DOCKER_MIRROR_S3_SECRET_KEY": "secret-key",
+               "DOCKER_MIRROR_REPLICAS": 2}
+
+
+def test_replicas_on_an_engine_without_the_redaction_patch_are_said_out_loud(tmp_path):
+    """registry:2 shows the replicas' Redis password at /debug/vars (loopback: any local user)."""
+    [warning] = exposure.warnings(settings.load(write_config(
+        tmp_path / "stock.config", olddefconfig=True, DOCKER_MIRROR_REGISTRY_BUILT=False,
+        DOCKER_MIRROR_REGISTRY_IMAGE="registry:2", **S3_REPLICAS)))
+    assert "registry:2" in warning and "/debug/vars" in warning and "DOCKER_MIRROR_REGISTRY_BUILT" in warning
+    assert exposure.warnings(settings.load(write_config(tmp_path / "built.config", **S3_REPLICAS))) == []

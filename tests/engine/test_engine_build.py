@@ -19,7 +19,7 @@ import pytest
 
 from mirror.engine import build, storage_drivers
 from mirror.engine.registry_image import CONFIG_V2, ensure_registry_image
-from mirror.errors import EngineBuildError, EnginePatchError, EngineToolchainError
+from mirror.errors import EngineBuildError, EnginePatchError, EngineTestFailure, EngineToolchainError
 from support.configs import run_mirror
 
 SERIES = """\
@@ -110,6 +110,9 @@ def test_go_runs_offline_in_gopath_mode_whatever_the_callers_go_settings():
     assert env["PATH"] == "/usr/bin"
     argv = build.go_build_argv(Path("/out/registry"), "ab" * 32)
     assert argv[-1] == "./cmd/registry" and "-X github.com/docker/distribution/version.Version=2.8.2+dm.abababababab" in argv
+    # At most BUILD_JOBS compilers at once, whatever the host: the units' limits hold on any.
+    assert build.go_build_argv(Path("/o"), "ab" * 32, cpus=64)[2:4] == ["-p", "4"]
+    assert build.go_build_argv(Path("/o"), "ab" * 32, cpus=2)[2:4] == ["-p", "2"]
 
 
 def test_go_test_output_is_read_per_package():
@@ -117,11 +120,13 @@ def test_go_test_output_is_read_per_package():
               "?   \tgithub.com/docker/distribution/registry/proxy/x\t[no test files]\n"
               "--- FAIL: TestX (0.00s)\n"
               "FAIL\tgithub.com/docker/distribution/registry/storage/driver/azure\t0.837s\n"
+              "ok  \tgithub.com/docker/distribution/registry/handlers\t0.010s [no tests to run]\n"
               "FAIL\n")
     assert build.go_test_results(output) == [
         ("ok", "github.com/docker/distribution/registry/proxy", "11.085s"),
         ("no tests", "github.com/docker/distribution/registry/proxy/x", ""),
-        ("FAIL", "github.com/docker/distribution/registry/storage/driver/azure", "0.837s")]
+        ("FAIL", "github.com/docker/distribution/registry/storage/driver/azure", "0.837s"),
+        ("no tests", "github.com/docker/distribution/registry/handlers", "0.010s")]
 
 
 # ------------------------------------------------------------------ the cache
@@ -258,9 +263,17 @@ def test_a_new_patch_is_built_in_by_setup_and_a_broken_one_names_itself(tmp_path
 
 
 @pytest.mark.engine
+def test_a_test_run_whose_pattern_finds_no_test_fails(machine_build):
+    """A patch's Go test renamed or dropped is not a pass: its -run pattern ran nothing."""
+    with pytest.raises(EngineTestFailure, match="ran no test"):
+        build.run_tests(machine_build, runs=((("./registry/handlers/",), "^TestNoSuchTestAnywhere$"),),
+                        log=lambda _: None)
+
+
+@pytest.mark.engine
 def test_make_engine_test_runs_gos_own_tests_in_the_patched_tree(machine_build):
     result = run_mirror("engine", "--test", "--no-image", timeout=900)
     assert "reused from the cache" in result.stdout
-    for package in ("registry/proxy", "registry/storage/driver/azure"):
+    for package in ("registry/proxy", "registry/storage/driver/azure", "registry/handlers"):
         assert f"go test: ok       github.com/docker/distribution/{package}" in result.stdout, result.stdout
 
