@@ -10,7 +10,8 @@ CHECK is one of:
                         alone (its manifest, and its layers: of at least one platform
                         for a multi-platform image), 1 when not; on s3 and azure it asks
                         the store, and exits 3 (cannot tell), naming the store, when the
-                        store does not answer or refuses the keys
+                        store does not answer, refuses the keys or has no such bucket or
+                        container
 """
 
 import argparse

@@ -122,8 +122,15 @@ class Container(ObjectStore):
 
         try:
             return self.blobs.download_blob(key, offset=0, length=limit, max_concurrency=1).readall()
-        except ResourceNotFoundError:
-            return None
+        except ResourceNotFoundError as err:
+            if err.error_code != "ContainerNotFound":   # BlobNotFound: not cached
+                return None
+            # Never "not cached": a misspelt container would read as that forever.
+            raise StoreError(
+                f"{self.where}: GET {key}: the container does not exist (ContainerNotFound): check "
+                "DOCKER_MIRROR_AZURE_CONTAINER (each upstream's container is that prefix, a dash "
+                "and the upstream) and DOCKER_MIRROR_AZURE_ACCOUNT_NAME; the mirror's registry "
+                "creates it when it starts") from None
         except HttpResponseError as err:
             if err.status_code == 416:   # an empty blob: no byte 0 to start the range at
                 return b""

@@ -65,6 +65,15 @@ def _refusal(status: int) -> str:
     return ""
 
 
+def _no_bucket(err: Exception) -> bool:
+    """The store says the bucket itself is missing (a GET's or LIST's 404 says which: NoSuchKey
+    or NoSuchBucket; a HEAD's has no body to say it)."""
+    import botocore.exceptions
+
+    return isinstance(err, botocore.exceptions.ClientError) \
+        and err.response.get("Error", {}).get("Code") == "NoSuchBucket"
+
+
 def _cause(err: Exception) -> str:
     """A transport error in one line, with what to do about an untrusted certificate."""
     import botocore.exceptions
@@ -90,6 +99,12 @@ class Bucket(ObjectStore):
     def _failed(self, what: str, err: Exception) -> StoreError:
         import botocore.exceptions
 
+        if _no_bucket(err):
+            # Never an empty cache: a misspelt bucket would read as "nothing cached" forever.
+            return StoreError(
+                f"{self.where}: {what}: the bucket does not exist (NoSuchBucket): check "
+                "DOCKER_MIRROR_S3_BUCKET, and that DOCKER_MIRROR_S3_ENDPOINT is the store that "
+                "holds it (the registry does not create it)")
         if isinstance(err, botocore.exceptions.ClientError):
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             return StoreError(f"{self.where}: {what} answered {status}{_refusal(status)}")
@@ -118,7 +133,7 @@ class Bucket(ObjectStore):
             return answer["Body"].read(limit)
         except botocore.exceptions.ClientError as err:
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if status == 404:
+            if status == 404 and not _no_bucket(err):   # NoSuchKey: not cached
                 return None
             if status == 416:   # an empty object: no byte 0 to start the range at
                 return b""

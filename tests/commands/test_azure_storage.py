@@ -103,7 +103,8 @@ def image_exists(config, ref: str, expect: int, timeout: float = 30) -> subproce
 def assert_image_exists_reads_each_upstreams_container(m: Mirror, azurite) -> None:
     """IMAGE_EXISTS answers from the container of the image's upstream: 0 for what was pulled
     through that upstream's mirror, 1 for the same name on the other upstream and for an image
-    never pulled; 3 (cannot tell), naming the store, with a key the service refuses."""
+    never pulled; 3 (cannot tell), naming the store, with a key the service refuses or a
+    container prefix naming no container."""
     for ref in ("alpine:3.20", "ghcr.io/acme/tool:1"):
         found = image_exists(m.config, ref, 0)
         assert (found.returncode, found.stdout, found.stderr) == (0, "", ""), ref
@@ -118,6 +119,17 @@ def assert_image_exists_reads_each_upstreams_container(m: Mirror, azurite) -> No
         in refused.stderr, refused.stderr
     assert "refuses DOCKER_MIRROR_AZURE_ACCOUNT_KEY" in refused.stderr
     assert key not in refused.stderr and wrong not in refused.stderr
+    # A misspelt container prefix is no empty cache: "not cached" forever would hide it.
+    misspelt = f"{m.settings.storage.azure_container}x"
+    (m.tmp / "misspelt.config").write_text(m.config.read_text().replace(
+        f'_AZURE_CONTAINER="{m.settings.storage.azure_container}"', f'_AZURE_CONTAINER="{misspelt}"'))
+    missing = image_exists(m.tmp / "misspelt.config", "alpine:3.20", 3, 0)
+    assert missing.returncode == 3 and "Traceback" not in missing.stderr, missing.stderr
+    assert f"cannot tell whether alpine:3.20 is cached: azure container {misspelt}-dockerhub at https://" \
+        in missing.stderr, missing.stderr
+    assert "the container does not exist (ContainerNotFound): check DOCKER_MIRROR_AZURE_CONTAINER" \
+        in missing.stderr
+    assert key not in missing.stderr
 
 
 def test_pull_through_stores_in_each_upstreams_container_and_serves_offline(azure_mirror, docker_client,

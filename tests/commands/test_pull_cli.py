@@ -1,4 +1,5 @@
-"""scripts/mirror-docker-images.sh [LIST] [--scan] [--archive], options in any order."""
+"""scripts/mirror-docker-images.sh [LIST] [--scan] [--archive] [--path DIR] [--port N] [--name PREFIX],
+options in any order."""
 
 import os
 import subprocess
@@ -6,7 +7,7 @@ import subprocess
 import pytest
 
 from mirror.config.kconfig import ROOT
-from support.configs import QUIET_PROBES
+from support.configs import QUIET_PROBES, write_config
 from support.mirrors import Mirror
 from support.upstream import UpstreamRegistry, push_image
 
@@ -62,3 +63,30 @@ def test_bad_option_and_two_lists_are_refused(tmp_path, mirror):
     assert script(mirror, "--archvie", cwd=tmp_path).returncode == 2
     two = script(mirror, "a.txt", "b.txt", cwd=tmp_path)
     assert two.returncode == 2 and "one image list at most" in two.stderr
+
+
+def test_the_overrides_reach_the_pull_without_an_engine(tmp_path):
+    """--path/--port/--name (docker-mirror-setup.sh DIR PORT NAME's mirror) go on to
+    `python3 -m mirror pull`. The .config's own DOCKER_MIRROR_PATH is invalid and every call
+    has one bad override, so nothing can start: which error comes back shows what arrived."""
+    config = write_config(tmp_path / ".config", DOCKER_MIRROR_PATH="relative/mirror")
+    env = {**os.environ, **QUIET_PROBES, "KCONFIG_CONFIG": str(config)}
+
+    def run(*args):
+        return subprocess.run([SCRIPT, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    alone = run("--archive")
+    assert alone.returncode == 2 and f"CONFIG_DOCKER_MIRROR_PATH='relative/mirror' ({config}:" in alone.stderr
+    where = str(tmp_path / "elsewhere")
+    port = run("images.txt", "--path", where, "--archive", "--port", "70000", "--name", "other")
+    assert port.returncode == 2, port.stdout + port.stderr
+    assert port.stderr == "error: CONFIG_DOCKER_MIRROR_PORT=70000 (command line): " \
+                          "must be an integer from 1 to 65535\n"
+    name = run(f"--path={where}", "--name=Bad!")
+    assert name.returncode == 2 and "CONFIG_DOCKER_MIRROR_CONTAINER_PREFIX='Bad!' (command line)" \
+        in name.stderr, name.stderr
+    missing = run("--path", where, "--port")
+    assert missing.returncode == 2 and "option '--port' needs a value" in missing.stderr
+    assert "--path DIR] [--port N] [--name PREFIX]" in run("--help").stdout
+    assert not (tmp_path / "elsewhere").exists() and "Traceback" not in port.stderr + name.stderr

@@ -90,7 +90,7 @@ def image_exists(config, ref: str, expect: int, timeout: float = 30) -> subproce
 def assert_image_exists_reads_the_bucket(m: Mirror, seaweed: SeaweedS3) -> None:
     """IMAGE_EXISTS answers from the bucket, under the upstream's prefix of the root directory:
     0 for the pulled image, 1 for one never pulled; 3 (cannot tell), naming the store, with
-    keys it refuses or with no store there."""
+    keys it refuses, with no store there or with no such bucket in it."""
     found = image_exists(m.config, "alpine:3.20", 0)
     assert (found.returncode, found.stdout, found.stderr) == (0, "", "")
     assert image_exists(m.config, f"alpine:never-pulled-{uuid.uuid4().hex[:8]}", 1, 0).returncode == 1
@@ -108,6 +108,15 @@ def assert_image_exists_reads_the_bucket(m: Mirror, seaweed: SeaweedS3) -> None:
     gone = image_exists(closed, "alpine:3.20", 3, 0)
     assert gone.returncode == 3 and "Traceback" not in gone.stderr, gone.stderr
     assert f"s3 bucket {BUCKET} at http://127.0.0.1:" in gone.stderr and SECRET_KEY not in gone.stderr
+    # A misspelt bucket is no empty cache: "not cached" forever would hide it.
+    misspelt = m.tmp / "misspelt-bucket.config"
+    misspelt.write_text(text.replace(f'_S3_BUCKET="{BUCKET}"', '_S3_BUCKET="mirror-cahce"'))
+    missing = image_exists(misspelt, "alpine:3.20", 3, 0)
+    assert missing.returncode == 3 and "Traceback" not in missing.stderr, missing.stderr
+    assert f"cannot tell whether alpine:3.20 is cached: s3 bucket mirror-cahce at {seaweed.endpoint}: " \
+        in missing.stderr, missing.stderr
+    assert "the bucket does not exist (NoSuchBucket): check DOCKER_MIRROR_S3_BUCKET" in missing.stderr
+    assert SECRET_KEY not in missing.stderr
 
 
 def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_client, seaweed, hub):

@@ -436,6 +436,16 @@ def run_script(*args, cwd, config):
                           text=True, timeout=60)
 
 
+def test_check_docker_mirror_script_passes_the_overrides_on(tmp_path):
+    """docker-mirror-setup.sh DIR PORT NAME's mirror is the one asked about when the
+    overrides follow the check."""
+    mirror_settings(tmp_path, free_port())
+    found = run_script("DOCKER_MIRROR_DIR", "--path", str(tmp_path / "other"), cwd=tmp_path, config=".config")
+    assert (found.returncode, found.stdout) == (0, f"{tmp_path / 'other'}\n"), found.stderr
+    bad = run_script("DOCKER_MIRROR_DIR", "--port", "70000", cwd=tmp_path, config=".config")
+    assert bad.returncode == 2 and "CONFIG_DOCKER_MIRROR_PORT=70000 (command line)" in bad.stderr, bad.stderr
+
+
 def test_check_docker_mirror_script(tmp_path, hub):
     mirror_settings(tmp_path, hub.port)
     # a relative KCONFIG_CONFIG is the caller's, though the script runs from the tree's top

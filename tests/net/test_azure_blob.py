@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from mirror.errors import WarmError
+from mirror.errors import StoreError, WarmError
 from mirror.model.settings import Storage
 from mirror.net import azure_blob
 from support import azurite as az
@@ -57,6 +57,21 @@ def test_blobs_named_as_the_driver_names_them_are_found(azurite, storage):
     assert not container.linked("library/busybox", DIGEST)
     assert container.size(container.data_key("sha256:" + "cd" * 32)) is None
     assert azure_blob.Container(storage, "ghcr").size(container.data_key(DIGEST)) is None   # no container
+
+
+def test_a_missing_blob_is_none_and_a_missing_container_a_store_error_naming_it(storage):
+    """check-mirror IMAGE_EXISTS reads through read(): a misspelt DOCKER_MIRROR_AZURE_CONTAINER
+    must say so (exit 3), not read as "not cached" forever."""
+    container = azure_blob.Container(storage, "dockerhub")
+    assert container.read(container.data_key(DIGEST), 3) == b"xxx"
+    assert container.read(container.data_key("sha256:" + "cd" * 32), 3) is None
+    missing = azure_blob.Container(storage, "ghcr")   # no container made for it
+    with pytest.raises(StoreError) as err:
+        missing.read(missing.data_key(DIGEST), 3)
+    text = str(err.value)
+    assert text.startswith(f"azure container {storage.azure_container}-ghcr at {missing.endpoint}: GET "), text
+    assert "the container does not exist (ContainerNotFound): check DOCKER_MIRROR_AZURE_CONTAINER" in text
+    assert storage.azure_account_key not in text
 
 
 def test_a_refused_key_says_which_setting_and_never_shows_it(storage):

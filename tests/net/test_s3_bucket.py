@@ -18,7 +18,7 @@ import botocore.session
 import pytest
 
 from mirror.model.settings import Storage
-from mirror.errors import WarmError
+from mirror.errors import StoreError, WarmError
 from mirror.net import s3
 from support.azurite import throwaway_ca_and_cert
 from support.seaweed import SeaweedS3
@@ -84,6 +84,23 @@ def test_a_wrong_secret_key_is_a_warm_error_naming_the_keys(store):
     assert f"s3 bucket {BUCKET} at {store.endpoint}: HEAD dm/dockerhub/" in text
     assert "answered 403" in text and "DOCKER_MIRROR_S3_SECRET_KEY" in text
     assert "not-the-secret" not in text and SECRET_KEY not in text
+
+
+def test_a_missing_key_is_none_and_a_missing_bucket_a_store_error_naming_it(store):
+    """check-mirror IMAGE_EXISTS and the lifecycle read through read(): a misspelt
+    DOCKER_MIRROR_S3_BUCKET must say so (exit 3), not read as an empty cache forever."""
+    bucket = s3.Bucket(storage_for(store.endpoint), "dockerhub")
+    assert bucket.read(bucket.data_key(DIGEST), 3) == b"xxx"
+    assert bucket.read(bucket.data_key("sha256:" + "cd" * 32), 3) is None
+    missing = s3.Bucket(dataclasses.replace(storage_for(store.endpoint), s3_bucket="no-such-bucket"),
+                        "dockerhub")
+    for reading in (lambda: missing.read(missing.data_key(DIGEST), 3), lambda: missing.list(missing.prefix)):
+        with pytest.raises(StoreError) as err:
+            reading()
+        text = str(err.value)
+        assert text.startswith(f"s3 bucket no-such-bucket at {store.endpoint}: "), text
+        assert "the bucket does not exist (NoSuchBucket): check DOCKER_MIRROR_S3_BUCKET" in text
+        assert SECRET_KEY not in text
 
 
 def test_a_store_that_does_not_answer_is_a_warm_error_after_the_retries():
