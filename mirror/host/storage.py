@@ -18,9 +18,12 @@ repository gains a blob the store already holds (a cross-repository mount):
     docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
 and `link_partial_index`, which stores an index as a proxy caches one.
 
-Every path in the tree is built by `StorageTree` (as distribution builds
-them in one paths.go), and every digest is validated there: a malformed
-one never becomes a path.
+Every path in the tree is built by `StorageTree`, from
+mirror.model.registry_layout (the layout's one place, for the object stores
+too, as distribution builds it in one paths.go), which validates every
+digest: a malformed one never becomes a path. Link files are read through
+`TreeFiles` by mirror.model.cached_image's `read_link` and
+`manifest_present`, as the object stores' are.
 """
 
 from __future__ import annotations
@@ -30,23 +33,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import cached_image
+from ..model import cached_image, registry_layout as layout
+from ..model.cached_image import manifest_present, read_link
 from ..model.digests import is_digest
 from ..model.images import ImageRef
 from ..model.manifests import MAX_MANIFEST, Manifest
 from .files import atomic_write
 
-V2 = Path("docker", "registry", "v2")
+V2 = Path(layout.V2)
 SCHEDULER_STATE = "scheduler-state.json"   # the proxy's expiry state, at the storage root
-def _split(digest: str) -> tuple[str, str]:
-    if not is_digest(digest):
-        raise ValueError(f"not a digest: {digest!r}")
-    algorithm, hexdigest = digest.split(":", 1)
-    return algorithm, hexdigest
 
 
 class StorageTree:
-    """Every path of one registry's storage directory (paths only, no I/O)."""
+    """Every path of one registry's storage directory (paths only, no I/O): distribution's
+    layout (mirror.model.registry_layout, which validates every digest) under its root."""
 
     def __init__(self, storage_dir):
         self.root = Path(storage_dir)
@@ -58,36 +58,41 @@ class StorageTree:
 
     @property
     def repositories(self) -> Path:
-        return self.v2 / "repositories"
+        return self.v2 / layout.REPOSITORIES
 
     def repository(self, name: str) -> Path:
         # Names come from parsed references, whose components never hold '.' or '/' alone.
-        return self.repositories / name
+        return self.v2 / layout.repository(name)
 
     def blob_data(self, digest: str) -> Path:
-        algorithm, hexdigest = _split(digest)
-        return self.v2 / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
+        return self.v2 / layout.blob_data(digest)
 
     def layer_link(self, repository: str, digest: str) -> Path:
-        algorithm, hexdigest = _split(digest)
-        return self.repository(repository) / "_layers" / algorithm / hexdigest / "link"
+        return self.v2 / layout.layer_link(repository, digest)
+
+    def layers(self, repository: str) -> Path:
+        return self.v2 / layout.layers(repository)
 
     def revision_link(self, repository: str, digest: str) -> Path:
-        algorithm, hexdigest = _split(digest)
-        return self.repository(repository) / "_manifests" / "revisions" / algorithm / hexdigest / "link"
+        return self.v2 / layout.revision_link(repository, digest)
+
+    def revisions(self, repository: str) -> Path:
+        return self.v2 / layout.revisions(repository)
 
     def tags(self, repository: str) -> Path:
-        return self.repository(repository) / "_manifests" / "tags"
+        return self.v2 / layout.tags(repository)
 
     def tag_link(self, repository: str, tag: str) -> Path:
-        return self.tags(repository) / tag / "current" / "link"
+        return self.v2 / layout.tag_link(repository, tag)
+
+    def tag_index(self, repository: str, tag: str) -> Path:
+        return self.v2 / layout.tag_index(repository, tag)
 
     def tag_index_link(self, repository: str, tag: str, digest: str) -> Path:
-        algorithm, hexdigest = _split(digest)
-        return self.tags(repository) / tag / "index" / algorithm / hexdigest / "link"
+        return self.v2 / layout.tag_index_link(repository, tag, digest)
 
     def uploads(self, repository: str) -> Path:
-        return self.repository(repository) / "_uploads"
+        return self.v2 / layout.uploads(repository)
 
 
 @dataclass(frozen=True, order=True)
@@ -95,21 +100,6 @@ class CachedTag:
     repository: str
     tag: str
     digest: str
-
-
-def _read_link(path: Path) -> str | None:
-    """The digest in a link file, or None when absent, unreadable or malformed."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(200).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return text if is_digest(text) else None
-
-
-def _manifest_present(tree: StorageTree, repository: str, digest: str | None) -> bool:
-    return is_digest(digest) and tree.revision_link(repository, digest).is_file() \
-        and tree.blob_data(digest).is_file()
 
 
 def _subdirs(path: Path) -> list[os.DirEntry]:
@@ -131,7 +121,7 @@ def _repositories(top: Path):
     while stack:
         name, directory = stack.pop()
         children = _subdirs(directory)
-        if name and any(e.name == "_manifests" for e in children):
+        if name and any(e.name == layout.MANIFESTS for e in children):
             yield name, directory
         for entry in children:
             if not entry.name.startswith("_"):
@@ -176,12 +166,12 @@ def disk_usage(path) -> int:
 
 def cached_tags(storage_dir) -> list[CachedTag]:
     """Every tag the registry storing into `storage_dir` can serve, sorted."""
-    tree = StorageTree(storage_dir)
+    tree, files = StorageTree(storage_dir), TreeFiles(storage_dir)
     found = []
     for repository, _ in _repositories(tree.repositories):
         for tag in _subdirs(tree.tags(repository)):
-            digest = _read_link(tree.tag_link(repository, tag.name))
-            if _manifest_present(tree, repository, digest):
+            digest = read_link(files, layout.tag_link(repository, tag.name))
+            if manifest_present(files, repository, digest):
                 found.append(CachedTag(repository, tag.name, digest))
     return sorted(found)
 
@@ -268,22 +258,22 @@ def repositories(storage_dir) -> list[str]:
 
 def revisions(storage_dir, repository: str) -> list[str]:
     """The digests of the manifests (and indexes) the repository holds, whose blob is there."""
-    tree = StorageTree(storage_dir)
+    files = TreeFiles(storage_dir)
     found = []
-    for algorithm in _subdirs(tree.repository(repository) / "_manifests" / "revisions"):
+    for algorithm in _subdirs(StorageTree(storage_dir).revisions(repository)):
         for entry in _subdirs(algorithm.path):
             digest = f"{algorithm.name}:{entry.name}"
-            if is_digest(digest) and _manifest_present(tree, repository, digest):
+            if manifest_present(files, repository, digest):
                 found.append(digest)
     return sorted(found)
 
 
 def tags(storage_dir, repository: str) -> dict[str, str]:
     """{tag: digest} of the repository's tags whose link is readable."""
-    tree = StorageTree(storage_dir)
+    files = TreeFiles(storage_dir)
     found = {}
-    for tag in _subdirs(tree.tags(repository)):
-        digest = _read_link(tree.tag_link(repository, tag.name))
+    for tag in _subdirs(StorageTree(storage_dir).tags(repository)):
+        digest = read_link(files, layout.tag_link(repository, tag.name))
         if digest:
             found[tag.name] = digest
     return found
@@ -292,12 +282,13 @@ def tags(storage_dir, repository: str) -> dict[str, str]:
 def tag_history(storage_dir, repository: str, tag: str) -> list[str]:
     """Every digest the tag pointed at while cached (distribution keeps one index link per
     digest a tag was set to, `_manifests/tags/<tag>/index/`), the current one included."""
-    tree = StorageTree(storage_dir)
+    files = TreeFiles(storage_dir)
     found = []
-    for algorithm in _subdirs(tree.tags(repository) / tag / "index"):
+    for algorithm in _subdirs(StorageTree(storage_dir).tag_index(repository, tag)):
         for entry in _subdirs(algorithm.path):
             digest = f"{algorithm.name}:{entry.name}"
-            if is_digest(digest) and _read_link(Path(entry.path) / "link") == digest:
+            if is_digest(digest) \
+                    and read_link(files, layout.tag_index_link(repository, tag, digest)) == digest:
                 found.append(digest)
     return sorted(found)
 
@@ -352,8 +343,8 @@ def purge_uploads(storage_dir) -> int:
     freed = 0
     # Every `_uploads`, of repositories whose manifest never got stored too.
     for top, dirs, _ in os.walk(StorageTree(storage_dir).repositories):
-        if "_uploads" in dirs:
-            uploads = Path(top) / "_uploads"
+        if layout.UPLOADS in dirs:
+            uploads = Path(top) / layout.UPLOADS
             freed += disk_usage(uploads)
             _remove_tree(uploads)
         dirs[:] = [d for d in dirs if not d.startswith("_")]
@@ -371,10 +362,10 @@ def tidy(storage_dir) -> int:
     dropped = 0
     for repository in repositories(storage_dir):
         if not revisions(storage_dir, repository):
-            _remove_tree(tree.repository(repository) / "_manifests")
-            _remove_tree(tree.repository(repository) / "_layers")
+            _remove_tree(tree.repository(repository) / layout.MANIFESTS)
+            _remove_tree(tree.layers(repository))
             continue
-        for algorithm in _subdirs(tree.repository(repository) / "_layers"):
+        for algorithm in _subdirs(tree.layers(repository)):
             for entry in _subdirs(algorithm.path):
                 digest = f"{algorithm.name}:{entry.name}"
                 if is_digest(digest) and not tree.blob_data(digest).is_file():
@@ -425,13 +416,15 @@ def damaged_links(storage_dir, repository: str) -> list[DamagedLink]:
         text = _link_text(path)
         if not is_digest(text):
             found.append(DamagedLink(repository, "tag", tag.name, f"not a digest ({_shown(text)})"))
-    for kind, top in (("revision", tree.repository(repository) / "_manifests" / "revisions"),
-                      ("layer", tree.repository(repository) / "_layers")):
+    for kind, top, link in (("revision", tree.revisions(repository), tree.revision_link),
+                            ("layer", tree.layers(repository), tree.layer_link)):
         for algorithm in _subdirs(top):
             for entry in _subdirs(algorithm.path):
                 digest = f"{algorithm.name}:{entry.name}"
-                path = Path(entry.path) / "link"
-                if not is_digest(digest) or not path.exists():
+                if not is_digest(digest):
+                    continue
+                path = link(repository, digest)
+                if not path.exists():
                     continue
                 text = _link_text(path)
                 if text != digest:

@@ -1,14 +1,10 @@
 """Whether a registry's storage holds an image a pull can be served from, on any backend (pure).
 
 The rule is written once, over `StoredFiles`: two questions on the paths of
-distribution's storage layout (relative to its `docker/registry/v2`), which
-the filesystem tree (mirror.host.storage) and the object stores (s3 bucket,
-azure container: mirror.net.object_store) answer alike:
-
-    repositories/<name>/_manifests/tags/<tag>/current/link
-    repositories/<name>/_manifests/revisions/sha256/<hex>/link
-    repositories/<name>/_layers/sha256/<hex>/link
-    blobs/sha256/<hex[:2]>/<hex>/data
+distribution's storage layout (mirror.model.registry_layout, relative to its
+`docker/registry/v2`), which the filesystem tree (mirror.host.storage) and
+the object stores (s3 bucket, azure container: mirror.net.object_store)
+answer alike. `read_link` and `manifest_present` are their readers' too.
 
 An image is cached when what `docker pull` asks the mirror for is there:
 
@@ -26,7 +22,8 @@ An image is cached when what `docker pull` asks the mirror for is there:
   (attestation manifests, platform unknown/unknown, are not platforms).
 
 A manifest that cannot be read as one (damaged, or not JSON) is not cached.
-Digests are validated before they become paths.
+Digests are validated before they become paths (mirror.model.registry_layout
+builds every path, and refuses a malformed digest).
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import InvalidDigest, InvalidManifest
-from . import manifests
+from . import manifests, registry_layout as layout
 from .digests import is_digest
 
 # Layers a registry never stores (Windows base layers): their descriptors name URLs.
@@ -51,32 +48,6 @@ class StoredFiles(Protocol):
         """Whether the file is there."""
 
 
-def _hex(digest: str) -> tuple[str, str]:
-    if not is_digest(digest):
-        raise ValueError(f"not a digest: {digest!r}")
-    algorithm, hex_ = digest.split(":", 1)
-    return algorithm, hex_
-
-
-def tag_link(repository: str, tag: str) -> str:
-    return f"repositories/{repository}/_manifests/tags/{tag}/current/link"
-
-
-def revision_link(repository: str, digest: str) -> str:
-    algorithm, hex_ = _hex(digest)
-    return f"repositories/{repository}/_manifests/revisions/{algorithm}/{hex_}/link"
-
-
-def layer_link(repository: str, digest: str) -> str:
-    algorithm, hex_ = _hex(digest)
-    return f"repositories/{repository}/_layers/{algorithm}/{hex_}/link"
-
-
-def blob_data(digest: str) -> str:
-    algorithm, hex_ = _hex(digest)
-    return f"blobs/{algorithm}/{hex_[:2]}/{hex_}/data"
-
-
 def read_link(files: StoredFiles, path: str) -> str | None:
     """The digest a link file holds, or None when absent or malformed."""
     body = files.read(path, 200)
@@ -86,8 +57,8 @@ def read_link(files: StoredFiles, path: str) -> str | None:
 
 def manifest_present(files: StoredFiles, repository: str, digest: str | None) -> bool:
     """The repository links the manifest and its blob is there (what a manifest GET needs)."""
-    return is_digest(digest) and files.exists(revision_link(repository, digest)) \
-        and files.exists(blob_data(digest))
+    return is_digest(digest) and files.exists(layout.revision_link(repository, digest)) \
+        and files.exists(layout.blob_data(digest))
 
 
 def _layers(manifest: dict) -> list[str]:
@@ -108,14 +79,15 @@ def _image_cached(files: StoredFiles, repository: str, digest: str | None, neste
     if not manifest_present(files, repository, digest):
         return False
     try:
-        manifest = manifests.parse(files.read(blob_data(digest), manifests.MAX_MANIFEST) or b"",
-                                   f"manifest {digest}")
+        body = files.read(layout.blob_data(digest), manifests.MAX_MANIFEST)
+        manifest = manifests.parse(body or b"", f"manifest {digest}")
         if "manifests" in manifest:
             # An index inside an index is no image a client pulls: not followed further.
             return not nested and any(
                 _image_cached(files, repository, child["digest"], True)
                 for child in manifests.select_platforms(manifest, None))
-        return all(files.exists(layer_link(repository, blob)) and files.exists(blob_data(blob))
+        return all(files.exists(layout.layer_link(repository, blob))
+                   and files.exists(layout.blob_data(blob))
                    for blob in dict.fromkeys(_layers(manifest)))
     except (InvalidManifest, InvalidDigest):
         return False
@@ -127,5 +99,5 @@ def image_cached(files: StoredFiles, repository: str, tag: str | None, digest: s
     if digest is None:
         if not tag:
             return False
-        digest = read_link(files, tag_link(repository, tag))
+        digest = read_link(files, layout.tag_link(repository, tag))
     return _image_cached(files, repository, digest, False)

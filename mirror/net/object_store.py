@@ -2,7 +2,8 @@
 
 The s3 bucket (mirror.net.s3) and the azure container (mirror.net.azure_blob)
 hold a registry's files as objects named by their paths under `prefix`, in
-the layout of a filesystem store (mirror.host.storage):
+the layout of a filesystem store (mirror.model.registry_layout builds and
+parses every path, for mirror.host.storage too):
 
     <prefix>/repositories/<name>/_manifests/revisions/sha256/<hex>/link
     <prefix>/repositories/<name>/_manifests/tags/<tag>/current/link
@@ -22,14 +23,16 @@ A listing is a snapshot (one paginated LIST of `repositories/`, and one of
 listing), taken on first use and kept true by our own removals; one GET per
 tag link, once per snapshot. `forget()` drops it. Object stores have no
 directories: a "directory" goes by deleting every key under it. A digest from
-a key is validated before it is used.
+a key or a link is validated before it is used (registry_layout,
+cached_image.read_link).
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 
-from ..model import cached_image
+from ..model import cached_image, registry_layout as layout
 from ..model.digests import is_digest
 from ..model.images import ImageRef
 from ..model.manifests import MAX_MANIFEST
@@ -68,13 +71,15 @@ class ObjectStore:
 
     # ------------------------------------------------------------ the warm engine's question
 
+    def key_of(self, path: str) -> str:
+        """The object's key of a path of distribution's layout (mirror.model.registry_layout)."""
+        return f"{self.prefix}/{path}"
+
     def data_key(self, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/blobs/{algorithm}/{hex_[:2]}/{hex_}/data"
+        return self.key_of(layout.blob_data(digest))
 
     def link_key(self, repository: str, digest: str) -> str:
-        algorithm, hex_ = digest.split(":", 1)
-        return f"{self.prefix}/repositories/{repository}/_layers/{algorithm}/{hex_}/link"
+        return self.key_of(layout.layer_link(repository, digest))
 
     def linked(self, repository: str, digest: str) -> bool:
         """The mirror serves this blob to `repository` from the store."""
@@ -95,14 +100,15 @@ class ObjectStore:
     def _tree(self) -> "_Snapshot":
         """The repositories' links (one LIST of repositories/)."""
         if self._snapshot is None:
-            self._snapshot = _Snapshot.of(self.prefix, self.list(f"{self.prefix}/repositories/"))
+            listed = self.list(self.key_of(f"{layout.REPOSITORIES}/"))
+            self._snapshot = _Snapshot.of(self.prefix, listed)
         return self._snapshot
 
     def _blobs(self) -> dict[str, int]:
         """digest -> size of its data (one LIST of blobs/, with the snapshot)."""
         tree = self._tree()
         if tree.blobs is None:
-            tree.add_blobs(self.prefix, self.list(f"{self.prefix}/blobs/"))
+            tree.add_blobs(self.prefix, self.list(self.key_of(f"{layout.BLOBS}/")))
         return tree.blobs
 
     def forget(self) -> None:
@@ -124,10 +130,10 @@ class ObjectStore:
         if repository not in tree.tag_digests:
             repo = tree.repos.get(repository)
             found = {}
-            for tag, key in sorted((repo.tags if repo else {}).items()):
-                text = (self.read(key, 200) or b"").decode("ascii", "replace").strip()
-                if is_digest(text):
-                    found[tag] = text
+            for tag in sorted(repo.tags if repo else {}):
+                digest = cached_image.read_link(_Files(self), layout.tag_link(repository, tag))
+                if digest:
+                    found[tag] = digest
             tree.tag_digests[repository] = found
         return dict(tree.tag_digests[repository])
 
@@ -160,16 +166,16 @@ class ObjectStore:
         repo = tree.repos.get(repository)
         if repo is None or not is_digest(digest):
             return []
-        algorithm, hex_ = digest.split(":", 1)
-        base = f"{self.prefix}/repositories/{repository}/_manifests/"
-        doomed = [f"{base}revisions/{algorithm}/{hex_}/"]
+        # A "directory" is every key under it: the link's, with its trailing slash.
+        doomed = [self.key_of(posixpath.dirname(layout.revision_link(repository, digest)) + "/")]
         removed = []
         for tag, current in self.tags(repository).items():
             if current == digest:
-                doomed.append(f"{base}tags/{tag}/")
+                doomed.append(self.key_of(f"{layout.tags(repository)}/{tag}/"))
                 removed.append(tag)
             else:
-                doomed.append(f"{base}tags/{tag}/index/{algorithm}/{hex_}/")
+                index = posixpath.dirname(layout.tag_index_link(repository, tag, digest))
+                doomed.append(self.key_of(index + "/"))
         self._delete_under(doomed)
         return removed
 
@@ -179,9 +185,9 @@ class ObjectStore:
         serves); bytes freed."""
         uploads: dict[str, list[StoredObject]] = {}
         for obj in self._tree().objects:
-            head, found, rest = obj.key.partition("/_uploads/")
+            head, found, rest = obj.key.partition(f"/{layout.UPLOADS}/")
             if found:
-                uploads.setdefault(f"{head}/_uploads/{rest.split('/')[0]}/", []).append(obj)
+                uploads.setdefault(f"{head}{found}{rest.split('/')[0]}/", []).append(obj)
         doomed = [objs for objs in uploads.values()
                   if older_than is None or max(o.modified for o in objs) < older_than]
         self._delete([o.key for objs in doomed for o in objs])
@@ -195,7 +201,7 @@ class ObjectStore:
         doomed, dropped = [], 0
         for name, repo in tree.repos.items():
             if not any(d in blobs for d in repo.revisions):
-                doomed += [o.key for o in repo.objects if "/_uploads/" not in o.key]
+                doomed += [o.key for o in repo.objects if f"/{layout.UPLOADS}/" not in o.key]
                 continue
             for digest, key in repo.layers.items():
                 if digest not in blobs:
@@ -222,7 +228,7 @@ class _Files:
     store: ObjectStore
 
     def read(self, path: str, limit: int) -> bytes | None:
-        return self.store.read(f"{self.store.prefix}/{path}", limit)
+        return self.store.read(self.store.key_of(path), limit)
 
     def exists(self, path: str) -> bool:
         # A one-byte GET: read() fails with a StoreError, where size() is the warm engine's.
@@ -248,37 +254,29 @@ class _Snapshot:
     @classmethod
     def of(cls, prefix: str, repository_objects: list[StoredObject]):
         repos: dict[str, _Repository] = {}
-        top = f"{prefix}/repositories/"
         for obj in repository_objects:
-            parts = obj.key[len(top):].split("/")
-            # The name is every component before the first of distribution's own ("_manifests"...).
-            cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
-            if not cut:
+            found = layout.repository_of(obj.key[len(prefix) + 1:])
+            if found is None:
                 continue
-            name, rest = "/".join(parts[:cut]), parts[cut:]
+            name, rest = found
             repo = repos.setdefault(name, _Repository({}, {}, {}, []))
             repo.objects.append(obj)
-            if rest[-1] != "link":
-                continue
-            if rest[:2] == ["_manifests", "revisions"] and len(rest) == 5:
-                digest = f"{rest[2]}:{rest[3]}"
-                if is_digest(digest):
-                    repo.revisions[digest] = obj
-            elif rest[:2] == ["_manifests", "tags"] and len(rest) == 5 and rest[3] == "current":
-                repo.tags[rest[2]] = obj.key
-            elif rest[0] == "_layers" and len(rest) == 4:
-                digest = f"{rest[1]}:{rest[2]}"
-                if is_digest(digest):
-                    repo.layers[digest] = obj.key
+            kind, link = layout.link_of(rest) or (None, None)
+            if kind == "revision":
+                repo.revisions[link] = obj
+            elif kind == "tag":
+                repo.tags[link] = obj.key
+            elif kind == "layer":
+                repo.layers[link] = obj.key
         repos = {name: repo for name, repo in repos.items() if repo.revisions or repo.tags or repo.layers}
         return cls(repos, repository_objects, sum(o.size for o in repository_objects))
 
     def add_blobs(self, prefix: str, blob_objects: list[StoredObject]) -> None:
         self.blobs = {}
         for obj in blob_objects:
-            parts = obj.key[len(f"{prefix}/blobs/"):].split("/")
-            if len(parts) == 4 and parts[3] == "data" and is_digest(f"{parts[0]}:{parts[2]}"):
-                self.blobs[f"{parts[0]}:{parts[2]}"] = obj.size
+            digest = layout.blob_of(obj.key[len(prefix) + 1:])
+            if digest:
+                self.blobs[digest] = obj.size
         self.bytes += sum(o.size for o in blob_objects)
 
     def drop(self, keys: set[str]) -> None:

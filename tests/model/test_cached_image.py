@@ -9,6 +9,7 @@ import json
 import pytest
 
 from mirror.model import cached_image as C
+from mirror.model import registry_layout as L
 from mirror.model.manifests import MAX_MANIFEST
 
 REPO = "team/app"
@@ -37,18 +38,18 @@ class Files:
     # what a registry writes when it caches
     def blob(self, body: bytes, repository: str | None = REPO) -> str:
         digest = digest_of(body)
-        self.files[C.blob_data(digest)] = body
+        self.files[L.blob_data(digest)] = body
         if repository:
-            self.files[C.layer_link(repository, digest)] = digest.encode()
+            self.files[L.layer_link(repository, digest)] = digest.encode()
         return digest
 
     def manifest(self, doc: dict, tag: str | None = None, repository: str = REPO) -> str:
         body = json.dumps(doc).encode()
         digest = digest_of(body)
-        self.files[C.blob_data(digest)] = body
-        self.files[C.revision_link(repository, digest)] = digest.encode()
+        self.files[L.blob_data(digest)] = body
+        self.files[L.revision_link(repository, digest)] = digest.encode()
         if tag:
-            self.files[C.tag_link(repository, tag)] = digest.encode() + b"\n"
+            self.files[L.tag_link(repository, tag)] = digest.encode() + b"\n"
         return digest
 
 
@@ -87,16 +88,16 @@ def test_a_manifest_without_all_its_blobs_is_not_cached(missing):
     # a manifest fetched alone (docker manifest inspect), or a layer dropped by the collection
     files = Files()
     digest, (config, layer, _) = image(files, "one", tag="v1")
-    del files.files[{"config": C.blob_data(config), "layer data": C.blob_data(layer),
-                     "layer link": C.layer_link(REPO, layer)}[missing]]
+    del files.files[{"config": L.blob_data(config), "layer data": L.blob_data(layer),
+                     "layer link": L.layer_link(REPO, layer)}[missing]]
     assert not cached(files, tag="v1") and not cached(files, digest=digest)
 
 
 def test_a_blob_held_for_another_repository_only_is_not_served_to_this_one():
     files = Files()
     digest, (_, layer, _) = image(files, "one", tag="v1")
-    del files.files[C.layer_link(REPO, layer)]
-    files.files[C.layer_link("team/other", layer)] = layer.encode()
+    del files.files[L.layer_link(REPO, layer)]
+    files.files[L.layer_link("team/other", layer)] = layer.encode()
     assert not cached(files, tag="v1")
 
 
@@ -104,7 +105,7 @@ def test_a_blob_held_for_another_repository_only_is_not_served_to_this_one():
 def test_a_tag_whose_manifest_is_gone_is_not_cached(missing):
     files = Files()
     digest, _ = image(files, "one", tag="v1")
-    del files.files[C.revision_link(REPO, digest) if missing == "revision link" else C.blob_data(digest)]
+    del files.files[L.revision_link(REPO, digest) if missing == "revision link" else L.blob_data(digest)]
     assert not cached(files, tag="v1") and not cached(files, digest=digest)
 
 
@@ -112,7 +113,7 @@ def test_a_tag_whose_manifest_is_gone_is_not_cached(missing):
 def test_a_malformed_tag_link_is_not_cached_and_never_becomes_a_path(link):
     files = Files()
     image(files, "one", tag="v1")
-    files.files[C.tag_link(REPO, "v1")] = link
+    files.files[L.tag_link(REPO, "v1")] = link
     assert not cached(files, tag="v1")
     assert all(".." not in p for p in files.asked)
 
@@ -122,8 +123,8 @@ def test_a_malformed_tag_link_is_not_cached_and_never_becomes_a_path(link):
 def test_a_damaged_manifest_is_not_cached(body):
     files = Files()
     digest = digest_of(body)
-    files.files[C.blob_data(digest)] = body
-    files.files[C.revision_link(REPO, digest)] = digest.encode()
+    files.files[L.blob_data(digest)] = body
+    files.files[L.revision_link(REPO, digest)] = digest.encode()
     assert not cached(files, digest=digest)
 
 
@@ -134,16 +135,16 @@ def test_an_index_is_cached_when_one_platform_is_cached_in_full():
     top = index(files, {"linux/amd64": amd64, "linux/arm64": arm64}, tag="multi")
     assert cached(files, tag="multi") and cached(files, digest=top)
     # a pull-through mirror holds only the platforms its clients pulled
-    del files.files[C.revision_link(REPO, amd64)]
+    del files.files[L.revision_link(REPO, amd64)]
     assert cached(files, tag="multi")
-    del files.files[C.blob_data(arm_layer)]
+    del files.files[L.blob_data(arm_layer)]
     assert not cached(files, tag="multi")   # the index alone serves no pull
 
 
 def test_an_attestation_is_no_platform():
     files = Files()
     attestation, _ = image(files, "attestation")
-    files.files[C.blob_data(attestation)] = json.dumps({"schemaVersion": 2, "layers": []}).encode()
+    files.files[L.blob_data(attestation)] = json.dumps({"schemaVersion": 2, "layers": []}).encode()
     top = index(files, {"unknown/unknown": attestation})
     assert not cached(files, digest=top)
 
@@ -177,32 +178,4 @@ def test_the_manifest_is_read_within_distributions_limit_and_link_files_are_read
     real = files.read
     files.read = lambda path, limit: limits.append((path, limit)) or real(path, limit)
     assert cached(files, tag="v1")
-    assert dict(limits) == {C.tag_link(REPO, "v1"): 200, C.blob_data(digest): MAX_MANIFEST}
-
-
-def test_paths_are_distributions():
-    hex_ = "ab" + "0" * 62
-    assert C.blob_data(f"sha256:{hex_}") == f"blobs/sha256/ab/{hex_}/data"
-    assert C.layer_link("a/b", f"sha256:{hex_}") == f"repositories/a/b/_layers/sha256/{hex_}/link"
-    assert C.revision_link("a/b", f"sha256:{hex_}") == \
-        f"repositories/a/b/_manifests/revisions/sha256/{hex_}/link"
-    assert C.tag_link("a/b", "v1") == "repositories/a/b/_manifests/tags/v1/current/link"
-    with pytest.raises(ValueError, match="not a digest"):
-        C.blob_data("sha256:../../etc")
-
-
-def test_paths_agree_with_the_storage_tree_and_the_object_stores_keys():
-    # Three builders of distribution's layout: the filesystem's, the object stores', this rule's.
-    from mirror.host.storage import StorageTree
-    from mirror.net.object_store import ObjectStore
-
-    digest = "sha256:" + hashlib.sha256(b"x").hexdigest()
-    tree = StorageTree("/srv/storage")
-    assert tree.v2 / C.blob_data(digest) == tree.blob_data(digest)
-    assert tree.v2 / C.layer_link("a/b", digest) == tree.layer_link("a/b", digest)
-    assert tree.v2 / C.revision_link("a/b", digest) == tree.revision_link("a/b", digest)
-    assert tree.v2 / C.tag_link("a/b", "v1") == tree.tag_link("a/b", "v1")
-    store = ObjectStore()
-    store.prefix = "root/dockerhub/docker/registry/v2"
-    assert f"{store.prefix}/{C.blob_data(digest)}" == store.data_key(digest)
-    assert f"{store.prefix}/{C.layer_link('a/b', digest)}" == store.link_key("a/b", digest)
+    assert dict(limits) == {L.tag_link(REPO, "v1"): 200, L.blob_data(digest): MAX_MANIFEST}
