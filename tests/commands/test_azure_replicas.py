@@ -29,7 +29,7 @@ from mirror.net.probes import answers
 from support import azurite as az
 from support.configs import image_list
 from support.mirrors import Mirror
-from support.replicas import free_port_block, haproxy_servers, pull, wait_for
+from support.replicas import free_port_block, haproxy_servers, pull, redis_cli, wait_for
 from support.upstream import make_layer, push_image
 
 IMAGES = [f"library/azrep{n}" for n in range(3)]
@@ -85,8 +85,8 @@ def test_three_replicas_on_one_blob_container_behind_haproxy(tmp_path, replicate
     for name in IMAGES:
         assert any(n.startswith(f"/docker/registry/v2/repositories/{name}/_layers/") for n in stored), name
     redis = docker_client.containers.get(f"{m.prefix}-redis")
-    keys = redis.exec_run(["/usr/bin/redis-cli", "-p", str(m.settings.replicas.redis_port), "-n", "0",
-                           "DBSIZE"]).output.decode()
+    password = (m.root / "config/redis-password").read_text().strip()
+    keys = redis_cli(redis, m.settings.replicas.redis_port, password, "-n", "0", "DBSIZE")
     assert int(keys) > 0   # the replicas filled the shared blob-descriptor cache
 
     # Parallel pulls from several clients: the upstream's digests, from every replica.

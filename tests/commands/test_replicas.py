@@ -31,7 +31,7 @@ from mirror.model.replicas import replica_names
 from mirror.net.probes import answers
 from support.configs import image_list, with_status_page
 from support.mirrors import Mirror, serve_status_page
-from support.replicas import free_port_block, haproxy_servers, pull, wait_for
+from support.replicas import free_port_block, haproxy_servers, pull, redis_cli, wait_for
 from support.upstream import make_layer, push_image
 
 BUCKET = "replica-cache"
@@ -54,12 +54,6 @@ def replicated(tmp_path, docker_client, registry_image, seaweed, hub):
 
 def states(client, names):
     return {name: client.containers.get(name).status for name in names}
-
-
-def redis_cli(container, port: int, password: str, *args) -> str:
-    """redis-cli in the Redis container, the password in its environment (not on a command line)."""
-    return container.exec_run(["/usr/bin/redis-cli", "-p", str(port), *args],
-                              environment={"REDISCLI_AUTH": password}).output.decode()
 
 
 def unauthenticated(port: int, command: bytes) -> bytes:

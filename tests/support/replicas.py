@@ -72,3 +72,9 @@ def pull(url: str, repository: str, tag: str, attempts: int = 8) -> tuple[str, d
         retried(lambda: api.fetch_blob(repository, descriptor["digest"], sink=lambda _: None))
         blobs[descriptor["digest"]] = descriptor["digest"]  # fetch_blob checked the bytes
     return manifest.digest, blobs
+
+
+def redis_cli(container, port: int, password: str, *args) -> str:
+    """redis-cli in the Redis container, the password in its environment (not on a command line)."""
+    return container.exec_run(["/usr/bin/redis-cli", "-p", str(port), *args],
+                              environment={"REDISCLI_AUTH": password}).output.decode()
