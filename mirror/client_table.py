@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from . import client_merge, render
+from .client_origin import HOST, HOST_HOSTS_TOML, Origin
 from .model.client_config import Wanted
 
 DROP_IN = "50-docker-mirror.conf"   # registries.conf.d/: read in order, a later prefix replaces ours
@@ -106,7 +107,7 @@ def _docker_store_files(want: Wanted, paths) -> list[FileWant]:
     for host in want.hosts:
         ca = _ca_path(paths, host.address) if want.ca_file and host.tls else None
         text = render.render("containerd-hosts.toml.j2", registry=host.registry, mirror_url=host.mirror_url,
-                             server=host.server, ca=ca, authorization=want.authorization)
+                             server=host.server, ca=ca, authorization=want.authorization, origin=HOST_HOSTS_TOML)
         out.append(FileWant(paths.docker_hosts_dir / host.registry / "hosts.toml", f"mirror {host.mirror_url}",
                             data=text.encode("utf-8"), secret=want.authorization is not None))
     return out
@@ -156,8 +157,10 @@ def containers_overlaps(want: Wanted, paths, seen: Seen) -> list[str]:
     return notes
 
 
-def containers_drop_in(hosts) -> str:
-    return render.render("containers-registries.conf.j2", hosts=hosts)
+def containers_drop_in(hosts, origin: Origin = HOST) -> str:
+    """The registries.conf.d drop-in; `origin`: who wrote it (a host's by default, whose
+    bytes never change: client_origin)."""
+    return render.render("containers-registries.conf.j2", hosts=hosts, origin=origin)
 
 
 def _containers_files(want: Wanted, paths) -> list[FileWant]:

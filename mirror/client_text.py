@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass
 
 from . import render
+from .client_origin import HOST_HOSTS_TOML, Origin
 from .errors import ClientFileError
 from .model.client_config import registry_server
 
@@ -31,12 +32,14 @@ CRI_REGISTRY_TABLE = {
 
 
 def hosts_toml(registry: str, mirror_url: str, server: str | None = None, *, ca: str | None = None,
-               authorization: str | None = None) -> str:
+               authorization: str | None = None, origin: Origin = HOST_HOSTS_TOML) -> str:
     """containerd's certs.d/<registry>/hosts.toml: `mirror_url` first, then `server`;
     `ca`: the CA file that signs the mirror's certificate; `authorization`: a header
-    value sent to the mirror (the file then holds a secret)."""
+    value sent to the mirror (the file then holds a secret); `origin`: who wrote it
+    (the header; a host's by default, whose bytes never change: client_origin)."""
     return render.render("containerd-hosts.toml.j2", registry=registry, mirror_url=mirror_url,
-                         server=server or registry_server(registry), ca=ca, authorization=authorization)
+                         server=server or registry_server(registry), ca=ca, authorization=authorization,
+                         origin=origin)
 
 
 @dataclass(frozen=True)

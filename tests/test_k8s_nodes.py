@@ -10,6 +10,7 @@ import kubernetes_validate
 
 from mirror.services import k8s_manifests as k8s
 from mirror.config import settings as settings_module
+from mirror import client_origin
 from mirror.client_table import DROP_IN, containers_drop_in
 from mirror.client_text import hosts_toml
 from mirror.model.client_config import HostMirror
@@ -35,9 +36,11 @@ def test_each_node_gets_the_hosts_toml_the_clients_command_writes(tmp_path, caps
     # The node's /etc as it is: never DirectoryOrCreate, which would make a runtime's directory
     # on a node that does not run it (and the copy decides by those directories).
     assert volumes["node-etc"]["hostPath"] == {"path": "/etc", "type": "Directory"}
+    # the host's template, its header naming the DaemonSet that put it on the node
+    origin = client_origin.cluster("docker-mirror-containerd-hosts", "mirrors")
     for upstream in loaded.upstreams:
         url = f"http://docker-mirror-{upstream.key}.mirrors.svc.cluster.local:{upstream.port}"
-        assert data[f"{upstream.key}.toml"] == hosts_toml(upstream.registry, url)
+        assert data[f"{upstream.key}.toml"] == hosts_toml(upstream.registry, url, origin=origin)
         assert items[f"{upstream.key}.toml"] == f"{upstream.registry}/hosts.toml"
     assert items["custom.toml"] == "registry.example.com:5443/hosts.toml"
     assert set(data) == {f"{u.key}.toml" for u in loaded.upstreams}      # no CA without TLS
@@ -57,7 +60,8 @@ def test_each_crio_node_gets_the_registries_conf_drop_in_the_clients_command_wri
     # The host's template and model, each mirror named by its Service.
     assert text == containers_drop_in(tuple(
         HostMirror(u.registry, "", f"http://{services[u.registry]}", services[u.registry], False,
-                   u.registry == "10.1.2.3:5000") for u in loaded.upstreams))
+                   u.registry == "10.1.2.3:5000") for u in loaded.upstreams),
+        client_origin.cluster("docker-mirror-containerd-hosts", "mirrors"))
     # containers-registries.conf(5), v2: [[registry]] tables with a prefix and [[registry.mirror]] locations.
     doc = tomllib.loads(text)
     assert set(doc) == {"registry"}
@@ -187,7 +191,8 @@ def test_with_tls_each_runtime_of_a_node_is_given_the_mirrors_ca(tmp_path, capsy
     for upstream in loaded.upstreams:
         hosts = (node / "containerd/certs.d" / upstream.registry / "hosts.toml").read_text()
         own_ca = f"/etc/containerd/certs.d/{upstream.registry}/docker-mirror-ca.crt"   # as the node sees it
-        assert hosts == hosts_toml(upstream.registry, f"https://{services[upstream.registry]}", ca=own_ca)
+        assert hosts == hosts_toml(upstream.registry, f"https://{services[upstream.registry]}", ca=own_ca,
+                                   origin=client_origin.cluster("docker-mirror-containerd-hosts", "docker-mirror"))
     drop_in = tomllib.loads((node / "containers/registries.conf.d" / DROP_IN).read_text())
     for registry in drop_in["registry"]:
         # HTTPS: no insecure; containers/image finds the CA in certs.d/HOST:PORT/ by the mirror's location
@@ -213,7 +218,8 @@ def test_behind_htpasswd_the_nodes_sign_in_and_their_hosts_toml_is_a_secret(tmp_
     for upstream in loaded.upstreams:
         url = f"http://docker-mirror-{upstream.key}.docker-mirror.svc.cluster.local:{upstream.port}"
         text = hosts[f"{upstream.key}.toml"]
-        assert text == hosts_toml(upstream.registry, url, authorization=header)
+        assert text == hosts_toml(upstream.registry, url, authorization=header,
+                                  origin=client_origin.cluster("docker-mirror-containerd-hosts", "docker-mirror"))
         assert tomllib.loads(text)["host"][url]["header"]["Authorization"] == header
     (volume,) = [v for v in kinds["DaemonSet"]["docker-mirror-containerd-hosts"]["spec"]["template"]["spec"]["volumes"]
                  if v["name"] == "hosts"]

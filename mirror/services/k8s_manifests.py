@@ -4,8 +4,9 @@ One source of truth: each registry's config.yml is `render.registry_config`
 (templates/registry-config.yml.j2), each node's hosts.toml is
 `client_text.hosts_toml` (templates/containerd-hosts.toml.j2) and its CRI-O
 drop-in `client_table.containers_drop_in` (templates/containers-registries.conf.j2),
-exactly as on a host. What differs in a cluster is handed to those functions
-as settings:
+exactly as on a host but for their header, which names the DaemonSet that
+copies them (client_origin.cluster: a node has no `make`). What differs in a
+cluster is handed to those functions as settings:
 
 - the registry listens on 0.0.0.0 inside its pod (the Service reaches it there);
 - every secret is blanked in the settings the config is rendered from, and
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 from .. import render
 from ..model.settings import Settings, Upstream
 from ..model import images
+from .. import client_origin
 from ..client_table import DROP_IN, containers_drop_in
 from ..client_text import hosts_toml
 from ..model.client_config import basic_authorization, registry_server, wanted
@@ -277,7 +279,7 @@ def containers_files(settings: Settings, options: Options, node_ca: str = "") ->
     relative to /etc/containers. The drop-in is the host's, the mirrors named by their
     Service; with TLS and a CA, the CA in certs.d/HOST:PORT/ca.crt, which it reads for that host."""
     hosts = node_hosts(settings, options)
-    data = {"registries.conf": containers_drop_in(hosts)}
+    data = {"registries.conf": containers_drop_in(hosts, node_origin(settings, options))}
     items = [{"key": "registries.conf", "path": f"registries.conf.d/{DROP_IN}"}]
     for upstream, host in zip(settings.upstreams, hosts):
         if node_ca and host.tls:
@@ -340,14 +342,15 @@ def manifests(settings: Settings, options: Options, secrets: ClusterSecrets, *,
     with_ca = [u for u in settings.upstreams if node_ca and u.endpoint.tls]
     hosts = {f"{u.key}.toml": hosts_toml(u.registry, mirror_url(settings, options, u),
                                          registry_server(u.registry), authorization=authorization,
-                                         ca=f"{CERTS_D}/{u.registry}/{NODE_CA}" if u in with_ca else None)
+                                         ca=f"{CERTS_D}/{u.registry}/{NODE_CA}" if u in with_ca else None,
+                                         origin=node_origin(settings, options))
              for u in settings.upstreams}
     items = [{"key": f"{u.key}.toml", "path": f"{u.registry}/hosts.toml"} for u in settings.upstreams]
     for u in with_ca:
         hosts[f"{u.key}.ca.crt"] = node_ca
         items.append({"key": f"{u.key}.ca.crt", "path": f"{u.registry}/{NODE_CA}"})
     containers_data, containers_items = containers_files(settings, options, node_ca)
-    hosts_name = f"{prefix}-containerd-hosts"
+    hosts_name = daemonset_name(settings)
     if authorization:
         files[SECRET_FILE] += "---\n" + render.render(
             "k8s/secret.yaml.j2", labels=labels(settings, "containerd-hosts"),
@@ -362,6 +365,16 @@ def manifests(settings: Settings, options: Options, secrets: ClusterSecrets, *,
                          *(f"crio/{k}={v}" for k, v in sorted(containers_data.items()))),
         containerd_dir=CONTAINERD_DIR, certs_d=CERTS_D, containers_dir=CONTAINERS_DIR, **common)
     return files
+
+
+def daemonset_name(settings: Settings) -> str:
+    """The DaemonSet copying the nodes' files (and the ConfigMap/Secret of the hosts.toml)."""
+    return f"{settings.container_prefix}-containerd-hosts"
+
+
+def node_origin(settings: Settings, options: Options) -> client_origin.Origin:
+    """The header of a node's files: the DaemonSet that put them there, not make."""
+    return client_origin.cluster(daemonset_name(settings), options.namespace)
 
 
 def containers_config_map(settings: Settings) -> str:

@@ -29,6 +29,7 @@ from ..engine import request_logs
 from ..host import files, locks, usage
 from ..host.layout import Layout
 from ..host.storage import StorageTree
+from ..model import registry_layout
 from ..model import traffic as model
 from ..net import headroom as hub_headroom
 from ..net.registry_api import upstream_answers
@@ -71,9 +72,12 @@ def read_history(settings: Settings) -> list[dict]:
 def _stored_blobs(tree: StorageTree) -> dict[str, int]:
     """digest -> size of every blob the cache holds now."""
     found = {}
-    for data in tree.v2.glob("blobs/sha256/*/*/data"):
+    for data in tree.v2.glob(f"{registry_layout.BLOBS}/*/*/*/data"):
+        digest = registry_layout.blob_of(data.relative_to(tree.v2).as_posix())   # None: not a blob's data
+        if digest is None:
+            continue
         try:
-            found[f"sha256:{data.parent.name}"] = data.stat().st_size
+            found[digest] = data.stat().st_size
         except OSError:
             continue
     return found
