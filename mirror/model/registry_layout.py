@@ -110,7 +110,7 @@ def repository_of(path: str) -> tuple[str, list[str]] | None:
 def link_of(rest: list[str]) -> tuple[str, str] | None:
     """(kind, name) of a repository's link file, from the components after its name (as
     `repository_of` gives them): ("revision" or "layer", its valid digest) or ("tag", the tag);
-    None for any other file (a tag's index links, uploads)."""
+    None for any other file (a tag's index links: `tag_index_of`; uploads)."""
     if not rest or rest[-1] != "link":
         return None
     if rest[:2] == [MANIFESTS, "revisions"] and len(rest) == 5:
@@ -121,6 +121,16 @@ def link_of(rest: list[str]) -> tuple[str, str] | None:
     if rest[0] == "_layers" and len(rest) == 4:
         digest = f"{rest[1]}:{rest[2]}"
         return ("layer", digest) if is_digest(digest) else None
+    return None
+
+
+def tag_index_of(rest: list[str]) -> tuple[str, str] | None:
+    """(tag, its valid digest) of one of a tag's index links (one per digest the tag was set
+    to), from the components after the repository's name; None for any other file. The digest
+    is the key's, as distribution's own tag store reads its index (by path)."""
+    if len(rest) == 7 and rest[:2] == [MANIFESTS, "tags"] and rest[3] == "index" and rest[6] == "link":
+        digest = f"{rest[4]}:{rest[5]}"
+        return (rest[2], digest) if is_digest(digest) else None
     return None
 
 

@@ -137,6 +137,12 @@ class ObjectStore:
             tree.tag_digests[repository] = found
         return dict(tree.tag_digests[repository])
 
+    def tag_history(self, repository: str, tag: str) -> list[str]:
+        """Every digest the tag pointed at while cached (its index keys), the current one
+        included."""
+        repo = self._tree().repos.get(repository)
+        return sorted(repo.history.get(tag, {})) if repo else []
+
     def read_manifest(self, digest: str, limit: int = MAX_MANIFEST) -> bytes | None:
         return self.read(self.data_key(digest), limit) if is_digest(digest) else None
 
@@ -241,6 +247,7 @@ class _Repository:
     tags: dict             # tag -> key of its current link
     layers: dict           # digest -> key of its layer link
     objects: list          # every object under the repository's own _manifests/_layers/_uploads
+    history: dict = field(default_factory=dict)   # tag -> {digest: key of its index link}
 
 
 @dataclass
@@ -268,6 +275,9 @@ class _Snapshot:
                 repo.tags[link] = obj.key
             elif kind == "layer":
                 repo.layers[link] = obj.key
+            elif indexed := layout.tag_index_of(rest):
+                tag, digest = indexed
+                repo.history.setdefault(tag, {})[digest] = obj.key
         repos = {name: repo for name, repo in repos.items() if repo.revisions or repo.tags or repo.layers}
         return cls(repos, repository_objects, sum(o.size for o in repository_objects))
 
@@ -288,6 +298,8 @@ class _Snapshot:
             repo.revisions = {d: o for d, o in repo.revisions.items() if o.key not in keys}
             repo.tags = {t: k for t, k in repo.tags.items() if k not in keys}
             repo.layers = {d: k for d, k in repo.layers.items() if k not in keys}
+            repo.history = {t: {d: k for d, k in found.items() if k not in keys}
+                            for t, found in repo.history.items()}
         self.repos = {n: r for n, r in self.repos.items() if r.revisions or r.tags or r.layers}
         self.tag_digests = {name: {t: d for t, d in found.items() if t in self.repos[name].tags}
                             for name, found in self.tag_digests.items() if name in self.repos}

@@ -3,7 +3,7 @@
 `open_store()` gives a `FileStore` (the storage tree, mirror.host.storage)
 or an object store (mirror.net.s3.Bucket, mirror.net.azure_blob.Container),
 which answer the same calls: repositories(), revisions(), tags(),
-read_manifest(), blob_size(), cached_since(), usage(), has_image() (check-mirror's
+tag_history(), read_manifest(), blob_size(), cached_since(), usage(), has_image() (check-mirror's
 IMAGE_EXISTS), and, with every
 registry on that storage stopped, remove_manifest(), purge_uploads(),
 tidy(). The lifecycle (mirror.services.lifecycle) is written once on them.
@@ -47,6 +47,9 @@ class FileStore:
 
     def tags(self, repository: str) -> dict[str, str]:
         return storage.tags(self.storage_dir, repository)
+
+    def tag_history(self, repository: str, tag: str) -> list[str]:
+        return storage.tag_history(self.storage_dir, repository, tag)
 
     def read_manifest(self, digest: str) -> bytes | None:
         return storage.read_manifest(self.storage_dir, digest)

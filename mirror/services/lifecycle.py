@@ -307,8 +307,7 @@ def _survey_store(settings: Settings, upstream, store, context: _Context, found:
         parsed = _manifests(upstream, store, repository, bad, found)
         children = {c["digest"] for m in parsed.values() for c in m.get("manifests", [])}
         tags = store.tags(repository)
-        moved = _left_behind_by_tags(store, repository, tags, parsed, settings.lifecycle.keep_previous) \
-            if local else {}
+        moved = _left_behind_by_tags(store, repository, tags, parsed, settings.lifecycle.keep_previous)
         for digest in parsed:
             own_tags = tuple(sorted(t for t, d in tags.items() if d == digest))
             if digest in children and not own_tags:
@@ -364,8 +363,7 @@ def _left_behind_by_tags(store, repository: str, tags: dict[str, str], parsed: d
     ad hoc have no pins. A digest was left behind when the next one the tag took was cached."""
     found: dict[str, float] = {}
     for tag, current in tags.items():
-        history = [d for d in storage_tree.tag_history(store.storage_dir, repository, tag)
-                   if d in parsed and d != current]
+        history = [d for d in store.tag_history(repository, tag) if d in parsed and d != current]
         if len(history) <= keep:
             continue
         cached = {d: store.cached_since(repository, d) for d in [current, *history]}

@@ -114,8 +114,8 @@ def _remove(settings: Settings, client, layout: Layout, purge_cache: bool, confi
                 found = True
             # Redis is gone with its cache: its password goes too (a new one with the next
             # setup). Not without an engine: a Redis left running still reads its redis.conf.
-            if settings.enabled and redis_secret.forget(layout):
-                log("deleted the replicas' Redis password")
+            for path in redis_secret.forget(layout) if settings.enabled else []:
+                log(f"deleted {path} (it holds the replicas' Redis password)")
     if settings.enabled and nfs.unexport(render.exports_path(settings.path), settings.path, log=log,
                                          exports_file=nfs.EXPORTS_DIR / settings.instance.exports_file):
         found = True

@@ -306,7 +306,8 @@ def test_replicas_behind_haproxy_with_tls_and_htpasswd(tmp_path, docker_client, 
             assert served == ssl.PEM_cert_to_DER_cert(cert.read_text())
         # Taken down: the Redis password goes with Redis (the cache stays).
         out = m.run("remove").stdout
-        assert "deleted the replicas' Redis password" in out and password not in out
+        assert f"deleted {secret_file} (it holds the replicas' Redis password)" in out
+        assert f"deleted {m.root / 'config/redis.conf'} (it holds" in out and password not in out
         assert not secret_file.exists() and not (m.root / "config/redis.conf").exists()
     finally:
         m.remove(docker_client)

@@ -9,6 +9,9 @@ base layer kept. With every replica out, HAProxy answers a registry API 503
 itself. Then SeaweedFS's volume server is killed (the gateway and the filer
 still answer a LIST, which is all distribution's storage health check asks)
 and status says the store does not serve a blob read, exit non-zero.
+
+A moving tag pulled ad hoc (no pins): the tag's index keys in the bucket say which digest it
+left behind, and that one leaves the bucket at the next collection.
 """
 
 import hashlib
@@ -26,7 +29,7 @@ from mirror.model.retention import ShiftedClock
 from mirror.net.probes import answers
 from mirror.services import lifecycle
 from support.configs import image_list
-from support.mirrors import Mirror
+from support.mirrors import Mirror, docker_pull, pulls_offline
 from support.replicas import free_port_block, haproxy_servers, pull, wait_for
 from support.seaweed import SeaweedS3, weed_binary
 from support.upstream import free_ports, make_layer, push_image
@@ -175,3 +178,35 @@ def test_policy_drops_an_image_from_the_bucket_and_status_sees_the_store(
     finally:
         m.remove(docker_client)
     assert not [c.name for c in docker_client.containers.list(all=True, filters={"name": m.prefix})]
+
+
+def test_a_moving_tag_pulled_ad_hoc_leaves_the_bucket_by_its_tag_history(
+        tmp_path, docker_client, make_mirror, seaweed, hub):
+    """Not an image to keep warm (no pins), on s3: the tag's index keys in the bucket say which
+    digest it left behind beyond K, as the filesystem's tag history does; it goes at the next
+    collection, with its own layer, and the newest and the previous one stay."""
+    m = make_mirror(hub.url, DOCKER_MIRROR_STORAGE_FILESYSTEM=False, DOCKER_MIRROR_STORAGE_S3=True,
+                    DOCKER_MIRROR_S3_ENDPOINT=seaweed.endpoint, DOCKER_MIRROR_S3_BUCKET=BUCKET,
+                    DOCKER_MIRROR_S3_ACCESS_KEY_ID=ACCESS_KEY, DOCKER_MIRROR_S3_SECRET_KEY=SECRET_KEY,
+                    DOCKER_MIRROR_S3_ROOT_DIRECTORY=f"/{ROOT}")
+    assert m.settings.lifecycle.keep_previous == 1
+    pushed, own = [], []
+    for n in range(3):   # retagged upstream, a client pulls the tag after each
+        layer = make_layer(400_000, f"objgc-adhoc-{n}")
+        own.append("sha256:" + hashlib.sha256(layer).hexdigest())
+        pushed.append(push_image(hub.url, "team/tool", "latest", layers=[layer]))
+        assert docker_pull(docker_client, m, "team/tool:latest") == pushed[-1]
+        time.sleep(1.1)   # the store's modification times are in whole seconds: an order to go by
+    lines = []
+    done = lifecycle.collect(m.settings, docker_client, log=lines.append)
+    assert [e.image.digest for e in done.plan.evictions] == [pushed[0]], lines
+    assert "left behind" in done.plan.evictions[0].reason
+    after = bucket_usage(seaweed, f"{ROOT}/dockerhub/")
+    assert data_key(own[0]) not in after, lines
+    assert data_key(own[1]) in after and data_key(own[2]) in after
+    hub.stop()
+    try:   # offline: the newest under its tag, the previous one by digest
+        assert pulls_offline(m, "team/tool", "latest") == pushed[2]
+        assert pulls_offline(m, "team/tool", pushed[1]) == pushed[1]
+    finally:
+        hub.start()

@@ -42,6 +42,21 @@ def test_paths_read_back_name_their_repository_link_and_blob():
     assert L.blob_of(L.blob_data(DIGEST)) == DIGEST
 
 
+def test_a_tags_index_links_read_back_as_its_history():
+    for name in ("alpine", "a/b/c"):
+        _, rest = L.repository_of(L.tag_index_link(name, "v1", DIGEST))
+        assert L.tag_index_of(rest) == ("v1", DIGEST)
+        for other in (L.tag_link(name, "v1"), L.revision_link(name, DIGEST), L.layer_link(name, DIGEST)):
+            assert L.tag_index_of(L.repository_of(other)[1]) is None
+
+
+@pytest.mark.parametrize("rest", [["_manifests", "tags", "v1", "index", "sha256", "..", "link"],
+                                  ["_manifests", "tags", "v1", "index", "sha256", HEX, "data"],
+                                  ["_manifests", "tags", "v1", "current", "sha256", HEX, "link"]])
+def test_an_index_key_naming_no_valid_digest_is_no_history(rest):
+    assert L.tag_index_of(rest) is None
+
+
 @pytest.mark.parametrize("path", ["repositories/_layers/sha256/x/link",   # no name
                                   "blobs/sha256/ab/x/data", "repositories"])
 def test_a_path_without_a_repository_names_none(path):

@@ -77,6 +77,7 @@ def test_the_lifecycle_reads_and_prunes_distributions_layout(store):
     assert bucket.repositories() == ["library/app", "team/app/sub"]
     assert bucket.revisions("library/app") == [A, B]
     assert bucket.tags("library/app") == {"1": A, "2": B}
+    assert bucket.tag_history("library/app", "2") == [A] and bucket.tag_history("team/app/sub", "x") == []
     assert bucket.read_manifest(A) == b"x" * 10 and bucket.blob_size(LAYER) == 5000
     assert abs(bucket.cached_since("library/app", A) - time.time()) < 120
     held = bucket.usage()
@@ -86,6 +87,7 @@ def test_the_lifecycle_reads_and_prunes_distributions_layout(store):
     assert bucket.remove_manifest("library/app", A) == ["1"]
     bucket.forget()
     assert bucket.revisions("library/app") == [B] and bucket.tags("library/app") == {"2": B}
+    assert bucket.tag_history("library/app", "2") == []
     keys = [o.key for o in bucket.list(f"{bucket.prefix}/repositories/library/app/_manifests/")]
     assert not [k for k in keys if A[7:] in k], keys
     assert bucket.read_manifest(A) == b"x" * 10   # its blob stays: garbage-collect's to delete
