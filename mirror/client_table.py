@@ -134,6 +134,15 @@ def registries_conf_v1(paths, seen: Seen) -> str | None:
     return None
 
 
+def kind_nodes(paths, seen: Seen) -> str:
+    """kind's nodes are containers with a containerd of their own: nothing on this host is
+    read by them, so there is nothing to write here."""
+    return ("its nodes are containers with their own containerd, which reads nothing on this host: "
+            "create the cluster with a containerdConfigPatches entry setting the CRI registry "
+            "config_path to /etc/containerd/certs.d and an extraMounts entry bringing this host's "
+            "/etc/containerd/certs.d into each node (docs/clients.md)")
+
+
 def containers_overlaps(want: Wanted, paths, seen: Seen) -> list[str]:
     """[[registry]] tables of other files for our prefixes: drop-ins are read in name order
     after registries.conf, and the last table for a prefix is the one used."""
@@ -225,6 +234,11 @@ CLIENTS: tuple[Client, ...] = (
            strategy="[registry.\"...\"] tables appended to the user's file (or a new file)",
            credentials="left to the user: BuildKit takes them from the build client's docker config (per user)",
            files=_buildkit_files),
+    Client("kind", "kind (Kubernetes in Docker)", binaries=("kind",),
+           reads="the containerd config and certs.d inside each node container",
+           strategy="none: the cluster's own config (containerdConfigPatches, extraMounts)",
+           credentials="in the hosts.toml files the nodes mount (as containerd's)",
+           blocked=kind_nodes),
     Client("k3s", "k3s", binaries=("k3s",), config_dirs=("k3s_registries",),
            reads="/etc/rancher/k3s/registries.yaml (mirrors: endpoint; configs: auth, tls ca_file)",
            strategy="entries merged into the user's registries.yaml (or a new file); restart k3s",

@@ -38,7 +38,7 @@ class Storage:
     s3_bucket: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = field(default="", repr=False)
-    s3_path_style: bool = True
+    s3_path_style: bool = False   # DOCKER_MIRROR_S3_PATH_STYLE (config/ always sets it)
     s3_secure: bool = True
     s3_root: str = ""         # key prefix; each upstream gets a subdirectory
     ca_bundle: str = ""       # azure, s3: PEM file of CAs the registry trusts for the store

@@ -74,7 +74,8 @@ def _http_get_status(host: str, port: int, path: str, timeout: float,
 
 
 def split_address(address: str, default_port: int = 5000) -> tuple[str, int]:
-    """'host', 'host:port' or '[v6]:port' -> (host, port)."""
+    """'host', 'host:port' or '[v6]:port' -> (host, port). For the Kconfig probe's
+    DOCKER_MIRROR_PROBE_ADDRESS: a registry's own port (the registry image's), not an option's."""
     address = address.strip()
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")

@@ -11,6 +11,7 @@ Shapes, from the clients' docs:
   scheme]; configs."host:port".auth.{username,password}, configs."host:port".tls.ca_file.
 """
 
+import json
 import os
 import subprocess
 import tomllib
@@ -26,7 +27,7 @@ from mirror.host.client_files import ClientPaths
 from mirror import client_merge, client_table
 from mirror.model import client_config
 from mirror.model.client_config import HostMirror
-from mirror.services import client_probe, client_status, clients
+from mirror.services import client_probe, client_status, clients, status
 from support.configs import run_mirror, write_config
 from support.pullthrough import DEBIAN_CONTAINERD_CONFIG
 
@@ -76,17 +77,24 @@ def states(paths):
 def test_a_client_is_found_by_its_program_or_its_directory(paths, root):
     assert states(paths) == {"docker": "configure", "containerd": "configure",
                              "docker-containerd-store": "absent", "containers": "absent",
-                             "buildkit": "absent", "k3s": "absent", "rke2": "absent"}
+                             "buildkit": "absent", "kind": "absent", "k3s": "absent", "rke2": "absent"}
     (paths.k3s_registries.parent).mkdir(parents=True)
-    (root / "bin/buildkitd").write_text("#!/bin/sh\n")
-    (root / "bin/buildkitd").chmod(0o755)
+    for program in ("buildkitd", "kind"):
+        (root / "bin" / program).write_text("#!/bin/sh\n")
+        (root / "bin" / program).chmod(0o755)
     assert states(paths)["k3s"] == "configure" and states(paths)["buildkit"] == "configure"
+    assert states(paths)["kind"] == "blocked"   # found, and said why the product cannot configure it
+    lines = clients.client_lines(client_table.survey(paths, client_probe.look(paths)), {})
+    assert any(line.startswith("client kind (Kubernetes in Docker): NOT configured: its nodes are containers")
+               and "containerdConfigPatches" in line for line in lines), lines
 
 
 def test_paths_that_leave_a_client_out_do_not_look_at_it(tmp_path):
     # callers naming only daemon.json and containerd's files (as before the table) touch nothing else
+    # (kind has no files: only its program is looked for, to say why it is not configured)
     only = ClientPaths(daemon_json=tmp_path / "daemon.json", certs_dir=tmp_path / "certs.d")
-    assert {f.client.key for f in client_table.survey(only, client_probe.look(only))} == {"docker", "containerd"}
+    assert {f.client.key for f in client_table.survey(only, client_probe.look(only))} == \
+        {"docker", "containerd", "kind"}
 
 
 def test_a_v1_registries_conf_blocks_the_drop_in_with_the_reason(settings, paths):
@@ -105,6 +113,7 @@ def test_the_report_says_configured_absent_and_why(settings, paths):
     assert f"client Podman, Buildah, Skopeo, CRI-O (containers/image): configured ({paths.containers_dir} exists)" \
         in report
     assert f"client k3s: absent (no k3s on PATH and no {paths.k3s_registries.parent})" in report
+    assert "client kind (Kubernetes in Docker): absent (no kind on PATH)" in report
     assert "auth.json per user" in report
     drop_in = tomllib.loads((paths.containers_dir / "registries.conf.d/50-docker-mirror.conf").read_text())
     assert [(r["prefix"], r["location"], r["mirror"]) for r in drop_in["registry"]] == [
@@ -288,11 +297,43 @@ def test_status_says_per_client_whether_it_is_pointed_at_the_mirror(settings, pa
     rows = {r["key"]: r for r in client_status.rows(settings, paths)}
     assert {k: r["pointed"] for k, r in rows.items()} == {
         "docker": True, "containerd": True, "docker-containerd-store": None, "containers": True,
-        "buildkit": None, "k3s": True, "rke2": None}
+        "buildkit": None, "kind": None, "k3s": True, "rke2": None}
     drop_in = paths.containers_dir / "registries.conf.d/50-docker-mirror.conf"
     drop_in.write_text("# emptied by hand\n")
     row = next(r for r in client_status.rows(settings, paths) if r["key"] == "containers")
     assert row["pointed"] is False and str(drop_in) in row["why"]
+    clients.undo(settings, reload=False)
+
+
+def test_status_text_and_json_show_each_client(settings, paths):
+    paths.containers_dir.mkdir(parents=True)
+    clients.apply(settings, paths, reload=False)
+    doc = status.gather(settings, client=None, headroom=False)
+    doc["clients"] = client_status.rows(settings, paths)   # this test's root, not the host's /etc
+    assert {"client": "Podman, Buildah, Skopeo, CRI-O (containers/image)", "key": "containers",
+            "found": True, "pointed": True, "why": f"{paths.containers_dir} exists"} in json.loads(json.dumps(doc))["clients"]
+    text = status.format_text(doc)
+    assert "  Podman, Buildah, Skopeo, CRI-O (containers/image): pointed at the mirror" in text
+    assert "k3s" in text.split("  absent: ")[1].splitlines()[0]
+    (paths.containers_dir / "registries.conf.d/50-docker-mirror.conf").write_text("# emptied by hand\n")
+    doc["clients"] = client_status.rows(settings, paths)
+    assert "  Podman, Buildah, Skopeo, CRI-O (containers/image): NOT pointed at the mirror: " in \
+        status.format_text(doc)
+    clients.undo(settings, reload=False)
+
+
+def test_a_colon_separated_config_path_gets_the_files_in_its_first_directory_and_a_warning(
+        settings, paths, root):
+    """containerd 2.x's transfer-service pulls take a colon-separated config_path as one literal
+    directory (containerd #12808): the files go into the first, and the report says so."""
+    first, second = root / "host/etc/containerd/certs.d", root / "host/opt/certs.d"
+    paths.containerd_config.parent.mkdir(parents=True, exist_ok=True)
+    paths.containerd_config.write_text('version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n'
+                                       f'  config_path = "{first}:{second}"\n')
+    report = "\n".join(clients.apply(settings, paths, reload=False).lines)
+    assert (first / "docker.io/hosts.toml").is_file() and not second.exists()
+    assert f"config_path {first}:{second} names several directories: hosts.toml go in the first, {first}" \
+        in report and "#12808" in report and "set config_path to one directory" in report
     clients.undo(settings, reload=False)
 
 

@@ -1,13 +1,18 @@
 """One bad entry of a storage tree is named and skipped, never a failure of the rest:
 link files cut short or naming another digest, a manifest that is not JSON or names a
-path-like digest (mirror.host.storage.damaged_links, mirror.model.manifests.stored_problem)."""
+path-like digest (mirror.host.storage.damaged_links, mirror.model.manifests.stored_problem),
+a manifest blob that cannot be read; the product's own JSON records cut short."""
 
 import json
 
+from mirror.config import settings
 from mirror.host import storage, usage
+from mirror.host.layout import Layout
 from mirror.host.storage import StorageTree
-from mirror.model import digests
+from mirror.model import digests, traffic
 from mirror.model.manifests import stored_problem
+from mirror.services import lifecycle, observe, status
+from support.configs import write_config
 
 TRAVERSAL = "sha256:../../../../etc/evil"
 
@@ -83,3 +88,34 @@ def test_the_products_own_records_when_corrupt_are_rebuilt_not_fatal(tmp_path):
     assert usage.read_collections(tmp_path)["collections"] == 0
     (folder / "pins.json").write_text(json.dumps({"x": {"digests": "not a list"}, "y": []}))
     assert usage.read_pins(tmp_path) == {}
+
+
+def test_the_refresh_and_metrics_records_when_corrupt_are_named_or_rebuilt(tmp_path):
+    s = settings.load(write_config(tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror")))
+    layout = Layout.of(s)
+    layout.last_refresh.parent.mkdir(parents=True, exist_ok=True)
+    layout.last_refresh.write_bytes(b'{"result": "ok", "fail')             # cut short
+    record = status.last_refresh(layout)
+    assert record["result"] == "unreadable" and str(layout.last_refresh) in record["error"]
+    folder = observe.observe_dir(s)
+    folder.mkdir(parents=True)
+    (folder / "traffic-dockerhub.json").write_bytes(b'{"hits": 3, "mis')
+    (folder / "history.json").write_bytes(b'[{"t": 1, "hits"')
+    assert observe.read_traffic(s, "dockerhub").to_json() == traffic.Traffic().to_json()
+    assert observe.read_history(s) == []
+    (folder / "history.json").write_text(json.dumps([{"t": 1.0, "hits": 2}, "junk", {"t": "x"}]))
+    assert observe.read_history(s) == [{"t": 1.0, "hits": 2}]   # the good samples kept
+
+
+def test_a_manifest_blob_that_cannot_be_read_fails_only_itself(tmp_path):
+    s = settings.load(write_config(tmp_path / ".config", DOCKER_MIRROR_PATH=str(tmp_path / "mirror")))
+    tree = StorageTree(Layout.of(s).storage_dir(s.upstreams[0]))
+    good = store(tree, "library/good", manifest("sha256:" + "a" * 64), "1")
+    bad = store(tree, "library/bad", manifest("sha256:" + "b" * 64), "1")
+    data = tree.blob_data(bad)
+    data.unlink()
+    data.mkdir()                                     # there, but no file to read
+    found = lifecycle.survey(s, log=lambda _: None)
+    assert [(i.repository, i.digest) for i in found.images] == [("library/good", good)]
+    assert [(d.repository, d.name) for d in found.damaged] == [("library/bad", bad)]
+    assert "gone" in found.damaged[0].reason
