@@ -13,6 +13,7 @@ once, at start), and the page and the keeper to run with the inputs they would r
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -28,8 +29,10 @@ from cryptography import x509
 from mirror.config import dotconfig
 from mirror.engine.containers import LABEL_CONFIG, LABEL_MODE
 from mirror.host import locks
+from mirror.model.manifests import blobs_of
 from mirror.model.modes import PLAIN
 from mirror.host.layout import Layout
+from mirror.net.registry_api import RegistryAPI
 from mirror.services import inputs, install
 from mirror.services.observe_serve import serve_lock
 from support.mirrors import Mirror
@@ -405,6 +408,59 @@ def test_a_moved_directory_and_storage_are_mounted(world):
     assert all(not s.startswith(str(w.m.root)) for s in sources.values()), sources
     assert code(w.mirror_url()) == 401
     assert code(w.mirror_url(), w.auth) == 200
+
+
+def pulled(w, repo, tag) -> str:
+    """A client's pull through the mirror (manifest, then every blob, sha256 checked): its digest."""
+    auth = w.auth or ("", "")
+    api = RegistryAPI(w.mirror_url()[:-len("/v2/")], username=auth[0], password=auth[1], verify=False,
+                      user_agent="docker/test-client")
+    found = api.get_manifest(repo, tag)
+    for descriptor in blobs_of(json.loads(found.body)):
+        api.fetch_blob(repo, descriptor["digest"], sink=lambda _: None)
+    return found.digest
+
+
+def test_new_limits_are_the_running_mirrors(world):
+    """Kconfig's memory and pids limits changed on a running mirror: `make docker-mirror`
+    re-creates it with them, and it serves a pull."""
+    w = world
+    w.ensure(**SINGLE_UPSTREAM)
+    (old,) = w.containers()
+    limits = w.s.resources
+    memory_mb = 384 if limits.registry_memory_mb != 384 else 448
+    pids = 333 if limits.pids != 333 else 444
+    w.configure(DOCKER_MIRROR_REGISTRY_MEMORY_MB=memory_mb, DOCKER_MIRROR_CONTAINER_PIDS_LIMIT=pids)
+    w.setup()
+    (new,) = w.containers()
+    assert new.id != old.id, w.lines
+    host = new.attrs["HostConfig"]
+    assert (host["Memory"], host["MemorySwap"], host["PidsLimit"]) == (memory_mb << 20, memory_mb << 20, pids)
+    # the upstream it points at now (a case before may have repointed it)
+    upstream = w.hub if w.s.upstreams[0].remote_url == w.hub.url else w.hub2
+    digest = push_image(upstream.url, "applied/limits", "1")
+    assert pulled(w, "applied/limits", "1") == digest
+
+
+def test_another_registry_image_runs_the_mirror_and_back(world, registry_image, debian_registry_image):
+    """From the engine built here to a given image (Debian's registry) and back: each
+    `make docker-mirror` re-creates the mirror on the image .config names, and it serves."""
+    w = world
+    w.ensure(DOCKER_MIRROR_REGISTRY_BUILT=True, **SINGLE_UPSTREAM)
+    (built,) = w.containers()
+    assert built.image.id == registry_image.image_id
+    upstream = w.hub if w.s.upstreams[0].remote_url == w.hub.url else w.hub2
+    digest = push_image(upstream.url, "applied/image", "1")
+    w.configure(DOCKER_MIRROR_REGISTRY_BUILT=False, DOCKER_MIRROR_REGISTRY_IMAGE=debian_registry_image.ref)
+    w.setup()
+    (given,) = w.containers()
+    assert given.image.id == debian_registry_image.image_id != registry_image.image_id
+    assert pulled(w, "applied/image", "1") == digest
+    w.configure(DOCKER_MIRROR_REGISTRY_BUILT=True)
+    w.setup()
+    (again,) = w.containers()
+    assert again.image.id == registry_image.image_id and again.id != given.id
+    assert pulled(w, "applied/image", "1") == digest
 
 
 def test_switched_off_takes_everything_down(world):

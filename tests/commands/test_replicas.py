@@ -5,7 +5,9 @@ warm through the mirror's port, parallel pulls from several clients with the
 upstream's digests, one replica killed (`docker kill`) mid-pull while every
 pull completes (retrying as clients do), the keeper bringing it back on the
 die event, and HAProxy sending it traffic again. The collection's stop takes
-every replica down at once; back to one replica, HAProxy and Redis go.
+every replica down at once; new memory and pids limits re-create HAProxy and
+Redis (and, for the pids, the replicas) with them; back to one replica,
+HAProxy and Redis go.
 """
 
 import json
@@ -219,6 +221,29 @@ def test_three_replicas_behind_haproxy(tmp_path, replicated, docker_client, seaw
             assert answer.status_code == 503 and answer.json()["errors"][0]["code"] == "UNAVAILABLE", path
         assert "Statistics Report" in requests.get(f"http://127.0.0.1:{stats_port}/stats", timeout=5).text
     assert set(states(docker_client, names).values()) == {"running"}
+
+    # New limits in .config: `make docker-mirror` re-creates HAProxy and Redis with their
+    # memory (Redis's maxmemory follows: its limit less 64 MiB), every container with the new
+    # pids limit, and the mirror serves on.
+    was = {name: docker_client.containers.get(name).id for name in names}
+    pids = 512 if limits.pids != 512 else 640
+    m.configure(DOCKER_MIRROR_HAPROXY_MEMORY_MB=160, DOCKER_MIRROR_REDIS_MEMORY_MB=256,
+                DOCKER_MIRROR_CONTAINER_PIDS_LIMIT=pids)
+    out = m.setup().stdout
+    assert f"{m.prefix}-lb: load balancer recreated" in out and f"{m.prefix}-redis: Redis recreated" in out, out
+    for name, memory_mb in ((f"{m.prefix}-lb", 160), (f"{m.prefix}-redis", 256),
+                            *((n, limits.registry_memory_mb) for n in names)):
+        host = docker_client.containers.get(name).attrs["HostConfig"]
+        assert (host["Memory"], host["MemorySwap"], host["PidsLimit"]) == \
+            (memory_mb << 20, memory_mb << 20, pids), name
+    assert not {name: docker_client.containers.get(name).id for name in names}.items() & was.items()
+    redis = docker_client.containers.get(f"{m.prefix}-redis")
+    assert redis_cli(redis, redis_port, password, "CONFIG", "GET", "maxmemory").split()[-1] == str(192 << 20)
+    wait_for(lambda: all(s["status"] == "UP" for s in haproxy_servers(stats_port).values()), 20,
+             "HAProxy, re-created, to see three healthy replicas")
+    assert pull(m.url(), IMAGES[1], "1")[0] == digests[IMAGES[1]]
+    wait_for(lambda: int(redis_cli(redis, redis_port, password, "DBSIZE")) > 0, 10,
+             "the replicas to fill the new Redis (with the same password)")
 
     # Back to one replica: HAProxy and Redis go, one container serves on the same port; the
     # pulls the replicas served just before are read from their logs before they go.

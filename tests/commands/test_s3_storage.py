@@ -1,8 +1,9 @@
 """The s3 storage backend end to end: `make docker-mirror` against a real SeaweedFS.
 
 A pull-through mirror on the bucket serves the upstream's image, the blobs
-land in the bucket under the upstream's prefix, and with the upstream gone
-the offline mirror on the same bucket still serves them.
+land in the bucket under the upstream's prefix, another bucket and root
+directory set on the running mirror take what it stores from then on, and
+with the upstream gone the offline mirror on the same bucket still serves them.
 """
 
 import hashlib
@@ -27,9 +28,22 @@ from support.seaweed import SeaweedS3
 from support.upstream import free_port, make_layer, push_image
 
 BUCKET = "mirror-cache"
+OTHER_BUCKET = "mirror-cache-moved"
 ROOT = "/dm-test"
 ACCESS_KEY = "mirrortest"
 SECRET_KEY = "s3-secret-key-never-shown"
+
+
+class TwoBucketStore(SeaweedS3):
+    """SeaweedFS with room for a second bucket: each bucket is a collection with volumes of its
+    own, and at the default volume size this one volume server has no slot left for another."""
+
+    def __init__(self, root, access_key, secret_key, extra_args=()):
+        super().__init__(root, access_key, secret_key,
+                         extra_args=("-volume.max=20", "-master.volumeSizeLimitMB=64", *extra_args))
+
+
+SEAWEED_STORE = TwoBucketStore   # (the seaweed fixture of conftest.py)
 
 
 @pytest.fixture
@@ -66,13 +80,14 @@ def pull(url: str, repository: str, tag: str) -> tuple[str, dict[str, bytes]]:
     return manifest.digest, blobs
 
 
-def stored_in_bucket(store: SeaweedS3, digest: str, timeout: float = 30) -> bytes:
+def stored_in_bucket(store: SeaweedS3, digest: str, timeout: float = 30, bucket: str = BUCKET,
+                     root: str = ROOT) -> bytes:
     """The blob's data object in the bucket; distribution stores a proxied blob in the background."""
     hex_ = digest.split(":", 1)[1]
-    key = f"{ROOT}/dockerhub/docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
+    key = f"{root}/dockerhub/docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
     deadline = time.monotonic() + timeout
-    while (data := store.read(BUCKET, key)) is None:
-        assert time.monotonic() < deadline, f"{key} never reached the bucket: {store.list(BUCKET)}"
+    while (data := store.read(bucket, key)) is None:
+        assert time.monotonic() < deadline, f"{key} never reached the bucket: {store.list(bucket)}"
         time.sleep(0.2)
     return data
 
@@ -162,6 +177,22 @@ def test_pull_through_stores_in_the_bucket_and_serves_offline(s3_mirror, docker_
     first = next(iter(blobs))
     assert stored_in_bucket(seaweed, first) == blobs[first]  # still there
     assert SECRET_KEY not in container.logs().decode(errors="replace")
+
+    # Another bucket and root directory on the running mirror: `make docker-mirror` re-creates
+    # it on them, and what it stores from then on goes there, not into the old place.
+    seaweed.make_bucket(OTHER_BUCKET)
+    s3_mirror.configure(DOCKER_MIRROR_S3_BUCKET=OTHER_BUCKET, DOCKER_MIRROR_S3_ROOT_DIRECTORY="/moved")
+    assert "recreated" in s3_mirror.setup().stdout
+    moved_digest = push_image(hub.url, "library/moved", "1")
+    moved_served, moved_blobs = pull(s3_mirror.url(), "library/moved", "1")
+    assert moved_served == moved_digest
+    for blob_digest in moved_blobs:
+        stored = stored_in_bucket(seaweed, blob_digest, bucket=OTHER_BUCKET, root="/moved")
+        assert "sha256:" + hashlib.sha256(stored).hexdigest() == blob_digest
+    assert not [k for k in seaweed.list(BUCKET) if "/moved/" in k or k.startswith("moved")]
+    assert not [k for k in seaweed.list(BUCKET, ROOT) if any(d[7:] in k for d in moved_blobs)]
+    s3_mirror.configure(DOCKER_MIRROR_S3_BUCKET=BUCKET, DOCKER_MIRROR_S3_ROOT_DIRECTORY=ROOT)
+    assert "recreated" in s3_mirror.setup().stdout
 
     hub.stop()
     result = s3_mirror.run("docker-mirror")

@@ -345,34 +345,78 @@ ENGINE = {
         "DOCKER_MIRROR_OBSERVE", "DOCKER_MIRROR_OBSERVE_INTERVAL", "DOCKER_MIRROR_OBSERVE_TEXTFILE_DIR"),
     "test_a_moved_directory_and_storage_are_mounted": ("DOCKER_MIRROR_PATH", "DOCKER_MIRROR_STORAGE_PATH"),
     "test_switched_off_takes_everything_down": ("ENABLE_DOCKER_MIRROR", "INSTALL_DOCKER_MIRROR"),
+    "test_new_limits_are_the_running_mirrors": ("DOCKER_MIRROR_REGISTRY_MEMORY_MB",
+                                                "DOCKER_MIRROR_CONTAINER_PIDS_LIMIT"),
+    "test_another_registry_image_runs_the_mirror_and_back": ("DOCKER_MIRROR_REGISTRY_BUILT",
+                                                             "DOCKER_MIRROR_REGISTRY_IMAGE"),
 }
-_STORE = ("needs an object store: tests/commands/test_s3_storage.py, test_azure_storage.py and "
-          "test_storage_ca.py run the mirror on each through `make docker-mirror`")
-_REPLICAS = ("HAProxy and Redis: tests/commands/test_replicas.py changes the replicas by `make "
-             "docker-mirror` (3 -> 1) and checks what runs")
+# Each citation names the test that runs the option and what it does with it: changed on a
+# running (or failed) mirror and then `make docker-mirror`, or only set from a fresh setup (then
+# that its change re-creates the part is the fingerprint test above, not the engine).
+_S3_MOVED = ("tests/commands/test_s3_storage.py::test_pull_through_stores_in_the_bucket_and_serves_offline "
+             "changes DOCKER_MIRROR_S3_BUCKET and _ROOT_DIRECTORY on the running mirror, `make docker-mirror`: "
+             "what it stores then lands in the new bucket under the new prefix, not the old")
+_FRESH_S3 = ("fresh setup only: tests/commands/test_s3_storage.py runs the mirror on SeaweedFS with it "
+             "from its first `make docker-mirror`; no test changes it on a running mirror")
+_FRESH_S3_DEFAULT = ("its default only (SeaweedFS takes any region, and path style): no engine test sets it "
+                     "or changes it on a running mirror; tests/config/test_storage_s3.py checks the config text")
+_FRESH_AZURE = ("fresh setup only: tests/commands/test_azure_storage.py runs the mirror on Azurite with it "
+                "from its first `make docker-mirror`; no test changes it on a running mirror")
+_CA_BUNDLE = ("tests/commands/test_storage_ca.py::test_the_registry_trusts_the_store_only_with_its_ca and "
+              "test_azure_storage_ca.py::test_the_registry_trusts_azurite_only_with_its_ca set it after a "
+              "`make docker-mirror` failed without it: the next one re-creates the container with the bundle "
+              "mounted, and it serves")
+_BACKEND = ("fresh setup only: tests/commands/test_s3_storage.py and test_azure_storage.py set each backend "
+            "up from the first `make docker-mirror` (the filesystem is every other test's); no test switches "
+            "backends on a running mirror")
+_REDIRECT = ("fresh setup only: test_with_redirects_on_cached_layers_are_fetched_from_the_store in "
+             "tests/commands/test_s3_storage.py and test_azure_storage.py; no test changes it on a running mirror")
+_REPLICAS = ("tests/commands/test_replicas.py::test_three_replicas_behind_haproxy (and test_azure_replicas.py) "
+             "change DOCKER_MIRROR_REPLICAS 3 -> 1 on the running mirror: HAProxy and Redis go, one container "
+             "serves on the same port")
+_LIMITS_SHARED = ("tests/commands/test_replicas.py::test_three_replicas_behind_haproxy changes it on the running "
+                  "replicas, `make docker-mirror`: HAProxy's and Redis's HostConfig carry the new memory "
+                  "(Redis's maxmemory follows), pulls go on")
+_REFRESH_UNIT = "the refresh timer unit, on a systemd host: tests/test_systemd_host.py::"
 ELSEWHERE = {
-    **{name: _STORE for name in FOLLOWED if name.startswith(("DOCKER_MIRROR_S3_", "DOCKER_MIRROR_AZURE_"))},
-    "DOCKER_MIRROR_STORAGE_FILESYSTEM": _STORE, "DOCKER_MIRROR_STORAGE_S3": _STORE,
-    "DOCKER_MIRROR_STORAGE_AZURE": _STORE, "DOCKER_MIRROR_STORAGE_CA_BUNDLE": _STORE,
-    "DOCKER_MIRROR_STORAGE_REDIRECT": _STORE,
-    "DOCKER_MIRROR_REPLICAS": _REPLICAS, "DOCKER_MIRROR_REPLICA_PORT_BASE": _REPLICAS,
-    "DOCKER_MIRROR_HAPROXY_MEMORY_MB": _REPLICAS, "DOCKER_MIRROR_REDIS_MEMORY_MB": _REPLICAS,
-    "DOCKER_MIRROR_REGISTRY_IMAGE": "another registry image: its id is in the hash; tests/engine/"
-                                    "test_registry_image.py and test_storage_drivers.py run the mirror on "
-                                    "Debian's registry instead of the built engine",
-    "DOCKER_MIRROR_REGISTRY_BUILT": "the built engine or the given image: its id is in the hash",
-    "DOCKER_MIRROR_REGISTRY_MEMORY_MB": "limits are compared with the running container's own "
-                                        "(engine.containers.has_limits): tests/engine/test_resource_limits*.py",
-    "DOCKER_MIRROR_CONTAINER_PIDS_LIMIT": "limits are compared with the running container's own "
-                                          "(engine.containers.has_limits): tests/engine/test_resource_limits*.py",
-    "DOCKER_MIRROR_TLS_CA_CERTIFICATE": "given to clients (`make docker-mirror-clients`) and shown by the "
-                                        "page, which restarts on it like on any setting",
-    "DOCKER_MIRROR_REFRESH": "the refresh timer unit: rewritten and restarted by install_units on a "
-                             "systemd host (tests/test_systemd_host.py); no timer without systemd",
-    "DOCKER_MIRROR_REFRESH_ON_CALENDAR": "the refresh timer unit (see DOCKER_MIRROR_REFRESH)",
-    "DOCKER_MIRROR_REFRESH_RANDOM_DELAY": "the refresh timer unit (see DOCKER_MIRROR_REFRESH)",
-    "DOCKER_MIRROR_NFS_EXPORT": "the exports file, rewritten at every setup when it differs, and exportfs "
-                                "asked to read it (host.nfs.export); needs an NFS server",
+    "DOCKER_MIRROR_S3_BUCKET": _S3_MOVED, "DOCKER_MIRROR_S3_ROOT_DIRECTORY": _S3_MOVED,
+    "DOCKER_MIRROR_S3_ENDPOINT": _FRESH_S3, "DOCKER_MIRROR_S3_ACCESS_KEY_ID": _FRESH_S3,
+    "DOCKER_MIRROR_S3_SECRET_KEY": _FRESH_S3,
+    "DOCKER_MIRROR_S3_REGION": _FRESH_S3_DEFAULT, "DOCKER_MIRROR_S3_PATH_STYLE": _FRESH_S3_DEFAULT,
+    "DOCKER_MIRROR_AZURE_ACCOUNT_KEY": (
+        "tests/commands/test_azure_storage_ca.py::test_the_registry_trusts_azurite_only_with_its_ca changes "
+        "it from a key Azurite refuses (the registry panics, setup says so) to the right one: the next "
+        "`make docker-mirror` re-creates the mirror, which serves and stores in the container"),
+    "DOCKER_MIRROR_AZURE_ACCOUNT_NAME": _FRESH_AZURE, "DOCKER_MIRROR_AZURE_CONTAINER": _FRESH_AZURE,
+    "DOCKER_MIRROR_AZURE_REALM": _FRESH_AZURE,
+    "DOCKER_MIRROR_STORAGE_FILESYSTEM": _BACKEND, "DOCKER_MIRROR_STORAGE_S3": _BACKEND,
+    "DOCKER_MIRROR_STORAGE_AZURE": _BACKEND, "DOCKER_MIRROR_STORAGE_CA_BUNDLE": _CA_BUNDLE,
+    "DOCKER_MIRROR_STORAGE_REDIRECT": _REDIRECT,
+    "DOCKER_MIRROR_REPLICAS": _REPLICAS,
+    "DOCKER_MIRROR_REPLICA_PORT_BASE": ("fresh setup only: tests/commands/test_replicas.py and the other "
+                                        "replica tests set a free block at the first `make docker-mirror`; "
+                                        "no test moves it on running replicas"),
+    "DOCKER_MIRROR_HAPROXY_MEMORY_MB": _LIMITS_SHARED, "DOCKER_MIRROR_REDIS_MEMORY_MB": _LIMITS_SHARED,
+    "DOCKER_MIRROR_TLS_CA_CERTIFICATE": (
+        "nothing running serves it: `make docker-mirror-clients` hands it to the clients "
+        "(tests/commands/test_clients_tls.py::test_a_given_certificate_s_ca_is_handed_out_the_same_way); the "
+        "status page shows it, and every case of tests/test_setting_applied.py checks the page runs with "
+        "the inputs of now (the fingerprint test above: the CA is one of them); no test changes it on a "
+        "running page"),
+    "DOCKER_MIRROR_REFRESH": ("the refresh timer unit: tests/test_systemd_host.py installs and schedules it "
+                              "from a fresh setup (test_units_installed_enabled_and_timer_scheduled), and "
+                              "tests/test_docker_mirror.py::test_first_setup_starts_a_background_refresh "
+                              "without systemd; no test switches it on a running host"),
+    "DOCKER_MIRROR_REFRESH_ON_CALENDAR": _REFRESH_UNIT + "test_timer_runs_the_refresh_when_due changes it on "
+                                                         "the running host, `make docker-mirror`: the timer "
+                                                         "fires at the new time",
+    "DOCKER_MIRROR_REFRESH_RANDOM_DELAY": _REFRESH_UNIT + "test_refresh_random_delay_comes_from_kconfig "
+                                                          "changes it 0 -> 7 -> 0, `make docker-mirror`: "
+                                                          "systemd's RandomizedDelayUSec follows",
+    "DOCKER_MIRROR_NFS_EXPORT": ("the exports file, rewritten at every setup when it differs, and exportfs "
+                                 "asked to read it (host.nfs.export): no engine test (it needs an NFS "
+                                 "server); tests/host/test_instances.py::test_nfs_exports_file_per_prefix "
+                                 "writes the file without exportfs"),
     "DOCKER_MIRROR_NFS_CLIENTS": "the exports file (see DOCKER_MIRROR_NFS_EXPORT)",
 }
 
