@@ -71,6 +71,22 @@ def _split_ours(hosts, theirs: dict, said) -> tuple[list, list[str]]:
     return ours, notes
 
 
+def already_ours(kind: str, text: str | None, hosts) -> set[str]:
+    """The registries whose entry in `text` names our mirror already (a run before wrote it,
+    where no state says so: a fleet host): BuildKit's `mirrors` holding the host's address,
+    k3s' `endpoint` holding its URL. A file that does not parse: none (the merge says why)."""
+    if text is None:
+        return set()
+    try:
+        if kind == "buildkit":
+            tables = _table(_toml(text, ""), "registry", "")
+            return {h.registry for h in hosts if h.address in (tables.get(h.registry) or {}).get("mirrors", [])}
+        mirrors = _table(_yaml(text, ""), "mirrors", "", "mapping")
+        return {h.registry for h in hosts if h.mirror_url in (mirrors.get(h.registry) or {}).get("endpoint", [])}
+    except (ClientFileError, AttributeError, TypeError):   # not a shape we wrote
+        return set()
+
+
 def remove(text: str, inserted: list[str]) -> str | None:
     """`text` without every piece of `inserted`, or None when one is not there exactly once."""
     for piece in inserted:

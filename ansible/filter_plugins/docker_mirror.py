@@ -41,33 +41,17 @@ _MERGED = {"buildkit": "buildkit", "k3s": "k3s", "rke2": "k3s"}
 
 
 def _hosts(mirror_address, ports_map, tls, custom_registry):
-    """HostMirror for every mirrored registry, in Settings.upstreams' order (docker.io,
-    ghcr.io, quay.io, registry.k8s.io, then the custom one): extra_vars.yaml holds
-    docker_mirror_ports sorted by name, and BuildKit's tables are written in this order."""
+    """HostMirror for every mirrored registry, in Settings.upstreams' order (the upstreams'
+    table, the custom one last): extra_vars.yaml holds docker_mirror_ports sorted by name, and
+    BuildKit's tables are written in this order."""
+    from mirror.config.settings import UPSTREAMS
     from mirror.model.client_config import HostMirror, registry_server
 
     scheme = "https" if tls else "http"
-    known = ("docker.io", "ghcr.io", "quay.io", "registry.k8s.io")
+    known = tuple(registry for _, _, registry, _ in UPSTREAMS if registry)
     order = sorted(ports_map, key=lambda r: (r == custom_registry, known.index(r) if r in known else len(known)))
     return tuple(HostMirror(r, registry_server(r), f"{scheme}://{mirror_address}:{ports_map[r]}",
                             f"{mirror_address}:{ports_map[r]}", bool(tls)) for r in order)
-
-
-def _ours_already(client, text, hosts):
-    """The registries whose table in `text` already points at our mirror (a run before this
-    one wrote it): ours, not the user's own, so nothing to add and nothing to say about them."""
-    import tomllib
-
-    import yaml
-
-    try:
-        if client == "buildkit":
-            tables = tomllib.loads(text).get("registry") or {}
-            return {h.registry for h in hosts if h.address in (tables.get(h.registry) or {}).get("mirrors", [])}
-        mirrors = (yaml.safe_load(text) or {}).get("mirrors") or {}
-        return {h.registry for h in hosts if h.mirror_url in (mirrors.get(h.registry) or {}).get("endpoint", [])}
-    except Exception:   # noqa: BLE001 -- not a shape we wrote: the merge says what is wrong with it
-        return set()
 
 
 def docker_mirror_client_merge(files, contents, mirror_address, ports_map, tls=False, ca_dir="",
@@ -103,7 +87,7 @@ def docker_mirror_client_merge(files, contents, mirror_address, ports_map, tls=F
                 text = None if content is None else base64.b64decode(content).decode("utf-8")
             except UnicodeDecodeError:
                 raise ClientFileError(f"{path}: not UTF-8 text; left untouched") from None
-            already = _ours_already(client, text, hosts) if text is not None else set()
+            already = client_merge.already_ours(_MERGED[client], text, hosts)
             rest = tuple(h for h in hosts if h.registry not in already)
             if _MERGED[client] == "buildkit":
                 merged = client_merge.buildkit(text, rest, ca, path)

@@ -255,6 +255,21 @@ def test_registries_yaml_this_tool_cannot_edit_is_left_with_the_reason(settings,
     clients.undo(settings, reload=False)
 
 
+def test_a_merge_knows_the_entries_a_run_before_wrote(settings):
+    """What a fleet host, which keeps no state, goes by on a second run: the registries whose
+    entry names our mirror already, never the user's own."""
+    hosts = client_config.wanted(settings).hosts
+    ours = {h.registry for h in hosts}
+    buildkitd = client_merge.buildkit(USER_BUILDKITD, hosts, {}, "buildkitd.toml").text
+    assert client_merge.already_ours("buildkit", buildkitd, hosts) == ours
+    assert client_merge.already_ours("buildkit", USER_BUILDKITD, hosts) == set()
+    registries = client_merge.k3s(None, hosts, {}, None, "registries.yaml").text
+    assert client_merge.already_ours("k3s", registries, hosts) == ours
+    for not_ours in (None, "mirrors: [1, 2]\n", "registry = 3\n", "not: [valid"):
+        assert client_merge.already_ours("k3s", not_ours, hosts) == set()
+        assert client_merge.already_ours("buildkit", not_ours, hosts) == set()
+
+
 def test_merge_pieces_come_out_exactly():
     hosts = [HostMirror("docker.io", "https://registry-1.docker.io", "http://10.0.0.1:5000", "10.0.0.1:5000")]
     merged = client_merge.k3s(USER_REGISTRIES_YAML, hosts, {}, None, "registries.yaml")
