@@ -13,7 +13,6 @@ once, at start), and the page and the keeper to run with the inputs they would r
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 import subprocess
@@ -29,13 +28,12 @@ from cryptography import x509
 from mirror.config import dotconfig
 from mirror.engine.containers import LABEL_CONFIG, LABEL_MODE
 from mirror.host import locks
-from mirror.model.manifests import blobs_of
 from mirror.model.modes import PLAIN
 from mirror.host.layout import Layout
-from mirror.net.registry_api import RegistryAPI
 from mirror.services import inputs, install
 from mirror.services.observe_serve import serve_lock
 from support.mirrors import Mirror
+from support.replicas import pull
 from support.upstream import UpstreamRegistry, free_port, free_ports, push_image
 
 from config.test_setting_followed import ENGINE
@@ -411,14 +409,15 @@ def test_a_moved_directory_and_storage_are_mounted(world):
 
 
 def pulled(w, repo, tag) -> str:
-    """A client's pull through the mirror (manifest, then every blob, sha256 checked): its digest."""
+    """A client's pull through the mirror, with the world's auth and TLS, not retried: its digest."""
     auth = w.auth or ("", "")
-    api = RegistryAPI(w.mirror_url()[:-len("/v2/")], username=auth[0], password=auth[1], verify=False,
-                      user_agent="docker/test-client")
-    found = api.get_manifest(repo, tag)
-    for descriptor in blobs_of(json.loads(found.body)):
-        api.fetch_blob(repo, descriptor["digest"], sink=lambda _: None)
-    return found.digest
+    return pull(w.mirror_url()[:-len("/v2/")], repo, tag, attempts=1, username=auth[0], password=auth[1],
+                verify=False)[0]
+
+
+def serving_upstream(w):
+    """The upstream registry the mirror points at now (a case before may have repointed it)."""
+    return w.hub if w.s.upstreams[0].remote_url == w.hub.url else w.hub2
 
 
 def test_new_limits_are_the_running_mirrors(world):
@@ -436,9 +435,7 @@ def test_new_limits_are_the_running_mirrors(world):
     assert new.id != old.id, w.lines
     host = new.attrs["HostConfig"]
     assert (host["Memory"], host["MemorySwap"], host["PidsLimit"]) == (memory_mb << 20, memory_mb << 20, pids)
-    # the upstream it points at now (a case before may have repointed it)
-    upstream = w.hub if w.s.upstreams[0].remote_url == w.hub.url else w.hub2
-    digest = push_image(upstream.url, "applied/limits", "1")
+    digest = push_image(serving_upstream(w).url, "applied/limits", "1")
     assert pulled(w, "applied/limits", "1") == digest
 
 
@@ -449,7 +446,7 @@ def test_another_registry_image_runs_the_mirror_and_back(world, registry_image, 
     w.ensure(DOCKER_MIRROR_REGISTRY_BUILT=True, **SINGLE_UPSTREAM)
     (built,) = w.containers()
     assert built.image.id == registry_image.image_id
-    upstream = w.hub if w.s.upstreams[0].remote_url == w.hub.url else w.hub2
+    upstream = serving_upstream(w)
     digest = push_image(upstream.url, "applied/image", "1")
     w.configure(DOCKER_MIRROR_REGISTRY_BUILT=False, DOCKER_MIRROR_REGISTRY_IMAGE=debian_registry_image.ref)
     w.setup()

@@ -51,11 +51,12 @@ def haproxy_servers(stats_port: int, backend: str = "dockerhub_replicas") -> dic
             if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND", "unavailable")}
 
 
-def pull(url: str, repository: str, tag: str, attempts: int = 8) -> tuple[str, dict[str, str]]:
+def pull(url: str, repository: str, tag: str, attempts: int = 8, **api_options) -> tuple[str, dict[str, str]]:
     """A client's pull (manifest, then every blob, sha256 checked), each request retried as
-    docker does when a connection breaks; (manifest digest, {blob digest: its sha256})."""
+    docker does when a connection breaks; (manifest digest, {blob digest: its sha256}).
+    `api_options`: RegistryAPI's (username, password, verify)."""
     # A client's pull counts as use (the product's own agent does not: services.lifecycle).
-    api = RegistryAPI(url, user_agent="docker/test-client")
+    api = RegistryAPI(url, user_agent="docker/test-client", **api_options)
 
     def retried(call):
         for attempt in range(attempts):
